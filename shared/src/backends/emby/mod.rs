@@ -1,0 +1,3 @@
+//! Emby: its webhook parser and its API client.
+
+pub mod webhook;

@@ -1,0 +1,3 @@
+//! Jellyfin: its webhook parser and its API client.
+
+pub mod webhook;

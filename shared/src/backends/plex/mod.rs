@@ -1,0 +1,3 @@
+//! Plex: its webhook parser and its API client.
+
+pub mod webhook;

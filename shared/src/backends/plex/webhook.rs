@@ -1,0 +1,527 @@
+//! Plex webhooks: what each event means (DESIGN 3's table), read into an [`Event`].
+//!
+//! The body is the JSON of the multipart part `payload`. It is read into small typed
+//! structs that borrow from the input and skip everything else (cast lists, ratings,
+//! images) without building it, so parsing costs less than a generic JSON tree.
+//!
+//! Tautulli relays Plex in a Plex-shaped template, so the tolerant scalar reader
+//! ([`Loose`]), the guid rules and the item-type rules here are shared with
+//! [`crate::backends::tautulli`].
+
+use std::borrow::Cow;
+use std::fmt;
+use std::marker::PhantomData;
+
+use chrono::{DateTime, Utc};
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+
+use crate::backends::{json_error, ParseError};
+use crate::guid::{self, AgentGuid};
+use crate::model::{Action, Event, EventItem, Guids, ItemType, Parsed, Source};
+use crate::when;
+
+pub fn parse(json: &[u8], received_at: DateTime<Utc>) -> Result<Parsed, ParseError> {
+    // The time received is applied later by the rules (`when::event_time`); the parser
+    // only reports the payload's own time.
+    let _ = received_at;
+    let source = Source::Plex;
+    let payload: Payload = read_object(source, json)?;
+    let event = event_name(source, &payload.event)?;
+
+    let action = match action_of(&event) {
+        Some(a) => a,
+        None => {
+            let reason = format!("event {event} is not synced");
+            return Ok(Parsed::ignored(source, event, reason));
+        }
+    };
+
+    let md = payload
+        .metadata
+        .ok_or_else(|| ParseError::bad(format!("Plex {event} payload has no Metadata")))?;
+    let kind = match item_type(source, &event, &md.kind, &md.library_section_type)? {
+        Ok(kind) => kind,
+        Err(reason) => return Ok(Parsed::ignored(source, event, reason)),
+    };
+    let backend_item_id = rating_key(source, &event, kind, &md.rating_key)?;
+
+    let mut ids = AgentIds::default();
+    // The legacy agent guid first, so the new agent's `Guid[]` wins where both name the
+    // same kind.
+    if let Some(g) = md.guid.text() {
+        ids.add_item_guid(kind, &g);
+    }
+    for g in md.guid_list.iter().flatten() {
+        if let Some(g) = g.id.text() {
+            ids.add_item_guid(kind, &g);
+        }
+    }
+    if kind == ItemType::Episode {
+        if let Some(g) = md.grandparent_guid.text() {
+            ids.add_series_guid(&g);
+        }
+    }
+
+    let (season, episode) = match kind {
+        ItemType::Movie => (None, None),
+        ItemType::Episode => (
+            md.parent_index.u32().or(ids.season),
+            md.index.u32().or(ids.episode),
+        ),
+    };
+
+    // Plex omits a zero viewCount, so a missing one means "not played".
+    let played = match action {
+        Action::Played => Some(true),
+        _ => Some(md.view_count.u64().unwrap_or(0) > 0),
+    };
+
+    // Event time: for a scrobble, `lastViewedAt` is the time of this very viewing (Plex
+    // builds the payload after recording it). On play/pause/resume/stop and on
+    // library events it dates an *earlier* viewing, not this event, so those report no
+    // time of their own and the rules use the time received.
+    let occurred_at = match action {
+        Action::Played => md.last_viewed_at.i64().and_then(when::from_unix),
+        _ => None,
+    };
+
+    // Only progress events carry a resume position; a scrobble means "finished" and an
+    // added event does not touch play state.
+    let progress_ms = match action {
+        Action::Progress => md.view_offset.u64(),
+        _ => None,
+    };
+
+    let item = EventItem {
+        kind: Some(kind),
+        backend_item_id,
+        title: md.title.text().map(Cow::into_owned),
+        year: md.year.year(),
+        series_title: match kind {
+            ItemType::Episode => md.grandparent_title.text().map(Cow::into_owned),
+            ItemType::Movie => None,
+        },
+        season,
+        episode,
+        guids: ids.guids,
+        series_guids: ids.series,
+        played,
+        progress_ms,
+        duration_ms: md.duration.u64(),
+    };
+
+    Ok(Parsed::Event(Event {
+        source,
+        server_id: payload
+            .server
+            .and_then(|s| s.uuid.text().map(Cow::into_owned)),
+        user_id: payload
+            .account
+            .and_then(|a| a.id.text().map(Cow::into_owned)),
+        action,
+        raw_event: event.into_owned(),
+        occurred_at,
+        item: Some(item),
+    }))
+}
+
+/// DESIGN 3: scrobble is played; play/pause/resume/stop are progress; new and on-deck
+/// items are added. `media.rate`, `admin.*`, `device.new`, `playback.started` and
+/// anything else are not synced.
+fn action_of(event: &str) -> Option<Action> {
+    Some(match event {
+        "media.scrobble" => Action::Played,
+        "media.play" | "media.pause" | "media.resume" | "media.stop" => Action::Progress,
+        "library.new" | "library.on.deck" => Action::Added,
+        _ => return None,
+    })
+}
+
+#[derive(Deserialize)]
+struct Payload<'a> {
+    #[serde(borrow, default)]
+    event: Loose<'a>,
+    #[serde(borrow, default, rename = "Account")]
+    account: Option<Account<'a>>,
+    #[serde(borrow, default, rename = "Server")]
+    server: Option<Server<'a>>,
+    #[serde(borrow, default, rename = "Metadata")]
+    metadata: Option<Metadata<'a>>,
+}
+
+/// `Account` of a Plex (or Tautulli) payload: `id` is a number in Plex, a string in
+/// Tautulli.
+#[derive(Deserialize)]
+pub(crate) struct Account<'a> {
+    #[serde(borrow, default)]
+    pub id: Loose<'a>,
+}
+
+/// `Server` of a Plex (or Tautulli) payload.
+#[derive(Deserialize)]
+pub(crate) struct Server<'a> {
+    #[serde(borrow, default)]
+    pub uuid: Loose<'a>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Metadata<'a> {
+    #[serde(borrow, default)]
+    rating_key: Loose<'a>,
+    #[serde(borrow, default, rename = "type")]
+    kind: Loose<'a>,
+    #[serde(borrow, default)]
+    library_section_type: Loose<'a>,
+    #[serde(borrow, default)]
+    guid: Loose<'a>,
+    #[serde(borrow, default)]
+    grandparent_guid: Loose<'a>,
+    #[serde(borrow, default, rename = "Guid")]
+    guid_list: Option<Vec<GuidEntry<'a>>>,
+    #[serde(borrow, default)]
+    title: Loose<'a>,
+    #[serde(borrow, default)]
+    grandparent_title: Loose<'a>,
+    #[serde(borrow, default)]
+    year: Loose<'a>,
+    #[serde(borrow, default)]
+    index: Loose<'a>,
+    #[serde(borrow, default)]
+    parent_index: Loose<'a>,
+    #[serde(borrow, default)]
+    view_count: Loose<'a>,
+    #[serde(borrow, default)]
+    view_offset: Loose<'a>,
+    #[serde(borrow, default)]
+    last_viewed_at: Loose<'a>,
+    #[serde(borrow, default)]
+    duration: Loose<'a>,
+}
+
+/// One element of `Metadata.Guid[]`: `{"id": "imdb://tt0090728"}`.
+#[derive(Deserialize)]
+struct GuidEntry<'a> {
+    #[serde(borrow, default)]
+    id: Loose<'a>,
+}
+
+// ---------------------------------------------------------------------------------
+// Shared with the Tautulli parser.
+// ---------------------------------------------------------------------------------
+
+/// Deserialize a whole payload that must be a JSON object. Valid JSON of another kind
+/// (an array, a string, ...) and an empty body get a message saying so; broken JSON
+/// gets serde's message with its position.
+pub(crate) fn read_object<'a, T: Deserialize<'a>>(
+    source: Source,
+    json: &'a [u8],
+) -> Result<T, ParseError> {
+    let json = json.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(json);
+    let what = match json.iter().find(|b| !b.is_ascii_whitespace()) {
+        // A struct would also accept a JSON array positionally: only objects go in.
+        Some(b'{') => return serde_json::from_slice(json).map_err(|e| json_error(source, e)),
+        None => {
+            return Err(ParseError::bad(format!(
+                "{source} payload is empty; expected a JSON object"
+            )))
+        }
+        Some(b'[') => "a JSON array",
+        Some(b'"') => "a JSON string",
+        Some(b't' | b'f') => "a JSON boolean",
+        Some(b'n') => "JSON null",
+        Some(_) => "a JSON number",
+    };
+    match serde_json::from_slice::<IgnoredAny>(json) {
+        Ok(_) => Err(ParseError::bad(format!(
+            "{source} payload is {what}, not a JSON object"
+        ))),
+        Err(e) => Err(json_error(source, e)),
+    }
+}
+
+/// The top-level `event`; missing, empty or non-text is a bad payload.
+pub(crate) fn event_name<'a>(
+    source: Source,
+    event: &'a Loose<'_>,
+) -> Result<Cow<'a, str>, ParseError> {
+    match event {
+        Loose::Absent => Err(ParseError::bad(format!("{source} payload has no 'event'"))),
+        Loose::Str(_) => event
+            .text()
+            .ok_or_else(|| ParseError::bad(format!("{source} payload has an empty 'event'"))),
+        _ => Err(ParseError::bad(format!(
+            "{source} payload's 'event' is not a string"
+        ))),
+    }
+}
+
+/// `Metadata.type`: movies and episodes are synced; any other type is ignored with a
+/// reason naming it (the outer `Err` is a payload that names no type at all).
+pub(crate) fn item_type(
+    source: Source,
+    event: &str,
+    kind: &Loose<'_>,
+    section_type: &Loose<'_>,
+) -> Result<Result<ItemType, String>, ParseError> {
+    let Some(t) = kind.text() else {
+        return Err(ParseError::bad(format!(
+            "{source} {event} payload has no Metadata.type: cannot tell a movie from an episode"
+        )));
+    };
+    if t.eq_ignore_ascii_case("movie") {
+        return Ok(Ok(ItemType::Movie));
+    }
+    if t.eq_ignore_ascii_case("episode") {
+        return Ok(Ok(ItemType::Episode));
+    }
+    let section = section_type.text();
+    let section = section.as_deref().unwrap_or("");
+    let library = match t.to_ascii_lowercase().as_str() {
+        "track" | "album" | "artist" => Some("music library"),
+        "photo" | "photoalbum" | "picture" => Some("photo library"),
+        _ if section.eq_ignore_ascii_case("artist") => Some("music library"),
+        _ if section.eq_ignore_ascii_case("photo") => Some("photo library"),
+        _ => None,
+    };
+    Ok(Err(match library {
+        Some(lib) => format!("item type {t} ({lib}) is not synced; only movies and episodes are"),
+        None => format!("item type {t} is not synced; only movies and episodes are"),
+    }))
+}
+
+/// `Metadata.ratingKey`, the item's id on its server: required.
+pub(crate) fn rating_key(
+    source: Source,
+    event: &str,
+    kind: ItemType,
+    key: &Loose<'_>,
+) -> Result<String, ParseError> {
+    key.text().map(Cow::into_owned).ok_or_else(|| {
+        ParseError::bad(format!(
+            "{source} {event} payload for a {}: Metadata.ratingKey missing",
+            kind.as_str()
+        ))
+    })
+}
+
+/// Ids collected from Plex agent guids.
+#[derive(Debug, Default)]
+pub(crate) struct AgentIds {
+    /// The item's own ids.
+    pub guids: Guids,
+    /// The show's ids (episodes only).
+    pub series: Guids,
+    /// Season and episode named by a relative guid, used when the payload lacks
+    /// `parentIndex`/`index`.
+    pub season: Option<u32>,
+    pub episode: Option<u32>,
+}
+
+impl AgentIds {
+    /// A guid of the item itself (`Metadata.guid` or an entry of `Guid[]`).
+    /// `plex://` and `local://` are private to one server and give nothing.
+    pub fn add_item_guid(&mut self, kind: ItemType, raw: &str) {
+        match (guid::parse_plex_guid(raw), kind) {
+            (Some(AgentGuid::Id(k, v)), _) => {
+                self.guids.insert(k.to_string(), v);
+            }
+            // `thetvdb://SERIES/S/E`, HAMA `tvdb-81797/22/70`: the episode is named by its
+            // show's id; the relative guid is built later from series guids + S/E.
+            (
+                Some(AgentGuid::Relative {
+                    kind: k,
+                    series,
+                    season,
+                    episode,
+                }),
+                ItemType::Episode,
+            ) => {
+                self.series.insert(k.to_string(), series);
+                self.season.get_or_insert(season);
+                self.episode.get_or_insert(episode);
+            }
+            // HAMA without season/episode names a whole anime entry.
+            (Some(AgentGuid::Series(k, v)), ItemType::Episode) => {
+                self.series.insert(k.to_string(), v);
+            }
+            // An AniDB entry of an anime movie is the movie itself (AniDB has one
+            // namespace); a HAMA tvdb id on a movie is a *series* id and would collide
+            // with TVDB's separate movie ids, so it is dropped.
+            (Some(AgentGuid::Series("anidb", v)), ItemType::Movie) => {
+                self.guids.insert("anidb".to_string(), v);
+            }
+            _ => {}
+        }
+    }
+
+    /// A guid of the episode's show (`grandparentGuid`): legacy and HAMA show guids
+    /// become series guids.
+    pub fn add_series_guid(&mut self, raw: &str) {
+        match guid::parse_plex_guid(raw) {
+            Some(AgentGuid::Id(k, v)) | Some(AgentGuid::Series(k, v)) => {
+                self.series.insert(k.to_string(), v);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// A JSON scalar as senders write it: Plex writes numbers, Tautulli writes every
+/// value as a string, custom templates write either. Null and absent are
+/// [`Loose::Absent`]; an object or array where a scalar belongs is skipped and also
+/// reads as absent. Strings borrow from the input when they have no escapes.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub(crate) enum Loose<'a> {
+    #[default]
+    Absent,
+    Str(Cow<'a, str>),
+    Int(i64),
+    UInt(u64),
+    Float(f64),
+    Bool(bool),
+}
+
+impl<'a> Loose<'a> {
+    /// The value as text: trimmed, non-empty and not an unfilled template placeholder
+    /// (`{user_id}`); numbers are written in decimal, booleans are not text.
+    pub fn text(&self) -> Option<Cow<'_, str>> {
+        match self {
+            Loose::Str(s) => {
+                let s = s.trim();
+                (!s.is_empty() && !is_placeholder(s)).then_some(Cow::Borrowed(s))
+            }
+            Loose::Int(i) => Some(Cow::Owned(i.to_string())),
+            Loose::UInt(u) => Some(Cow::Owned(u.to_string())),
+            Loose::Float(f) if f.is_finite() => {
+                Some(Cow::Owned(if f.fract() == 0.0 && f.abs() < 9.0e15 {
+                    format!("{}", *f as i64)
+                } else {
+                    f.to_string()
+                }))
+            }
+            _ => None,
+        }
+    }
+
+    /// A non-negative whole number; fractions are truncated, anything else is `None`.
+    pub fn u64(&self) -> Option<u64> {
+        match self {
+            Loose::UInt(u) => Some(*u),
+            Loose::Int(i) => u64::try_from(*i).ok(),
+            Loose::Float(f) => float_u64(*f),
+            Loose::Str(s) => {
+                let s = s.trim();
+                s.parse::<u64>()
+                    .ok()
+                    .or_else(|| s.parse::<f64>().ok().and_then(float_u64))
+            }
+            _ => None,
+        }
+    }
+
+    /// A whole number, possibly negative (unix times).
+    pub fn i64(&self) -> Option<i64> {
+        match self {
+            Loose::Int(i) => Some(*i),
+            Loose::UInt(u) => i64::try_from(*u).ok(),
+            Loose::Float(f) if f.is_finite() && f.abs() < 9.0e18 => Some(f.trunc() as i64),
+            Loose::Str(s) => {
+                let s = s.trim();
+                s.parse::<i64>().ok().or_else(|| {
+                    s.parse::<f64>()
+                        .ok()
+                        .filter(|f| f.is_finite() && f.abs() < 9.0e18)
+                        .map(|f| f.trunc() as i64)
+                })
+            }
+            _ => None,
+        }
+    }
+
+    pub fn u32(&self) -> Option<u32> {
+        self.u64().and_then(|v| u32::try_from(v).ok())
+    }
+
+    /// A year; zero or out of range is `None`.
+    pub fn year(&self) -> Option<i32> {
+        self.i64()
+            .filter(|y| (1..=9999).contains(y))
+            .and_then(|y| i32::try_from(y).ok())
+    }
+}
+
+fn float_u64(f: f64) -> Option<u64> {
+    (f.is_finite() && f >= 0.0 && f < 1.8e19).then(|| f.trunc() as u64)
+}
+
+/// `{user_id}`: a Tautulli placeholder left unfilled.
+fn is_placeholder(s: &str) -> bool {
+    s.len() >= 2
+        && s.starts_with('{')
+        && s.ends_with('}')
+        && !s[1..s.len() - 1].contains(['{', '}', '"', ':'])
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Loose<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(LooseVisitor(PhantomData))
+    }
+}
+
+struct LooseVisitor<'a>(PhantomData<&'a ()>);
+
+impl<'de: 'a, 'a> Visitor<'de> for LooseVisitor<'a> {
+    type Value = Loose<'a>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a string, number, boolean or null")
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Loose::Str(Cow::Borrowed(v)))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Loose::Str(Cow::Owned(v.to_owned())))
+    }
+
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+        Ok(Loose::Str(Cow::Owned(v)))
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(Loose::Int(v))
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(Loose::UInt(v))
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+        Ok(Loose::Float(v))
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(Loose::Bool(v))
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Loose::Absent)
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Loose::Absent)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Loose::Absent)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(Loose::Absent)
+    }
+}

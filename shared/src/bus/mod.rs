@@ -1,0 +1,65 @@
+//! The Bus port: carries each state change from the store to the push function.
+//! Adapters: [`local`] (in process) and EventBridge (AWS).
+//!
+//! Publishing is at-least-once: a change sits in the store's outbox until a publish
+//! succeeds, and [`drain`] retries whatever is still there.
+
+pub mod local;
+
+use async_trait::async_trait;
+
+use crate::model::StateChange;
+use crate::store::Store;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    #[error("bus unavailable: {0}")]
+    Unavailable(String),
+}
+
+#[async_trait]
+pub trait Bus: Send + Sync {
+    async fn publish(&self, change: &StateChange) -> Result<(), BusError>;
+}
+
+/// Publish one change and take it out of the outbox. A failure leaves it there for
+/// [`drain`]; it is logged, never returned to the webhook sender.
+pub async fn publish_and_ack(store: &dyn Store, bus: &dyn Bus, change: &StateChange) -> bool {
+    match bus.publish(change).await {
+        Ok(()) => match store.ack_change(&change.id).await {
+            Ok(()) => true,
+            Err(e) => {
+                // Published but still in the outbox: it goes out again, and push treats
+                // a redelivered change as the no-op it is.
+                tracing::warn!(change = %change.id, error = %e, "published change not acknowledged");
+                true
+            }
+        },
+        Err(e) => {
+            tracing::warn!(change = %change.id, error = %e, "publish failed; change stays in the outbox");
+            false
+        }
+    }
+}
+
+/// Publish what the outbox still holds, oldest first. Returns (published, failed).
+pub async fn drain(store: &dyn Store, bus: &dyn Bus, limit: usize) -> (usize, usize) {
+    let pending = match store.pending_changes(limit).await {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the outbox");
+            return (0, 0);
+        }
+    };
+    let (mut ok, mut failed) = (0, 0);
+    for change in &pending {
+        if publish_and_ack(store, bus, change).await {
+            ok += 1;
+        } else {
+            failed += 1;
+            // The bus is down: the rest would fail the same way.
+            break;
+        }
+    }
+    (ok, failed)
+}

@@ -1,0 +1,22 @@
+//! watchstate: keeps "watched" state in sync across a household's Plex, Jellyfin and
+//! Emby servers. All behaviour lives here; the Lambda functions are thin glue.
+//!
+//! - [`model`], [`guid`], [`when`]: the normalized vocabulary.
+//! - [`backends`]: one folder per media server (webhook parser, API client).
+//! - [`sync`]: the rules; [`ingest`]: applying them against the store.
+//! - [`store`], [`bus`]: ports with their local and AWS adapters.
+//! - [`http`]: the webhook and api handlers over plain `http` types.
+
+pub mod backends;
+pub mod bus;
+pub mod guid;
+pub mod http;
+pub mod ids;
+pub mod ingest;
+pub mod model;
+pub mod store;
+pub mod sync;
+pub mod token;
+pub mod when;
+pub mod config;
+pub mod entry;
