@@ -16,7 +16,9 @@ keep_secret() { # name file: the env value, else the kept one, else a new one
   tr -d '\n' < "$file"
 }
 WATCHSTATE_ADMIN_KEY="$(keep_secret WATCHSTATE_ADMIN_KEY admin-key)"
-WATCHSTATE_TOKEN_SECRET="$(keep_secret WATCHSTATE_TOKEN_SECRET token-secret)"
+# Fixed locally so the sample events under events/ carry working tokens; a token's
+# secrecy rests on its backend's random nonce, kept in the (private) data dir.
+WATCHSTATE_TOKEN_SECRET="${WATCHSTATE_TOKEN_SECRET:-watchstate-local}"
 export WATCHSTATE_ADMIN_KEY WATCHSTATE_TOKEN_SECRET
 
 if [ "${STORE:-sqlite}" = "dynamodb" ]; then
@@ -40,4 +42,21 @@ Add a user and a backend, then paste the returned webhook_url into the media ser
 See README.md for Jellyfin, Emby and Tautulli.
 
 MSG
+if [ "${WATCHSTATE_DEMO:-1}" = "1" ]; then
+  # Once the api answers, make sure the demo backends the sample events address exist.
+  (
+    for _ in $(seq 1 600); do
+      curl -sf "$base/api/v1/health" >/dev/null 2>&1 && break
+      sleep 1
+    done
+    auth="Authorization: Bearer $WATCHSTATE_ADMIN_KEY"
+    curl -sf -X PUT -H "$auth" "$base/api/v1/users/demo" >/dev/null
+    for b in plex jellyfin emby; do
+      curl -sf -H "$auth" "$base/api/v1/users/demo/backends/$b" >/dev/null 2>&1 ||
+        curl -sf -X PUT -H "$auth" "$base/api/v1/users/demo/backends/$b" \
+          -d "{\"type\": \"$b\", \"webhook_nonce\": \"demo-$b-nonce\"}" >/dev/null
+    done
+    echo "Demo user 'demo' ready: cargo lambda invoke webhook --data-file events/webhook-plex-scrobble.json"
+  ) &
+fi
 exec cargo lambda watch -A 127.0.0.1 -P "$PORT"

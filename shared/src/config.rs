@@ -4,7 +4,8 @@
 //!   store at `${WATCHSTATE_DATA_DIR:-.watchstate}/watchstate.db`.
 //! - `WATCHSTATE_ADMIN_KEY`: the api's bearer key.
 //! - `WATCHSTATE_TOKEN_SECRET`: what webhook tokens are derived from (defaults to the
-//!   admin key, so rotating the admin key alone also rotates webhook URLs).
+//!   admin key, so rotating the admin key alone also rotates webhook URLs; `make run`
+//!   sets [`LOCAL_TOKEN_SECRET`]).
 //! - `WATCHSTATE_PUBLIC_URL`: the deployment's base URL, when a custom domain fronts it.
 
 use std::path::PathBuf;
@@ -44,6 +45,11 @@ pub fn admin_key() -> String {
 pub fn token_secret() -> TokenSecret {
     TokenSecret::new(env("WATCHSTATE_TOKEN_SECRET").unwrap_or_else(admin_key))
 }
+
+/// The token secret of the local emulation, unless `WATCHSTATE_TOKEN_SECRET` says
+/// otherwise: fixed, so the sample events' tokens work on every laptop. Locally a
+/// token's secrecy rests on its backend's random nonce, kept in the data dir.
+pub const LOCAL_TOKEN_SECRET: &str = "watchstate-local";
 
 pub fn public_url() -> Option<String> {
     env("WATCHSTATE_PUBLIC_URL").map(|u| u.trim_end_matches('/').to_string())

@@ -173,7 +173,10 @@ mod tests {
                 episode: 1
             })
         );
-        assert_eq!(parse_plex_guid("com.plexapp.agents.thetvdb://268592/1?lang=en"), None);
+        assert_eq!(
+            parse_plex_guid("com.plexapp.agents.thetvdb://268592/1?lang=en"),
+            None
+        );
     }
 
     #[test]
@@ -195,12 +198,18 @@ mod tests {
             parse_plex_guid("com.plexapp.agents.hama://tvdb-81797?lang=en"),
             Some(AgentGuid::Series("tvdb", "81797".into()))
         );
-        assert_eq!(parse_plex_guid("com.plexapp.agents.hama://tmdb2-5/1/1"), None);
+        assert_eq!(
+            parse_plex_guid("com.plexapp.agents.hama://tmdb2-5/1/1"),
+            None
+        );
     }
 
     #[test]
     fn private_and_foreign_guids_are_not_ids() {
-        assert_eq!(parse_plex_guid("plex://movie/5d7768313c3c2a001fbcd1f0"), None);
+        assert_eq!(
+            parse_plex_guid("plex://movie/5d7768313c3c2a001fbcd1f0"),
+            None
+        );
         assert_eq!(parse_plex_guid("local://1234"), None);
         assert_eq!(parse_plex_guid("com.plexapp.agents.none://abc"), None);
         assert_eq!(
@@ -214,13 +223,31 @@ mod tests {
 
     #[test]
     fn provider_keys_in_any_case() {
-        assert_eq!(normalize("Provider_imdb", "tt9764362"), Some(("imdb", "tt9764362".into())));
-        assert_eq!(normalize("Imdb", "tt0322259"), Some(("imdb", "tt0322259".into())));
-        assert_eq!(normalize("IMDB", "TT0322259"), Some(("imdb", "tt0322259".into())));
+        assert_eq!(
+            normalize("Provider_imdb", "tt9764362"),
+            Some(("imdb", "tt9764362".into()))
+        );
+        assert_eq!(
+            normalize("Imdb", "tt0322259"),
+            Some(("imdb", "tt0322259".into()))
+        );
+        assert_eq!(
+            normalize("IMDB", "TT0322259"),
+            Some(("imdb", "tt0322259".into()))
+        );
         assert_eq!(normalize("Tmdb", "584"), Some(("tmdb", "584".into())));
-        assert_eq!(normalize("TheTVDB", "20800"), Some(("tvdb", "20800".into())));
-        assert_eq!(normalize("Provider_tvmaze", "42"), Some(("tvmaze", "42".into())));
-        assert_eq!(normalize("AniDB", "281407"), Some(("anidb", "281407".into())));
+        assert_eq!(
+            normalize("TheTVDB", "20800"),
+            Some(("tvdb", "20800".into()))
+        );
+        assert_eq!(
+            normalize("Provider_tvmaze", "42"),
+            Some(("tvmaze", "42".into()))
+        );
+        assert_eq!(
+            normalize("AniDB", "281407"),
+            Some(("anidb", "281407".into()))
+        );
     }
 
     #[test]
@@ -237,7 +264,10 @@ mod tests {
 
     #[test]
     fn written_form() {
-        assert_eq!(parse_written("imdb:tt0111161"), Some(("imdb", "tt0111161".into())));
+        assert_eq!(
+            parse_written("imdb:tt0111161"),
+            Some(("imdb", "tt0111161".into()))
+        );
         assert_eq!(parse_written("tmdb:abc"), None);
         assert_eq!(parse_written("imdb"), None);
     }

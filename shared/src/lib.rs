@@ -9,6 +9,8 @@
 
 pub mod backends;
 pub mod bus;
+pub mod config;
+pub mod entry;
 pub mod guid;
 pub mod http;
 pub mod ids;
@@ -18,5 +20,3 @@ pub mod store;
 pub mod sync;
 pub mod token;
 pub mod when;
-pub mod config;
-pub mod entry;

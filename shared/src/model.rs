@@ -178,7 +178,11 @@ pub enum Parsed {
 }
 
 impl Parsed {
-    pub fn ignored(source: Source, raw_event: impl Into<String>, reason: impl Into<String>) -> Self {
+    pub fn ignored(
+        source: Source,
+        raw_event: impl Into<String>,
+        reason: impl Into<String>,
+    ) -> Self {
         Parsed::Ignored {
             source,
             raw_event: raw_event.into(),

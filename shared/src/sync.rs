@@ -72,7 +72,9 @@ pub struct Context<'a> {
 
 /// "Never": the stamp of a play state nobody reported.
 pub fn never() -> DateTime<Utc> {
-    Utc.timestamp_opt(0, 0).single().unwrap_or(DateTime::<Utc>::MIN_UTC)
+    Utc.timestamp_opt(0, 0)
+        .single()
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
 /// Lookup keys of an event's item, strongest first: the backend's own id, then each
@@ -82,7 +84,12 @@ pub fn event_keys(backend: &str, item: &EventItem) -> Vec<String> {
     let kind = item.item_type();
     let mut keys = vec![backend_key(backend, &item.backend_item_id)];
     keys.extend(guid_keys(kind, &item.guids));
-    keys.extend(relative_keys(kind, &item.series_guids, item.season, item.episode));
+    keys.extend(relative_keys(
+        kind,
+        &item.series_guids,
+        item.season,
+        item.episode,
+    ));
     keys
 }
 
@@ -454,7 +461,11 @@ mod tests {
 
     #[test]
     fn first_seen_played_takes_reported_state_and_time() {
-        let d = run(None, &event(Action::Played, "media.scrobble", Some(NOW - 100)), "plex");
+        let d = run(
+            None,
+            &event(Action::Played, "media.scrobble", Some(NOW - 100)),
+            "plex",
+        );
         assert!(d.item.watched);
         assert_eq!(d.item.state_updated_at, at(NOW - 100));
         assert_eq!(d.item.via.as_deref(), Some("plex"));
@@ -468,7 +479,11 @@ mod tests {
 
     #[test]
     fn first_seen_without_reported_state_starts_unwatched_never_stamped() {
-        let d = run(None, &event(Action::Added, "library.new", Some(NOW - 5)), "plex");
+        let d = run(
+            None,
+            &event(Action::Added, "library.new", Some(NOW - 5)),
+            "plex",
+        );
         assert!(!d.item.watched);
         assert_eq!(d.item.state_updated_at, never());
         assert_eq!(d.no_change, Some(NoChange::MetadataOnly));
@@ -483,7 +498,10 @@ mod tests {
         e.item.as_mut().unwrap().progress_ms = Some(600_000);
         let d = run(None, &e, "plex");
         assert!(d.item.watched, "viewCount > 0 on first sight means watched");
-        assert_eq!(d.item.progress_ms, None, "a watched item keeps no resume point");
+        assert_eq!(
+            d.item.progress_ms, None,
+            "a watched item keeps no resume point"
+        );
     }
 
     #[test]
@@ -500,18 +518,29 @@ mod tests {
     #[test]
     fn played_newer_flips() {
         let old = stored(false, NOW - 1000);
-        let d = run(Some(&old), &event(Action::Played, "media.scrobble", Some(NOW - 10)), "jf");
+        let d = run(
+            Some(&old),
+            &event(Action::Played, "media.scrobble", Some(NOW - 10)),
+            "jf",
+        );
         assert!(d.item.watched);
         assert_eq!(d.item.state_updated_at, at(NOW - 10));
         assert_eq!(d.item.via.as_deref(), Some("jf"));
         assert!(d.write);
-        assert_eq!(d.change.as_ref().map(|c| c.origin.as_deref()), Some(Some("jf")));
+        assert_eq!(
+            d.change.as_ref().map(|c| c.origin.as_deref()),
+            Some(Some("jf"))
+        );
     }
 
     #[test]
     fn played_equal_time_is_stale() {
         let old = stored(false, NOW - 10);
-        let d = run(Some(&old), &event(Action::Played, "media.scrobble", Some(NOW - 10)), "plex");
+        let d = run(
+            Some(&old),
+            &event(Action::Played, "media.scrobble", Some(NOW - 10)),
+            "plex",
+        );
         assert!(!d.item.watched, "strictly newer only");
         assert_eq!(d.no_change, Some(NoChange::Stale));
         assert_eq!(d.change, None);
@@ -520,7 +549,11 @@ mod tests {
     #[test]
     fn unplayed_older_is_stale() {
         let old = stored(true, NOW - 10);
-        let d = run(Some(&old), &event(Action::Unplayed, "item.markunplayed", Some(NOW - 500)), "emby");
+        let d = run(
+            Some(&old),
+            &event(Action::Unplayed, "item.markunplayed", Some(NOW - 500)),
+            "emby",
+        );
         assert!(d.item.watched);
         assert_eq!(d.no_change, Some(NoChange::Stale));
         assert!(d.detail.unwrap().contains("not newer"));
@@ -530,15 +563,27 @@ mod tests {
     fn unplayed_newer_flips_and_clears_progress() {
         let mut old = stored(true, NOW - 500);
         old.progress_ms = None;
-        let d = run(Some(&old), &event(Action::Unplayed, "item.markunplayed", Some(NOW - 1)), "emby");
+        let d = run(
+            Some(&old),
+            &event(Action::Unplayed, "item.markunplayed", Some(NOW - 1)),
+            "emby",
+        );
         assert!(!d.item.watched);
         assert_eq!(d.change.unwrap().kind, ChangeKind::Watched);
     }
 
     #[test]
     fn same_state_twice_is_no_write_no_push() {
-        let d1 = run(None, &event(Action::Played, "media.scrobble", Some(NOW - 100)), "plex");
-        let d2 = run(Some(&d1.item), &event(Action::Played, "media.scrobble", Some(NOW - 50)), "plex");
+        let d1 = run(
+            None,
+            &event(Action::Played, "media.scrobble", Some(NOW - 100)),
+            "plex",
+        );
+        let d2 = run(
+            Some(&d1.item),
+            &event(Action::Played, "media.scrobble", Some(NOW - 50)),
+            "plex",
+        );
         assert_eq!(d2.no_change, Some(NoChange::SameState));
         assert!(!d2.write, "a repeat must not write");
         assert_eq!(d2.change, None);
@@ -547,12 +592,24 @@ mod tests {
     #[test]
     fn echo_from_pushed_backend_is_same_state() {
         // Plex scrobbled; push marked it on Jellyfin; Jellyfin echoes "played".
-        let mut d1 = run(None, &event(Action::Played, "media.scrobble", Some(NOW - 100)), "plex");
+        let mut d1 = run(
+            None,
+            &event(Action::Played, "media.scrobble", Some(NOW - 100)),
+            "plex",
+        );
         d1.item.backends.insert(
             "jf".into(),
-            BackendState { item_id: Some("42".into()), watched: Some(true), ..Default::default() },
+            BackendState {
+                item_id: Some("42".into()),
+                watched: Some(true),
+                ..Default::default()
+            },
         );
-        let d2 = run(Some(&d1.item), &event(Action::Played, "UserDataSaved", Some(NOW)), "jf");
+        let d2 = run(
+            Some(&d1.item),
+            &event(Action::Played, "UserDataSaved", Some(NOW)),
+            "jf",
+        );
         assert_eq!(d2.no_change, Some(NoChange::SameState));
         assert_eq!(d2.change, None);
         assert!(!d2.write);
@@ -602,7 +659,11 @@ mod tests {
     fn added_enriches_without_touching_play_state() {
         let old = stored(true, NOW - 100);
         let mut e = event(Action::Added, "library.new", Some(NOW));
-        e.item.as_mut().unwrap().guids.insert("tmdb".into(), "278".into());
+        e.item
+            .as_mut()
+            .unwrap()
+            .guids
+            .insert("tmdb".into(), "278".into());
         e.item.as_mut().unwrap().backend_item_id = "99".into();
         let d = run(Some(&old), &e, "emby");
         assert!(d.item.watched);
@@ -623,15 +684,26 @@ mod tests {
         assert!(!d.item.watched);
         assert_eq!(d.no_change, Some(NoChange::MetadataOnly));
         let d = run(None, &e, "emby");
-        assert!(!d.item.watched, "no user: no play state on a new item either");
+        assert!(
+            !d.item.watched,
+            "no user: no play state on a new item either"
+        );
     }
 
     #[test]
     fn future_and_ancient_times_are_replaced_by_received() {
         let old = stored(false, NOW - 100);
-        let d = run(Some(&old), &event(Action::Played, "media.scrobble", Some(NOW + 86_400)), "plex");
+        let d = run(
+            Some(&old),
+            &event(Action::Played, "media.scrobble", Some(NOW + 86_400)),
+            "plex",
+        );
         assert_eq!(d.item.state_updated_at, at(NOW));
-        let d = run(Some(&old), &event(Action::Played, "media.scrobble", Some(100)), "plex");
+        let d = run(
+            Some(&old),
+            &event(Action::Played, "media.scrobble", Some(100)),
+            "plex",
+        );
         assert_eq!(d.item.state_updated_at, at(NOW));
     }
 
@@ -640,7 +712,10 @@ mod tests {
         let mut ev = ev_item();
         assert_eq!(
             event_keys("plex", &ev),
-            vec!["B#plex#42".to_string(), "G#movie#imdb:tt0111161".to_string()]
+            vec![
+                "B#plex#42".to_string(),
+                "G#movie#imdb:tt0111161".to_string()
+            ]
         );
         ev.kind = Some(ItemType::Episode);
         ev.guids.clear();

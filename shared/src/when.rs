@@ -94,7 +94,10 @@ mod tests {
             from_tautulli("2023-04-16").unwrap().to_rfc3339(),
             "2023-04-16T00:00:00+00:00"
         );
-        assert_eq!(from_tautulli("1700000000").unwrap().timestamp(), 1_700_000_000);
+        assert_eq!(
+            from_tautulli("1700000000").unwrap().timestamp(),
+            1_700_000_000
+        );
         assert_eq!(from_tautulli(""), None);
         assert_eq!(from_tautulli("{last_viewed_date}"), None);
     }

@@ -53,7 +53,13 @@ pub async fn unwrap_transport(
     body: &[u8],
 ) -> Result<Payload, ParseError> {
     let mime = content_type
-        .map(|c| c.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+        .map(|c| {
+            c.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
         .unwrap_or_default();
     match mime.as_str() {
         "multipart/form-data" => from_multipart(content_type.unwrap_or(""), body).await,
@@ -198,11 +204,17 @@ fn detect_shape(json: &[u8]) -> Option<Source> {
         }
     }
     let mut de = serde_json::Deserializer::from_slice(json);
-    serde::Deserializer::deserialize_map(&mut de, Keys).ok().flatten()
+    serde::Deserializer::deserialize_map(&mut de, Keys)
+        .ok()
+        .flatten()
 }
 
 /// Parse a payload with its source's parser.
-pub fn parse(source: Source, json: &[u8], received_at: DateTime<Utc>) -> Result<Parsed, ParseError> {
+pub fn parse(
+    source: Source,
+    json: &[u8],
+    received_at: DateTime<Utc>,
+) -> Result<Parsed, ParseError> {
     match source {
         Source::Plex => plex::webhook::parse(json, received_at),
         Source::Tautulli => tautulli::parse(json, received_at),
@@ -213,7 +225,9 @@ pub fn parse(source: Source, json: &[u8], received_at: DateTime<Utc>) -> Result<
 
 /// Shared by the parsers: a readable message for a JSON error.
 pub(crate) fn json_error(source: Source, e: serde_json::Error) -> ParseError {
-    ParseError::bad(format!("{source} payload is not valid JSON of the expected shape: {e}"))
+    ParseError::bad(format!(
+        "{source} payload is not valid JSON of the expected shape: {e}"
+    ))
 }
 
 /// [`detect`], with a message that says what was wrong when it cannot tell.

@@ -152,9 +152,7 @@ impl ApiService {
             }
             (&Method::GET, ["users", user, "items"]) => self.items(user, &q).await,
             (&Method::GET, ["users", user, "items", id]) => self.item(user, id).await,
-            (&Method::GET, ["users", user, "deliveries"]) => {
-                self.deliveries(Some(user), &q).await
-            }
+            (&Method::GET, ["users", user, "deliveries"]) => self.deliveries(Some(user), &q).await,
             (&Method::GET, ["deliveries", "unclaimed"]) => self.deliveries(None, &q).await,
             (&Method::POST, ["tasks", task @ ("import" | "export")]) => {
                 self.run_task(task, req).await
@@ -176,7 +174,11 @@ impl ApiService {
 
     async fn put_user(&self, user: &str) -> ApiResult {
         check_name("user", user)?;
-        let (u, created) = self.store.put_user(user, Utc::now()).await.map_err(store_err)?;
+        let (u, created) = self
+            .store
+            .put_user(user, Utc::now())
+            .await
+            .map_err(store_err)?;
         let status = if created {
             StatusCode::CREATED
         } else {
@@ -236,14 +238,24 @@ impl ApiService {
     }
 
     async fn get_backend(&self, user: &str, name: &str, base: &WebhookBase) -> ApiResult {
-        match self.store.get_backend(user, name).await.map_err(store_err)? {
+        match self
+            .store
+            .get_backend(user, name)
+            .await
+            .map_err(store_err)?
+        {
             Some(b) => Ok(json_reply(StatusCode::OK, &self.view(&b, base))),
             None => Err(not_found(format!("no backend '{name}' for user '{user}'"))),
         }
     }
 
     async fn delete_backend(&self, user: &str, name: &str) -> ApiResult {
-        if self.store.delete_backend(user, name).await.map_err(store_err)? {
+        if self
+            .store
+            .delete_backend(user, name)
+            .await
+            .map_err(store_err)?
+        {
             Ok(json_reply(StatusCode::OK, &json!({"deleted": true})))
         } else {
             Err(not_found(format!("no backend '{name}' for user '{user}'")))
@@ -268,10 +280,20 @@ impl ApiService {
                 body.kind
             ))
         })?;
-        let existing = self.store.get_backend(user, name).await.map_err(store_err)?;
-        let url = body.url.unwrap_or_default().trim_end_matches('/').to_string();
+        let existing = self
+            .store
+            .get_backend(user, name)
+            .await
+            .map_err(store_err)?;
+        let url = body
+            .url
+            .unwrap_or_default()
+            .trim_end_matches('/')
+            .to_string();
         if !url.is_empty() && !(url.starts_with("http://") || url.starts_with("https://")) {
-            return Err(bad_request(format!("url '{url}' must start with http:// or https://")));
+            return Err(bad_request(format!(
+                "url '{url}' must start with http:// or https://"
+            )));
         }
         // Leaving the token out keeps the one stored, so options can change without it.
         let token = match (body.token, &existing) {
@@ -298,8 +320,16 @@ impl ApiService {
         }
         let rotate = query_get(q, "rotate_token") == Some("true");
         let now = Utc::now();
-        let nonce = match &existing {
-            Some(old) if !rotate => old.webhook_nonce.clone(),
+        if let Some(n) = &body.webhook_nonce {
+            if n.len() < 8 || !valid_name(n) {
+                return Err(bad_request(
+                    "webhook_nonce must be 8-64 characters of letters, digits, '-', '_' or '.'",
+                ));
+            }
+        }
+        let nonce = match (&existing, body.webhook_nonce) {
+            (_, Some(n)) => n,
+            (Some(old), None) if !rotate => old.webhook_nonce.clone(),
             _ => token::new_nonce(),
         };
         let webhook = token::derive(&self.token_secret, user, name, &nonce);
@@ -396,7 +426,10 @@ impl ApiService {
             self.require_user(u).await?;
         }
         let limit = query_get(q, "limit")
-            .map(|l| l.parse::<usize>().map_err(|_| bad_request("limit must be a number")))
+            .map(|l| {
+                l.parse::<usize>()
+                    .map_err(|_| bad_request("limit must be a number"))
+            })
             .transpose()?
             .unwrap_or(50)
             .clamp(1, 1000);
@@ -426,7 +459,11 @@ impl ApiService {
         };
         match tasks.run(task, request).await {
             Ok(report) => Ok(json_reply(StatusCode::OK, &report)),
-            Err(e) => Err(error_reply(StatusCode::SERVICE_UNAVAILABLE, "unavailable", e)),
+            Err(e) => Err(error_reply(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                e,
+            )),
         }
     }
 
@@ -434,11 +471,7 @@ impl ApiService {
         let limit = query_get(q, "limit")
             .and_then(|l| l.parse::<usize>().ok())
             .unwrap_or(50);
-        let runs = self
-            .store
-            .list_task_runs(limit)
-            .await
-            .map_err(store_err)?;
+        let runs = self.store.list_task_runs(limit).await.map_err(store_err)?;
         Ok(json_reply(StatusCode::OK, &json!({"runs": runs})))
     }
 }
@@ -471,6 +504,10 @@ struct BackendBody {
     options: Option<BackendOptions>,
     import: Option<TaskOptions>,
     export: Option<TaskOptions>,
+    /// Fixes the webhook token's random input, for reproducible setups (the sample
+    /// events under `events/` address the local demo backends this way). The token
+    /// still depends on the deployment's secret.
+    webhook_nonce: Option<String>,
 }
 
 /// An item as DESIGN 6 shows it.

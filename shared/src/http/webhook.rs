@@ -63,12 +63,22 @@ impl WebhookService {
             .next()
             .unwrap_or("");
         if !token::well_formed(token) {
-            return fail(log, StatusCode::UNAUTHORIZED, "unknown_webhook", "unknown webhook");
+            return fail(
+                log,
+                StatusCode::UNAUTHORIZED,
+                "unknown_webhook",
+                "unknown webhook",
+            );
         }
         let backend = match self.store.backend_by_token_hash(&token::hash(token)).await {
             Ok(Some(b)) if token::matches(token, &b.webhook_token_hash) => b,
             Ok(_) => {
-                return fail(log, StatusCode::UNAUTHORIZED, "unknown_webhook", "unknown webhook")
+                return fail(
+                    log,
+                    StatusCode::UNAUTHORIZED,
+                    "unknown_webhook",
+                    "unknown webhook",
+                )
             }
             Err(e) => return unavailable(log, e),
         };
@@ -79,7 +89,10 @@ impl WebhookService {
                 log,
                 StatusCode::METHOD_NOT_ALLOWED,
                 "method_not_allowed",
-                format!("{} is not accepted; media servers POST or PUT webhooks", req.method()),
+                format!(
+                    "{} is not accepted; media servers POST or PUT webhooks",
+                    req.method()
+                ),
             );
         }
         let body = req.body();
@@ -103,7 +116,11 @@ impl WebhookService {
         };
         let source = backends::source_of(incoming.user_agent, &payload.json);
         log.payload = Some(payload);
-        let json = log.payload.as_ref().map(|p| p.json.as_slice()).unwrap_or(&[]);
+        let json = log
+            .payload
+            .as_ref()
+            .map(|p| p.json.as_slice())
+            .unwrap_or(&[]);
         let source = match source {
             Ok(s) => s,
             Err(e) => return parse_failure(log, e),
@@ -140,7 +157,12 @@ impl WebhookService {
             return fail(log, StatusCode::BAD_REQUEST, r.0, r.1);
         }
         let Some(ev) = event.item.as_ref() else {
-            return fail(log, StatusCode::BAD_REQUEST, "bad_payload", "event names no item");
+            return fail(
+                log,
+                StatusCode::BAD_REQUEST,
+                "bad_payload",
+                "event names no item",
+            );
         };
 
         let ctx = Context {
@@ -260,7 +282,10 @@ fn fail(log: &mut Log, status: StatusCode, code: &str, message: impl Into<String
 fn ignored(log: &mut Log, reason: String) -> Reply {
     log.status = "ignored".into();
     log.reason = Some(reason.clone());
-    json_reply(StatusCode::OK, &json!({"status": "ignored", "reason": reason}))
+    json_reply(
+        StatusCode::OK,
+        &json!({"status": "ignored", "reason": reason}),
+    )
 }
 
 fn parse_failure(log: &mut Log, e: ParseError) -> Reply {

@@ -15,8 +15,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::{
-    ItemQuery, ItemWrite, Page, Result, Store, StoreError, TaskRun, WriteOutcome,
-    DELIVERY_TTL_DAYS,
+    ItemQuery, ItemWrite, Page, Result, Store, StoreError, TaskRun, WriteOutcome, DELIVERY_TTL_DAYS,
 };
 use crate::model::{Backend, Delivery, Item, StateChange, User};
 
@@ -525,7 +524,9 @@ impl Store for SqliteStore {
                 .prepare("SELECT data FROM task_runs ORDER BY id DESC LIMIT ?1")
                 .map_err(unavailable)?;
             let rows = st
-                .query_map(params![limit.clamp(1, 1000) as i64], |r| r.get::<_, String>(0))
+                .query_map(params![limit.clamp(1, 1000) as i64], |r| {
+                    r.get::<_, String>(0)
+                })
                 .map_err(unavailable)?;
             let mut out = Vec::new();
             for row in rows {
