@@ -525,3 +525,611 @@ impl<'de: 'a, 'a> Visitor<'de> for LooseVisitor<'a> {
         Ok(Loose::Absent)
     }
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    macro_rules! fixture {
+        ($path:literal) => {
+            std::fs::read(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../tests/fixtures/",
+                $path
+            ))
+            .expect("fixture is readable")
+        };
+    }
+
+    pub(crate) fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 2, 1, 12, 0, 0).unwrap()
+    }
+
+    pub(crate) fn ids(pairs: &[(&str, &str)]) -> Guids {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    pub(crate) fn event(parsed: Parsed) -> Event {
+        match parsed {
+            Parsed::Event(e) => e,
+            Parsed::Ignored { reason, .. } => panic!("expected an event, got ignored: {reason}"),
+        }
+    }
+
+    pub(crate) fn item(e: &Event) -> &EventItem {
+        e.item.as_ref().expect("event has an item")
+    }
+
+    pub(crate) fn ignored(parsed: Parsed) -> (Source, String, String) {
+        match parsed {
+            Parsed::Ignored {
+                source,
+                raw_event,
+                reason,
+            } => (source, raw_event, reason),
+            Parsed::Event(e) => panic!("expected ignored, got {:?} {}", e.action, e.raw_event),
+        }
+    }
+
+    pub(crate) fn bad(r: Result<Parsed, ParseError>) -> String {
+        match r {
+            Err(ParseError::BadPayload(m)) => m,
+            other => panic!("expected BadPayload, got {other:?}"),
+        }
+    }
+
+    fn guids_of(v: &serde_json::Value) -> Guids {
+        v.as_object()
+            .expect("guids object")
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_str().expect("guid string").to_string()))
+            .collect()
+    }
+
+    /// Checks every written fixture of `source` against what `written/cases.json`
+    /// states; returns how many were checked.
+    pub(crate) fn check_cases(
+        source: &str,
+        parse: fn(&[u8], DateTime<Utc>) -> Result<Parsed, ParseError>,
+    ) -> usize {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/written/");
+        let cases: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(format!("{dir}cases.json")).unwrap()).unwrap();
+        let mut checked = 0;
+        for case in cases.as_array().unwrap() {
+            if case["source"] != source {
+                continue;
+            }
+            let file = case["file"].as_str().unwrap();
+            let body = std::fs::read(format!("{dir}{file}")).unwrap();
+            let parsed = parse(&body, now()).unwrap_or_else(|e| panic!("{file}: {e}"));
+            checked += 1;
+            if case["action"] == "ignored" {
+                let (_, _, reason) = ignored(parsed);
+                if let Some(hint) = case["ignore_reason_hint"].as_str() {
+                    assert!(
+                        reason.contains(hint),
+                        "{file}: reason {reason:?} lacks {hint:?}"
+                    );
+                }
+                continue;
+            }
+            let e = event(parsed);
+            assert_eq!(e.action.as_str(), case["action"], "{file}: action");
+            assert_eq!(
+                e.server_id.as_deref(),
+                case["server_id"].as_str(),
+                "{file}: server"
+            );
+            assert_eq!(
+                e.user_id.as_deref(),
+                case["user_id"].as_str(),
+                "{file}: user"
+            );
+            let want = &case["item"];
+            let it = item(&e);
+            assert_eq!(it.item_type().as_str(), want["type"], "{file}: type");
+            assert_eq!(
+                it.backend_item_id, want["backend_item_id"],
+                "{file}: item id"
+            );
+            assert_eq!(it.guids, guids_of(&want["guids"]), "{file}: guids");
+            assert_eq!(
+                it.series_guids,
+                guids_of(&want["series_guids"]),
+                "{file}: series guids"
+            );
+            assert_eq!(
+                it.season.map(u64::from),
+                want["season"].as_u64(),
+                "{file}: season"
+            );
+            assert_eq!(
+                it.episode.map(u64::from),
+                want["episode"].as_u64(),
+                "{file}: episode"
+            );
+            assert_eq!(
+                it.progress_ms,
+                want["progress_ms"].as_u64(),
+                "{file}: progress"
+            );
+            match want["watched_after"].as_bool() {
+                Some(true) => assert_eq!(it.played, Some(true), "{file}: played"),
+                Some(false) => assert_ne!(it.played, Some(true), "{file}: played"),
+                None => assert_eq!(it.played, None, "{file}: played"),
+            }
+        }
+        checked
+    }
+
+    #[test]
+    fn written_cases() {
+        assert_eq!(check_cases("plex", parse), 4);
+    }
+
+    #[test]
+    fn scrobble_episode_localized() {
+        let e = event(
+            parse(
+                &fixture!("written/plex/media.scrobble-episode-localized.json"),
+                now(),
+            )
+            .unwrap(),
+        );
+        assert_eq!(e.source, Source::Plex);
+        assert_eq!(e.action, Action::Played);
+        assert_eq!(e.raw_event, "media.scrobble");
+        assert_eq!(
+            e.server_id.as_deref(),
+            Some("fff68c26af6ad5f25f1901280d1d40fd5ec560d3")
+        );
+        assert_eq!(e.user_id.as_deref(), Some("58203317"));
+        assert_eq!(e.occurred_at, when::from_unix(1741790412));
+        let it = item(&e);
+        assert_eq!(it.kind, Some(ItemType::Episode));
+        assert_eq!(it.backend_item_id, "61587");
+        assert_eq!(it.title.as_deref(), Some("The Lantern Keeper's Bargain"));
+        assert_eq!(it.series_title.as_deref(), Some("灯守之城"));
+        assert_eq!(it.year, Some(2024));
+        assert_eq!((it.season, it.episode), (Some(2), Some(3)));
+        assert_eq!(
+            it.guids,
+            ids(&[
+                ("imdb", "tt31847206"),
+                ("tmdb", "5218834"),
+                ("tvdb", "10594417")
+            ])
+        );
+        assert_eq!(it.series_guids, Guids::new());
+        assert_eq!(it.played, Some(true));
+        assert_eq!(it.progress_ms, None);
+        assert_eq!(it.duration_ms, Some(1440000));
+    }
+
+    #[test]
+    fn resume_episode_reports_offset_and_unplayed() {
+        let e = event(
+            parse(
+                &fixture!("written/plex/media.resume-episode-offset.json"),
+                now(),
+            )
+            .unwrap(),
+        );
+        assert_eq!(e.action, Action::Progress);
+        assert_eq!(e.raw_event, "media.resume");
+        assert_eq!(
+            e.server_id.as_deref(),
+            Some("3ea35937a5a210a30818e321487cb76e9c76511b")
+        );
+        assert_eq!(e.user_id.as_deref(), Some("7"));
+        // lastViewedAt dates an earlier viewing, not this resume.
+        assert_eq!(e.occurred_at, None);
+        let it = item(&e);
+        assert_eq!(it.kind, Some(ItemType::Episode));
+        assert_eq!(it.backend_item_id, "37106");
+        assert_eq!(it.title.as_deref(), Some("Lighthouse"));
+        assert_eq!(it.series_title.as_deref(), Some("Pip and Pebble"));
+        assert_eq!((it.season, it.episode), (Some(2), Some(9)));
+        assert_eq!(
+            it.guids,
+            ids(&[
+                ("imdb", "tt12736418"),
+                ("tmdb", "2284917"),
+                ("tvdb", "7903362")
+            ])
+        );
+        assert_eq!(it.series_guids, Guids::new());
+        // No viewCount: Plex omits zero counts.
+        assert_eq!(it.played, Some(false));
+        assert_eq!(it.progress_ms, Some(318000));
+        assert_eq!(it.duration_ms, Some(450000));
+    }
+
+    #[test]
+    fn library_new_movie_is_added() {
+        let e = event(parse(&fixture!("written/plex/library.new-movie.json"), now()).unwrap());
+        assert_eq!(e.action, Action::Added);
+        assert_eq!(e.raw_event, "library.new");
+        assert_eq!(
+            e.server_id.as_deref(),
+            Some("3ea35937a5a210a30818e321487cb76e9c76511b")
+        );
+        assert_eq!(e.user_id.as_deref(), Some("7"));
+        assert_eq!(e.occurred_at, None);
+        let it = item(&e);
+        assert_eq!(it.kind, Some(ItemType::Movie));
+        assert_eq!(it.backend_item_id, "38560");
+        assert_eq!(it.title.as_deref(), Some("Quiet Meridian"));
+        assert_eq!(it.series_title, None);
+        assert_eq!(it.year, Some(2019));
+        assert_eq!((it.season, it.episode), (None, None));
+        assert_eq!(
+            it.guids,
+            ids(&[("imdb", "tt8930465"), ("tmdb", "551207"), ("tvdb", "14806")])
+        );
+        assert_eq!(it.series_guids, Guids::new());
+        assert_eq!(it.played, Some(false));
+        assert_eq!(it.progress_ms, None);
+        assert_eq!(it.duration_ms, Some(6642000));
+    }
+
+    #[test]
+    fn written_music_track_is_ignored() {
+        let (source, raw, reason) =
+            ignored(parse(&fixture!("written/plex/media.play-track-music.json"), now()).unwrap());
+        assert_eq!(source, Source::Plex);
+        assert_eq!(raw, "media.play");
+        assert!(
+            reason.contains("item type track (music library)"),
+            "{reason}"
+        );
+    }
+
+    #[test]
+    fn published_music_track_is_ignored() {
+        let (source, raw, reason) = ignored(
+            parse(
+                &fixture!("webhooks/plex/media.play-track-plexdocs-telegraf.json"),
+                now(),
+            )
+            .unwrap(),
+        );
+        assert_eq!(source, Source::Plex);
+        assert_eq!(raw, "media.play");
+        assert!(
+            reason.contains("item type track (music library)"),
+            "{reason}"
+        );
+    }
+
+    #[test]
+    fn published_rate_is_ignored() {
+        let (source, raw, reason) = ignored(
+            parse(
+                &fixture!("webhooks/plex/media.rate-movie-plexguid-movary-edited.json"),
+                now(),
+            )
+            .unwrap(),
+        );
+        assert_eq!(source, Source::Plex);
+        assert_eq!(raw, "media.rate");
+        assert_eq!(reason, "event media.rate is not synced");
+    }
+
+    #[test]
+    fn published_hama_scrobble() {
+        let e = event(
+            parse(
+                &fixture!("webhooks/plex/media.scrobble-episode-hama-shinkro.json"),
+                now(),
+            )
+            .unwrap(),
+        );
+        assert_eq!(e.action, Action::Played);
+        assert_eq!(e.server_id.as_deref(), Some("test-server-uuid-12345"));
+        assert_eq!(e.user_id.as_deref(), Some("12345"));
+        assert_eq!(e.occurred_at, when::from_unix(1767117106));
+        let it = item(&e);
+        assert_eq!(it.kind, Some(ItemType::Episode));
+        assert_eq!(it.backend_item_id, "31444");
+        assert_eq!(it.guids, Guids::new());
+        assert_eq!(it.series_guids, ids(&[("tvdb", "81797")]));
+        assert_eq!((it.season, it.episode), (Some(22), Some(70)));
+        assert_eq!(it.series_title.as_deref(), Some("One Piece"));
+        assert_eq!(it.title.as_deref(), Some("HDTV- - Please"));
+        assert_eq!(it.played, Some(true));
+        assert_eq!(it.progress_ms, None);
+        assert_eq!(it.duration_ms, None);
+    }
+
+    #[test]
+    fn published_movie_scrobble_with_escaped_slashes() {
+        let e = event(
+            parse(
+                &fixture!("webhooks/plex/media.scrobble-movie-plexguid-movary.json"),
+                now(),
+            )
+            .unwrap(),
+        );
+        assert_eq!(e.action, Action::Played);
+        assert_eq!(e.raw_event, "media.scrobble");
+        assert_eq!(
+            e.server_id.as_deref(),
+            Some("27a04b118b1bf1f25f8e99306785453623e18b67")
+        );
+        assert_eq!(e.user_id.as_deref(), Some("1"));
+        assert_eq!(e.occurred_at, when::from_unix(1654975910));
+        let it = item(&e);
+        assert_eq!(it.kind, Some(ItemType::Movie));
+        assert_eq!(it.backend_item_id, "26697");
+        assert_eq!(it.title.as_deref(), Some("Big Trouble in Little China"));
+        assert_eq!(it.year, Some(1986));
+        assert_eq!((it.season, it.episode), (None, None));
+        // `plex://movie/..` is server-private; the `imdb:\/\/..` ids are real.
+        assert_eq!(
+            it.guids,
+            ids(&[("imdb", "tt0090728"), ("tmdb", "6978"), ("tvdb", "1876")])
+        );
+        assert_eq!(it.series_guids, Guids::new());
+        assert_eq!(it.played, Some(true));
+        assert_eq!(it.duration_ms, Some(5940000));
+    }
+
+    fn minimal(event: &str, metadata: &str) -> Vec<u8> {
+        format!(
+            r#"{{"event":"{event}","Account":{{"id":9}},"Server":{{"uuid":"srv"}},"Metadata":{metadata}}}"#
+        )
+        .into_bytes()
+    }
+
+    #[test]
+    fn legacy_agent_movie_guid() {
+        let body = minimal(
+            "media.stop",
+            r#"{"ratingKey":"5","type":"movie","guid":"com.plexapp.agents.imdb://tt0322259?lang=en","viewCount":2,"lastViewedAt":1600000000}"#,
+        );
+        let e = event(parse(&body, now()).unwrap());
+        assert_eq!(e.action, Action::Progress);
+        assert_eq!(e.occurred_at, None);
+        let it = item(&e);
+        assert_eq!(it.guids, ids(&[("imdb", "tt0322259")]));
+        assert_eq!(it.series_guids, Guids::new());
+        assert_eq!(it.played, Some(true));
+        // media.stop carries no viewOffset.
+        assert_eq!(it.progress_ms, None);
+    }
+
+    #[test]
+    fn legacy_thetvdb_episode_gives_series_guid_and_numbers() {
+        let body = minimal(
+            "media.scrobble",
+            r#"{"ratingKey":"77","type":"episode","guid":"com.plexapp.agents.thetvdb://268592/1/1?lang=en","grandparentGuid":"com.plexapp.agents.thetvdb://268592?lang=en"}"#,
+        );
+        let e = event(parse(&body, now()).unwrap());
+        let it = item(&e);
+        assert_eq!(it.guids, Guids::new());
+        assert_eq!(it.series_guids, ids(&[("tvdb", "268592")]));
+        // No parentIndex/index: the numbers come from the relative guid.
+        assert_eq!((it.season, it.episode), (Some(1), Some(1)));
+        // No lastViewedAt: the rules use the time received.
+        assert_eq!(e.occurred_at, None);
+    }
+
+    #[test]
+    fn grandparent_show_guid_gives_series_guid() {
+        let body = minimal(
+            "media.pause",
+            r#"{"ratingKey":"78","type":"episode","guid":"plex://episode/abc","grandparentGuid":"com.plexapp.agents.themoviedb://1399?lang=en","parentIndex":0,"index":4,"viewOffset":70000,"Guid":[{"id":"tvdb://555"}]}"#,
+        );
+        let e = event(parse(&body, now()).unwrap());
+        let it = item(&e);
+        assert_eq!(it.guids, ids(&[("tvdb", "555")]));
+        assert_eq!(it.series_guids, ids(&[("tmdb", "1399")]));
+        // Season 0 holds specials: kept.
+        assert_eq!((it.season, it.episode), (Some(0), Some(4)));
+        assert_eq!(it.progress_ms, Some(70000));
+    }
+
+    #[test]
+    fn private_guids_never_become_ids() {
+        let body = minimal(
+            "library.on.deck",
+            r#"{"ratingKey":"79","type":"movie","guid":"local://1234","Guid":[{"id":"plex://movie/5d77"},{"id":"tmdb://0"},{"id":"imdb://tt0111161"}]}"#,
+        );
+        let e = event(parse(&body, now()).unwrap());
+        assert_eq!(e.action, Action::Added);
+        assert_eq!(item(&e).guids, ids(&[("imdb", "tt0111161")]));
+    }
+
+    #[test]
+    fn numbers_as_strings_and_strings_as_numbers() {
+        let body = br#"{"event":"media.pause","Account":{"id":"42"},"Server":{"uuid":"srv"},
+            "Metadata":{"ratingKey":123,"type":"episode","parentIndex":"3","index":"12",
+            "viewOffset":"61000","viewCount":"2","year":"2020","duration":1500000.0,
+            "lastViewedAt":"1600000000","grandparentTitle":"Show","title":"Ep"}}"#;
+        let e = event(parse(body, now()).unwrap());
+        assert_eq!(e.user_id.as_deref(), Some("42"));
+        let it = item(&e);
+        assert_eq!(it.backend_item_id, "123");
+        assert_eq!((it.season, it.episode), (Some(3), Some(12)));
+        assert_eq!(it.progress_ms, Some(61000));
+        assert_eq!(it.played, Some(true));
+        assert_eq!(it.year, Some(2020));
+        assert_eq!(it.duration_ms, Some(1500000));
+    }
+
+    #[test]
+    fn scrobble_time_as_string_and_zero_view_count() {
+        let body = minimal(
+            "media.scrobble",
+            r#"{"ratingKey":"80","type":"movie","lastViewedAt":"1700000000","viewCount":0}"#,
+        );
+        let e = event(parse(&body, now()).unwrap());
+        assert_eq!(e.occurred_at, when::from_unix(1_700_000_000));
+        // A scrobble is played whatever viewCount says.
+        assert_eq!(item(&e).played, Some(true));
+    }
+
+    #[test]
+    fn unsynced_events_are_ignored_by_name() {
+        for name in [
+            "admin.database.backup",
+            "admin.database.corrupted",
+            "device.new",
+            "playback.started",
+            "media.rate",
+            "something.else",
+        ] {
+            let body = format!(r#"{{"event":"{name}","Server":{{"uuid":"srv"}}}}"#);
+            let (source, raw, reason) = ignored(parse(body.as_bytes(), now()).unwrap());
+            assert_eq!(source, Source::Plex);
+            assert_eq!(raw, name);
+            assert_eq!(reason, format!("event {name} is not synced"));
+        }
+    }
+
+    #[test]
+    fn other_item_types_are_ignored_with_their_type() {
+        let (_, _, reason) = ignored(
+            parse(
+                &minimal("media.scrobble", r#"{"ratingKey":"1","type":"show"}"#),
+                now(),
+            )
+            .unwrap(),
+        );
+        assert!(reason.contains("item type show is not synced"), "{reason}");
+        let (_, _, reason) = ignored(
+            parse(
+                &minimal("media.play", r#"{"ratingKey":"1","type":"clip"}"#),
+                now(),
+            )
+            .unwrap(),
+        );
+        assert!(reason.contains("item type clip"), "{reason}");
+        let (_, _, reason) = ignored(
+            parse(
+                &minimal("library.new", r#"{"ratingKey":"1","type":"photo"}"#),
+                now(),
+            )
+            .unwrap(),
+        );
+        assert!(
+            reason.contains("item type photo (photo library)"),
+            "{reason}"
+        );
+    }
+
+    #[test]
+    fn malformed_json_is_bad_payload() {
+        let m = bad(parse(
+            br#"{"event": "media.scrobble", "Metadata": {"#,
+            now(),
+        ));
+        assert!(m.contains("not valid JSON"), "{m}");
+        let m = bad(parse(b"not json at all", now()));
+        assert!(m.contains("not valid JSON"), "{m}");
+        let m = bad(parse(br#"{"event":"media.play"} trailing"#, now()));
+        assert!(m.contains("not valid JSON"), "{m}");
+    }
+
+    #[test]
+    fn non_object_json_is_bad_payload() {
+        let m = bad(parse(br#"["media.scrobble", {}, {}, {}]"#, now()));
+        assert_eq!(m, "plex payload is a JSON array, not a JSON object");
+        let m = bad(parse(b"  null ", now()));
+        assert!(m.contains("JSON null, not a JSON object"), "{m}");
+        let m = bad(parse(b"42", now()));
+        assert!(m.contains("a JSON number, not a JSON object"), "{m}");
+        let m = bad(parse(b"  \n", now()));
+        assert!(m.contains("empty"), "{m}");
+    }
+
+    #[test]
+    fn missing_or_odd_event_is_bad_payload() {
+        let m = bad(parse(
+            br#"{"Metadata":{"ratingKey":"1","type":"movie"}}"#,
+            now(),
+        ));
+        assert_eq!(m, "plex payload has no 'event'");
+        let m = bad(parse(br#"{"event":null}"#, now()));
+        assert_eq!(m, "plex payload has no 'event'");
+        let m = bad(parse(br#"{"event":"  "}"#, now()));
+        assert_eq!(m, "plex payload has an empty 'event'");
+        let m = bad(parse(br#"{"event":5}"#, now()));
+        assert_eq!(m, "plex payload's 'event' is not a string");
+    }
+
+    #[test]
+    fn missing_rating_key_is_bad_payload() {
+        let m = bad(parse(
+            &minimal("media.scrobble", r#"{"type":"movie","title":"X"}"#),
+            now(),
+        ));
+        assert!(m.contains("ratingKey missing"), "{m}");
+        let m = bad(parse(
+            &minimal("media.play", r#"{"type":"episode","ratingKey":""}"#),
+            now(),
+        ));
+        assert!(m.contains("ratingKey missing"), "{m}");
+        let m = bad(parse(
+            &minimal("media.play", r#"{"type":"episode","ratingKey":null}"#),
+            now(),
+        ));
+        assert!(m.contains("ratingKey missing"), "{m}");
+    }
+
+    #[test]
+    fn synced_event_without_metadata_or_type_is_bad_payload() {
+        let m = bad(parse(br#"{"event":"media.scrobble"}"#, now()));
+        assert_eq!(m, "Plex media.scrobble payload has no Metadata");
+        let m = bad(parse(
+            &minimal("media.scrobble", r#"{"ratingKey":"1"}"#),
+            now(),
+        ));
+        assert!(m.contains("no Metadata.type"), "{m}");
+    }
+
+    #[test]
+    fn wrong_shapes_never_panic() {
+        for body in [
+            &br#"{"event":"media.play","Metadata":[]}"#[..],
+            br#"{"event":"media.play","Metadata":"x"}"#,
+            br#"{"event":"media.play","Account":5,"Metadata":{"type":"movie","ratingKey":"1"}}"#,
+            br#"{"event":"media.play","Metadata":{"type":"movie","ratingKey":{"a":1},"Guid":{}}}"#,
+            br#"{"event":"media.play","Metadata":{"type":"movie","ratingKey":"1","viewOffset":-5,"year":99999,"index":1e300}}"#,
+            b"\xEF\xBB\xBF{\"event\":\"media.play\"}",
+            b"{\"event\":\"media.play\xff\"}",
+        ] {
+            let _ = parse(body, now());
+        }
+        // Odd scalars degrade to "unknown", they do not fail the payload.
+        let e = event(
+            parse(
+                br#"{"event":"media.play","Metadata":{"type":"movie","ratingKey":"1","viewOffset":-5,"year":99999,"index":1e300,"viewCount":true}}"#,
+                now(),
+            )
+            .unwrap(),
+        );
+        let it = item(&e);
+        assert_eq!(
+            (it.progress_ms, it.year, it.played),
+            (None, None, Some(false))
+        );
+        assert_eq!((e.server_id, e.user_id), (None, None));
+    }
+
+    #[test]
+    fn byte_order_mark_is_tolerated() {
+        let mut body = b"\xEF\xBB\xBF".to_vec();
+        body.extend(minimal("media.play", r#"{"type":"movie","ratingKey":"9"}"#));
+        let e = event(parse(&body, now()).unwrap());
+        assert_eq!(item(&e).backend_item_id, "9");
+        assert_eq!(e.user_id.as_deref(), Some("9"));
+        assert_eq!(e.server_id.as_deref(), Some("srv"));
+    }
+}
