@@ -32,21 +32,23 @@ pub fn kind_of(provider: &str) -> Option<&'static str> {
 pub fn normalize(provider: &str, value: &str) -> Option<(&'static str, String)> {
     let kind = kind_of(provider)?;
     let v = value.trim();
-    let ok = match kind {
-        "imdb" => {
-            v.len() > 2
-                && v[..2].eq_ignore_ascii_case("tt")
-                && v[2..].bytes().all(|b| b.is_ascii_digit())
+    // `get` rather than slicing: a value may start with a multi-byte character.
+    let imdb_digits = v
+        .get(..2)
+        .filter(|p| p.eq_ignore_ascii_case("tt"))
+        .and_then(|_| v.get(2..))
+        .filter(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()));
+    let v = match kind {
+        "imdb" => format!("tt{}", imdb_digits?),
+        _ => {
+            let ok = !v.is_empty()
+                && v.bytes().all(|b| b.is_ascii_digit())
+                && v.bytes().any(|b| b != b'0');
+            if !ok {
+                return None;
+            }
+            v.trim_start_matches('0').to_string()
         }
-        _ => !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) && v.bytes().any(|b| b != b'0'),
-    };
-    if !ok {
-        return None;
-    }
-    let v = if kind == "imdb" {
-        format!("tt{}", &v[2..])
-    } else {
-        v.trim_start_matches('0').to_string()
     };
     Some((kind, v))
 }
@@ -259,6 +261,11 @@ mod tests {
         assert_eq!(normalize("tmdb", ""), None);
         assert_eq!(normalize("tvmaze", "0"), None);
         assert_eq!(normalize("tvdb", "12a"), None);
+        assert_eq!(
+            normalize("imdb", "\u{5755a}1"),
+            None,
+            "multi-byte start must not panic"
+        );
         assert_eq!(normalize("musicbrainztrack", "3c2c1f40"), None);
     }
 
