@@ -387,7 +387,7 @@ mod tests {
         let e = event(parse(&body, now()).unwrap());
         assert_eq!(e.action, Action::Progress);
         // `{user_id}` and `{server_machine_id}` were left unfilled.
-        assert_eq!((e.user_id, e.server_id), (None, None));
+        assert_eq!((&e.user_id, &e.server_id), (&None, &None));
         let it = item(&e);
         assert_eq!(it.backend_item_id, "700");
         // Season 0 (specials) is a real season for an episode.

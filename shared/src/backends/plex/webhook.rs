@@ -453,7 +453,7 @@ impl<'a> Loose<'a> {
 }
 
 fn float_u64(f: f64) -> Option<u64> {
-    (f.is_finite() && f >= 0.0 && f < 1.8e19).then(|| f.trunc() as u64)
+    (0.0..1.8e19).contains(&f).then(|| f.trunc() as u64)
 }
 
 /// `{user_id}`: a Tautulli placeholder left unfilled.
