@@ -21,15 +21,22 @@ test: tools-test
 lint: tools-lint
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	SAM_CLI_TELEMETRY=0 sam validate --lint --template-file infra/template.yaml --region us-east-1
+	cfn-lint infra/template.yaml
 
-build:
-	sam build --template-file infra/template.yaml
+## SAM build: cargo-lambda builds each function's binary (release) into .aws-sam/build.
+build: tools-lint tools-run
+	SAM_CLI_TELEMETRY=0 sam build --config-file $(CURDIR)/samconfig.toml --template-file infra/template.yaml
 
+## Deploys .aws-sam/build/template.yaml with the settings in samconfig.toml (needs AWS credentials).
 deploy: build
-	sam deploy --config-file ../samconfig.toml
+	SAM_CLI_TELEMETRY=0 sam deploy --config-file $(CURDIR)/samconfig.toml
 
+## Parse benchmark (criterion), then cold start and size of the release binaries.
 bench:
 	cargo bench -p watchstate
+	cargo build --release --workspace --bins
+	cargo run --release -p e2e --bin cold_start
 
 tools-run:
 	@command -v cargo-lambda >/dev/null || $(PIP) install --quiet cargo-lambda
@@ -39,5 +46,10 @@ tools-test:
 	  || $(PIP) install --quiet 'moto[server]'
 	@command -v cargo-lambda >/dev/null || $(PIP) install --quiet cargo-lambda
 
+CFN_LINT_VERSION := 1.58.0
+SAM_CLI_VERSION := 1.170.0
 tools-lint:
 	@rustup component list --installed 2>/dev/null | grep -q clippy || rustup component add clippy rustfmt
+	@{ command -v cfn-lint >/dev/null && [ "$$(cfn-lint --version)" = "cfn-lint $(CFN_LINT_VERSION)" ] \
+	   && command -v sam >/dev/null; } \
+	  || $(PIP) install --quiet 'cfn-lint==$(CFN_LINT_VERSION)' 'aws-sam-cli==$(SAM_CLI_VERSION)'

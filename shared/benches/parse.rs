@@ -5,7 +5,9 @@
 use std::path::{Path, PathBuf};
 
 use chrono::Utc;
-use criterion::{black_box, Criterion};
+use std::hint::black_box;
+
+use criterion::Criterion;
 use watchstate::backends;
 use watchstate::model::Source;
 

@@ -11,6 +11,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::store::dynamo::DynamoStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Store, StoreError};
 use crate::token::TokenSecret;
@@ -29,9 +30,18 @@ fn env(name: &str) -> Option<String> {
 /// The store this process uses.
 pub async fn store() -> Result<Arc<dyn Store>, StoreError> {
     if let Some(table) = env("TABLE_NAME") {
-        return Err(StoreError::Unavailable(format!(
-            "TABLE_NAME={table} asks for DynamoDB, which this build does not include yet"
-        )));
+        // Region, credentials and `AWS_ENDPOINT_URL` (moto locally) come from the
+        // environment, as in every AWS SDK.
+        let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .load()
+            .await;
+        tracing::info!(
+            table = %table,
+            endpoint = env("AWS_ENDPOINT_URL").as_deref().unwrap_or("AWS"),
+            "DynamoDB store"
+        );
+        let client = aws_sdk_dynamodb::Client::new(&conf);
+        return Ok(Arc::new(DynamoStore::new(client, table)));
     }
     let path = data_dir().join("watchstate.db");
     tracing::info!(path = %path.display(), "embedded store");

@@ -65,3 +65,36 @@ pub fn webhook_base(req: &lambda_http::Request) -> WebhookBase {
     }
     WebhookBase(format!("https://{host}/webhook/"))
 }
+
+/// An EventBridge event carrying a state change (`detail-type: StateChange`).
+#[derive(Debug, serde::Deserialize)]
+pub struct BusEvent {
+    #[serde(rename = "detail-type", default)]
+    pub detail_type: String,
+    pub detail: crate::model::StateChange,
+}
+
+/// The push function's handler: push the change; fail (so EventBridge retries, then
+/// parks it in the dead-letter queue) only when a backend failed in a way a retry
+/// can fix. Leftovers in the outbox are drained on the way out.
+pub async fn push_event(
+    pusher: &crate::push::Pusher,
+    bus: Option<&dyn crate::bus::Bus>,
+    event: lambda_runtime::LambdaEvent<serde_json::Value>,
+) -> Result<serde_json::Value, lambda_runtime::Error> {
+    let parsed: BusEvent = serde_json::from_value(event.payload)
+        .map_err(|e| format!("not a StateChange event: {e}"))?;
+    let report = pusher.push(&parsed.detail).await?;
+    if let Some(bus) = bus {
+        crate::bus::drain(pusher.store.as_ref(), bus, 25).await;
+    }
+    if report.retryable_failure() {
+        return Err(format!(
+            "push of change {} failed on a backend; EventBridge will retry: {}",
+            report.change,
+            serde_json::to_string(&report.backends).unwrap_or_default()
+        )
+        .into());
+    }
+    Ok(serde_json::to_value(&report).unwrap_or_default())
+}

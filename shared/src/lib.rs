@@ -4,6 +4,7 @@
 //! - [`model`], [`guid`], [`when`]: the normalized vocabulary.
 //! - [`backends`]: one folder per media server (webhook parser, API client).
 //! - [`sync`]: the rules; [`ingest`]: applying them against the store.
+//! - [`push`]: carrying a change to the other backends.
 //! - [`store`], [`bus`]: ports with their local and AWS adapters.
 //! - [`http`]: the webhook and api handlers over plain `http` types.
 
@@ -16,6 +17,7 @@ pub mod http;
 pub mod ids;
 pub mod ingest;
 pub mod model;
+pub mod push;
 pub mod store;
 pub mod sync;
 pub mod token;

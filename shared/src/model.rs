@@ -162,6 +162,10 @@ pub struct Event {
     /// The payload's own time, if it has one; the rules replace a missing, future or
     /// pre-2000 time with the time received.
     pub occurred_at: Option<DateTime<Utc>>,
+    /// The player is paused (Jellyfin reports a pause as a paused progress event):
+    /// like a stop, its position is worth pushing.
+    #[serde(default)]
+    pub paused: bool,
     /// `None` only for test events.
     pub item: Option<EventItem>,
 }

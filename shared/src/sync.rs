@@ -241,7 +241,7 @@ fn first_seen(
     // resume point; an unwatched item is what every backend assumes already.
     let change = if watched {
         Some(change_of(&item, ctx, ChangeKind::Watched))
-    } else if progress.is_some() && is_pause_or_stop(&event.raw_event) {
+    } else if progress.is_some() && (event.paused || is_pause_or_stop(&event.raw_event)) {
         Some(change_of(&item, ctx, ChangeKind::Progress))
     } else {
         None
@@ -320,7 +320,7 @@ fn merge(
                         } else {
                             item.progress_ms = Some(pos);
                             item.via = Some(ctx.backend.to_string());
-                            if is_pause_or_stop(&event.raw_event) {
+                            if event.paused || is_pause_or_stop(&event.raw_event) {
                                 change = Some(change_of(&item, ctx, ChangeKind::Progress));
                             }
                         }
@@ -442,6 +442,7 @@ mod tests {
             action,
             raw_event: raw.into(),
             occurred_at: when.map(at),
+            paused: false,
             item: Some(ev_item()),
         }
     }

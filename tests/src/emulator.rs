@@ -42,6 +42,7 @@ impl Emulator {
         cmd.args([
             "lambda",
             "watch",
+                "--ignore-changes",
             "-A",
             "127.0.0.1",
             "-P",

@@ -3,6 +3,8 @@
 //! store, and a `cargo lambda watch` runner for the real binaries.
 
 pub mod emulator;
+pub mod moto;
+pub mod serve;
 
 use std::path::PathBuf;
 use std::sync::Arc;

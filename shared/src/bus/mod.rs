@@ -1,9 +1,15 @@
 //! The Bus port: carries each state change from the store to the push function.
-//! Adapters: [`local`] (in process) and EventBridge (AWS).
+//! Adapters: [`local`] (in process) and [`eventbridge`] (AWS).
 //!
 //! Publishing is at-least-once: a change sits in the store's outbox until a publish
 //! succeeds, and [`drain`] retries whatever is still there.
+//!
+//! So a consumer may see a change twice (published, then the ack was lost) or after a
+//! newer change of the same item (an old change drained late). The push function must
+//! make both no-ops: act on the item's current state, and only where a backend
+//! differs from it.
 
+pub mod eventbridge;
 pub mod local;
 
 use async_trait::async_trait;
@@ -62,4 +68,21 @@ pub async fn drain(store: &dyn Store, bus: &dyn Bus, limit: usize) -> (usize, us
         }
     }
     (ok, failed)
+}
+
+/// The bus this process publishes to: EventBridge when `EVENT_BUS_NAME` is set (AWS),
+/// else the in-process bus that runs push right here (the local emulation).
+pub async fn from_env(store: std::sync::Arc<dyn Store>) -> std::sync::Arc<dyn Bus> {
+    use std::sync::Arc;
+    if let Some(b) = eventbridge::EventBridgeBus::from_env().await {
+        return Arc::new(b);
+    }
+    let pusher = crate::push::Pusher {
+        store,
+        clients: Arc::new(crate::push::HttpClients {
+            http: crate::backends::client::http_client(),
+            retry: Default::default(),
+        }),
+    };
+    Arc::new(local::LocalBus::new(Arc::new(crate::push::LocalPush(pusher))))
 }

@@ -9,6 +9,7 @@
 //! is written in the same atomic step as the item (the outbox), so it cannot be lost
 //! between "stored" and "published".
 
+pub mod dynamo;
 pub mod sqlite;
 
 use async_trait::async_trait;

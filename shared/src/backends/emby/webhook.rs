@@ -188,6 +188,7 @@ fn build(doc: Doc<'_>) -> Result<Parsed, ParseError> {
     let action = match event.to_ascii_lowercase().as_str() {
         "system.notificationtest" => {
             return Ok(Parsed::Event(Event {
+                paused: false,
                 source: SOURCE,
                 server_id,
                 user_id: None,
@@ -284,6 +285,7 @@ fn build(doc: Doc<'_>) -> Result<Parsed, ParseError> {
     };
     let user_id = doc.user.as_ref().and_then(|u| text(&u.id));
     Ok(Parsed::Event(Event {
+        paused: false,
         source: SOURCE,
         server_id,
         user_id,

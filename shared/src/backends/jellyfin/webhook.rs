@@ -83,6 +83,7 @@ struct Doc<'de> {
     episode_number: Option<Scalar<'de>>,
     played: Option<Scalar<'de>>,
     played_to_completion: Option<Scalar<'de>>,
+    is_paused: Option<Scalar<'de>>,
     save_reason: Option<Scalar<'de>>,
     position_ticks: Option<Scalar<'de>>,
     runtime_ticks: Option<Scalar<'de>>,
@@ -105,6 +106,7 @@ enum Key {
     EpisodeNumber,
     Played,
     PlayedToCompletion,
+    IsPaused,
     SaveReason,
     PlaybackPositionTicks,
     RunTimeTicks,
@@ -137,6 +139,7 @@ impl<'de> Deserialize<'de> for Key {
                     "EpisodeNumber" => Key::EpisodeNumber,
                     "Played" => Key::Played,
                     "PlayedToCompletion" => Key::PlayedToCompletion,
+                    "IsPaused" => Key::IsPaused,
                     "SaveReason" => Key::SaveReason,
                     "PlaybackPositionTicks" => Key::PlaybackPositionTicks,
                     "RunTimeTicks" => Key::RunTimeTicks,
@@ -180,6 +183,7 @@ impl<'de> Deserialize<'de> for Doc<'de> {
                         Key::EpisodeNumber => &mut doc.episode_number,
                         Key::Played => &mut doc.played,
                         Key::PlayedToCompletion => &mut doc.played_to_completion,
+                        Key::IsPaused => &mut doc.is_paused,
                         Key::SaveReason => &mut doc.save_reason,
                         Key::PlaybackPositionTicks => &mut doc.position_ticks,
                         Key::RunTimeTicks => &mut doc.runtime_ticks,
@@ -334,6 +338,8 @@ fn build(doc: Doc<'_>) -> Result<Parsed, ParseError> {
         action,
         raw_event: event,
         occurred_at,
+        // A paused PlaybackProgress is Jellyfin's "pause": its position is pushed.
+        paused: flag(&doc.is_paused) == Some(true),
         item: Some(item),
     }))
 }

@@ -1,3 +1,4 @@
 //! Plex: its webhook parser and its API client.
 
+pub mod client;
 pub mod webhook;

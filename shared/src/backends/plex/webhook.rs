@@ -112,6 +112,7 @@ pub fn parse(json: &[u8], received_at: DateTime<Utc>) -> Result<Parsed, ParseErr
     };
 
     Ok(Parsed::Event(Event {
+        paused: false,
         source,
         server_id: payload
             .server

@@ -1,0 +1,483 @@
+//! Cold-start benchmark (DESIGN 8): how long each function binary takes from exec to
+//! its first poll of the Lambda Runtime API, next to a hello-world `lambda_runtime`
+//! binary built with the same profile, and how big each stripped binary is.
+//!
+//! It builds nothing: it runs the binaries next to itself (target/release when started
+//! with `cargo run --release`), so build them first:
+//!
+//! ```text
+//! cargo build --release --workspace --bins
+//! cargo run --release -p e2e --bin cold_start [-- --runs 30] [--bin-dir DIR] [NAME...]
+//! ```
+//!
+//! (`make bench` does both.) A tiny stand-in for the Runtime API on 127.0.0.1 records
+//! the instant the first `GET /2018-06-01/runtime/invocation/next` arrives and holds
+//! that request; the process is then killed. Runs are interleaved across binaries, after
+//! two warm-up runs each, every run with a fresh data dir and a clean environment.
+//!
+//! Speed is reported, never asserted: the exit status is non-zero only when something
+//! could not be measured (a missing binary, an init error, a crash, no poll in 10 s).
+//! A binary that exits successfully without polling (a placeholder `main`) is listed as
+//! such.
+
+use std::fs::{self, File};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::thread;
+use std::time::{Duration, Instant};
+
+const BASELINE: &str = "hello-lambda";
+const DEFAULT_BINARIES: [&str; 6] = [BASELINE, "webhook", "api", "push", "import", "export"];
+const NEXT: &str = "/2018-06-01/runtime/invocation/next";
+const INIT_ERROR: &str = "/2018-06-01/runtime/init/error";
+const WARMUP_RUNS: usize = 2;
+const POLL_TIMEOUT: Duration = Duration::from_secs(10);
+/// DESIGN 8 budgets, printed for the reader (not enforced).
+const INIT_RATIO_BUDGET: f64 = 2.0;
+const SIZE_BUDGET_MB: f64 = 8.0;
+
+const USAGE: &str = "usage: cold_start [--runs N] [--bin-dir DIR] [BINARY...]
+  Measures exec -> first Runtime API poll of release binaries already built with
+  `cargo build --release --workspace --bins`. BINARY defaults to:
+  hello-lambda webhook api push import export (hello-lambda is the baseline).";
+
+/// What the stand-in Runtime API saw.
+enum Seen {
+    Poll(Instant),
+    InitError(String),
+}
+
+/// The result of one run.
+enum Run {
+    Polled(Duration),
+    /// Exited with success before polling: a placeholder `main`.
+    ExitedCleanly,
+}
+
+struct Bench {
+    name: String,
+    path: PathBuf,
+    samples: Vec<Duration>,
+    /// Set once the binary cannot be measured; it is not run again.
+    outcome: Option<Outcome>,
+}
+
+enum Outcome {
+    NoPoll,
+    Failed(String),
+}
+
+struct Args {
+    runs: usize,
+    bin_dir: PathBuf,
+    binaries: Vec<String>,
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(args) => args,
+        Err(message) => {
+            eprintln!("cold_start: {message}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(args) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(message) => {
+            eprintln!("cold_start: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut runs = 30;
+    let mut bin_dir = None;
+    let mut binaries = Vec::new();
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--runs" | "-n" => {
+                let value = it.next().ok_or("--runs needs a value")?;
+                runs = value
+                    .parse()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| format!("--runs: not a positive number: {value}"))?;
+            }
+            "--bin-dir" => {
+                bin_dir = Some(PathBuf::from(it.next().ok_or("--bin-dir needs a value")?))
+            }
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            flag if flag.starts_with('-') => return Err(format!("unknown option {flag}")),
+            name => binaries.push(name.to_string()),
+        }
+    }
+    let bin_dir = match bin_dir {
+        Some(dir) => dir,
+        // target/release/cold_start: the functions were built next to it, same profile.
+        None => std::env::current_exe()
+            .map_err(|e| format!("cannot locate this executable: {e}"))?
+            .parent()
+            .ok_or("this executable has no parent directory")?
+            .to_path_buf(),
+    };
+    if binaries.is_empty() {
+        binaries = DEFAULT_BINARIES.iter().map(|s| s.to_string()).collect();
+    }
+    if !binaries.iter().any(|b| b == BASELINE) {
+        binaries.insert(0, BASELINE.to_string());
+    }
+    Ok(Args {
+        runs,
+        bin_dir,
+        binaries,
+    })
+}
+
+/// Ok(true) when every binary was measured (or is a placeholder), Ok(false) when some
+/// failed, Err when nothing could be measured.
+fn run(args: Args) -> Result<bool, String> {
+    if args.bin_dir.file_name().and_then(|n| n.to_str()) != Some("release") {
+        eprintln!(
+            "cold_start: warning: {} is not a release directory; the budget is about release builds",
+            args.bin_dir.display()
+        );
+    }
+    let mut benches = Vec::new();
+    let mut missing = Vec::new();
+    for name in &args.binaries {
+        let path = args.bin_dir.join(name);
+        if path.is_file() {
+            benches.push(Bench {
+                name: name.clone(),
+                path,
+                samples: Vec::with_capacity(args.runs),
+                outcome: None,
+            });
+        } else {
+            missing.push(name.as_str());
+        }
+    }
+    if !missing.is_empty() {
+        return Err(format!(
+            "not built in {}: {} (run `cargo build --release --workspace --bins` first)",
+            args.bin_dir.display(),
+            missing.join(", ")
+        ));
+    }
+
+    let listener =
+        TcpListener::bind("127.0.0.1:0").map_err(|e| format!("cannot listen on 127.0.0.1: {e}"))?;
+    let api = listener
+        .local_addr()
+        .map_err(|e| format!("listener address: {e}"))?
+        .to_string();
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || serve(listener, tx));
+    let scratch = tempfile::Builder::new()
+        .prefix("cold-start-")
+        .tempdir()
+        .map_err(|e| format!("cannot create a temporary directory: {e}"))?;
+
+    println!(
+        "cold start: exec -> first GET {NEXT}, {} runs each after {WARMUP_RUNS} warm-up, binaries in {}",
+        args.runs,
+        args.bin_dir.display()
+    );
+    let mut run_id = 0usize;
+    for round in 0..WARMUP_RUNS + args.runs {
+        for bench in benches.iter_mut().filter(|b| b.outcome.is_none()) {
+            run_id += 1;
+            let data_dir = scratch.path().join(format!("run-{run_id}"));
+            match measure(&bench.name, &bench.path, &api, &data_dir, &rx) {
+                Ok(Run::Polled(took)) if round >= WARMUP_RUNS => bench.samples.push(took),
+                Ok(Run::Polled(_)) => {}
+                Ok(Run::ExitedCleanly) => bench.outcome = Some(Outcome::NoPoll),
+                Err(message) => bench.outcome = Some(Outcome::Failed(message)),
+            }
+            // Each run's data dir goes at once: thousands of SQLite files add up.
+            let _ = fs::remove_dir_all(&data_dir);
+        }
+    }
+
+    report(&benches);
+    Ok(benches
+        .iter()
+        .all(|b| !matches!(b.outcome, Some(Outcome::Failed(_)))))
+}
+
+/// Runs one binary until its first poll; kills it.
+fn measure(
+    name: &str,
+    path: &Path,
+    api: &str,
+    data_dir: &Path,
+    rx: &Receiver<Seen>,
+) -> Result<Run, String> {
+    fs::create_dir_all(data_dir).map_err(|e| format!("{}: {e}", data_dir.display()))?;
+    let log_path = data_dir.join("output.log");
+    let log = File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
+    let log_err = log
+        .try_clone()
+        .map_err(|e| format!("{}: {e}", log_path.display()))?;
+    while rx.try_recv().is_ok() {}
+
+    let mut command = Command::new(path);
+    command
+        .env_clear()
+        .env("AWS_LAMBDA_RUNTIME_API", api)
+        .env("AWS_LAMBDA_FUNCTION_NAME", name)
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
+        .env("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{name}"))
+        .env("AWS_LAMBDA_LOG_STREAM_NAME", "2025/01/01/[1]cold-start")
+        .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env("RUST_LOG", "info")
+        .env("WATCHSTATE_DATA_DIR", data_dir)
+        .env("WATCHSTATE_ADMIN_KEY", "x")
+        .current_dir(data_dir)
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log_err);
+
+    let started = Instant::now();
+    let mut child = command
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", path.display()))?;
+    loop {
+        match rx.recv_timeout(Duration::from_millis(2)) {
+            Ok(Seen::Poll(at)) => {
+                stop(&mut child);
+                return Ok(Run::Polled(at.saturating_duration_since(started)));
+            }
+            Ok(Seen::InitError(body)) => {
+                stop(&mut child);
+                return Err(format!("reported an init error: {body}"));
+            }
+            Err(RecvTimeoutError::Disconnected) => {
+                stop(&mut child);
+                return Err("the stand-in Runtime API stopped".into());
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+        }
+        if let Some(status) = child
+            .try_wait()
+            .map_err(|e| format!("waiting for {name}: {e}"))?
+        {
+            // Its poll may have arrived just before it went away.
+            if let Ok(Seen::Poll(at)) = rx.recv_timeout(Duration::from_millis(20)) {
+                return Ok(Run::Polled(at.saturating_duration_since(started)));
+            }
+            if status.success() {
+                return Ok(Run::ExitedCleanly);
+            }
+            return Err(format!(
+                "exited ({status}) before polling; output:\n{}",
+                tail(&log_path)
+            ));
+        }
+        if started.elapsed() > POLL_TIMEOUT {
+            stop(&mut child);
+            return Err(format!(
+                "no poll within {} s; output:\n{}",
+                POLL_TIMEOUT.as_secs(),
+                tail(&log_path)
+            ));
+        }
+    }
+}
+
+fn stop(child: &mut Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+fn tail(path: &Path) -> String {
+    let text = fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(20)..].join("\n")
+}
+
+/// The stand-in Runtime API: one thread per connection.
+fn serve(listener: TcpListener, tx: Sender<Seen>) {
+    for stream in listener.incoming().flatten() {
+        let tx = tx.clone();
+        thread::spawn(move || {
+            let _ = connection(stream, &tx);
+        });
+    }
+}
+
+/// HTTP/1.1 requests on one connection. `next` is recorded and held until the client
+/// goes away; an init error is recorded and acknowledged; anything else gets a 404.
+fn connection(stream: TcpStream, tx: &Sender<Seen>) -> std::io::Result<()> {
+    let _ = stream.set_nodelay(true);
+    let mut writer = stream.try_clone()?;
+    let mut reader = BufReader::new(stream);
+    loop {
+        let mut request_line = String::new();
+        if reader.read_line(&mut request_line)? == 0 {
+            return Ok(());
+        }
+        let at = Instant::now();
+        let mut parts = request_line.split_whitespace();
+        let method = parts.next().unwrap_or_default().to_string();
+        let target = parts.next().unwrap_or_default().to_string();
+        let mut content_length = 0usize;
+        loop {
+            let mut header = String::new();
+            if reader.read_line(&mut header)? == 0 {
+                return Ok(());
+            }
+            let header = header.trim_end();
+            if header.is_empty() {
+                break;
+            }
+            if let Some((name, value)) = header.split_once(':') {
+                if name.trim().eq_ignore_ascii_case("content-length") {
+                    content_length = value.trim().parse().unwrap_or(0);
+                }
+            }
+        }
+        let mut body = vec![0; content_length];
+        reader.read_exact(&mut body)?;
+        let path = target.split('?').next().unwrap_or_default();
+        match (method.as_str(), path) {
+            ("GET", NEXT) => {
+                let _ = tx.send(Seen::Poll(at));
+                // Hold the request: drain until the process is killed.
+                let mut sink = [0u8; 512];
+                while reader.read(&mut sink)? > 0 {}
+                return Ok(());
+            }
+            ("POST", INIT_ERROR) => {
+                let _ = tx.send(Seen::InitError(String::from_utf8_lossy(&body).into_owned()));
+                writer.write_all(
+                    b"HTTP/1.1 202 Accepted\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}",
+                )?;
+            }
+            _ => {
+                writer.write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n")?;
+            }
+        }
+    }
+}
+
+fn report(benches: &[Bench]) {
+    let baseline = benches
+        .iter()
+        .find(|b| b.name == BASELINE)
+        .and_then(|b| percentile(&b.samples, 0.5));
+    println!();
+    println!(
+        "{:<14} {:>5} {:>10} {:>10} {:>10} {:>10} {:>9}",
+        "binary", "runs", "median ms", "p90 ms", "ratio", "size MB", "stripped"
+    );
+    let mut notes = Vec::new();
+    for bench in benches {
+        let size = fs::metadata(&bench.path).map(|m| m.len() as f64 / 1e6).ok();
+        let stripped = match has_symbol_table(&bench.path) {
+            Some(false) => "yes",
+            Some(true) => "NO",
+            None => "?",
+        };
+        let size_text = size.map_or("?".into(), |s| format!("{s:.2}"));
+        let median = percentile(&bench.samples, 0.5);
+        let p90 = percentile(&bench.samples, 0.9);
+        match (&bench.outcome, median, p90) {
+            (None, Some(median), Some(p90)) => {
+                let ratio = baseline.map(|b| median.as_secs_f64() / b.as_secs_f64());
+                println!(
+                    "{:<14} {:>5} {:>10.2} {:>10.2} {:>10} {:>10} {:>9}",
+                    bench.name,
+                    bench.samples.len(),
+                    ms(median),
+                    ms(p90),
+                    ratio.map_or("?".into(), |r| format!("{r:.2}x")),
+                    size_text,
+                    stripped
+                );
+                if bench.name != BASELINE {
+                    if let (Some(ratio), Some(size)) = (ratio, size) {
+                        notes.push(format!(
+                            "{}: init {ratio:.2}x hello-world (budget {INIT_RATIO_BUDGET}x: {}), size {size:.2} MB (budget < {SIZE_BUDGET_MB} MB: {})",
+                            bench.name,
+                            if ratio <= INIT_RATIO_BUDGET { "within" } else { "OVER" },
+                            if size < SIZE_BUDGET_MB { "within" } else { "OVER" },
+                        ));
+                    }
+                }
+            }
+            (outcome, _, _) => {
+                let what = match outcome {
+                    Some(Outcome::NoPoll) => "exited 0 without polling (placeholder?)",
+                    _ => "FAILED",
+                };
+                println!(
+                    "{:<14} {:>5} {:>10} {:>10} {:>10} {:>10} {:>9}  {what}",
+                    bench.name,
+                    bench.samples.len(),
+                    "-",
+                    "-",
+                    "-",
+                    size_text,
+                    stripped
+                );
+                if let Some(Outcome::Failed(message)) = outcome {
+                    notes.push(format!("{} failed: {message}", bench.name));
+                }
+            }
+        }
+    }
+    println!();
+    for note in notes {
+        println!("{note}");
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// Nearest-rank percentile.
+fn percentile(samples: &[Duration], p: f64) -> Option<Duration> {
+    if samples.is_empty() {
+        return None;
+    }
+    let mut sorted = samples.to_vec();
+    sorted.sort();
+    let rank = (p * sorted.len() as f64).ceil() as usize;
+    Some(sorted[rank.clamp(1, sorted.len()) - 1])
+}
+
+/// Whether a 64-bit little-endian ELF file still has a symbol table (`SHT_SYMTAB`):
+/// `strip` removes it. None when the file is not such an ELF file.
+fn has_symbol_table(path: &Path) -> Option<bool> {
+    const SHT_SYMTAB: u32 = 2;
+    let data = fs::read(path).ok()?;
+    if data.get(..6)? != b"\x7fELF\x02\x01" {
+        return None;
+    }
+    let u16_at = |at: usize| Some(u16::from_le_bytes(data.get(at..at + 2)?.try_into().ok()?));
+    let u32_at = |at: usize| Some(u32::from_le_bytes(data.get(at..at + 4)?.try_into().ok()?));
+    let u64_at = |at: usize| Some(u64::from_le_bytes(data.get(at..at + 8)?.try_into().ok()?));
+    let section_headers = usize::try_from(u64_at(0x28)?).ok()?;
+    let entry_size = usize::from(u16_at(0x3A)?);
+    let count = usize::from(u16_at(0x3C)?);
+    for i in 0..count {
+        if u32_at(section_headers + i * entry_size + 4)? == SHT_SYMTAB {
+            return Some(true);
+        }
+    }
+    Some(false)
+}
