@@ -42,7 +42,7 @@ impl Emulator {
         cmd.args([
             "lambda",
             "watch",
-                "--ignore-changes",
+            "--ignore-changes",
             "-A",
             "127.0.0.1",
             "-P",
@@ -110,7 +110,7 @@ impl Drop for Emulator {
     fn drop(&mut self) {
         let pgid = self.child.id();
         let _ = Command::new("kill")
-            .args(["-TERM", &format!("-{pgid}")])
+            .args(["-KILL", &format!("-{pgid}")])
             .status();
         let _ = self.child.wait();
     }

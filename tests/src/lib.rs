@@ -3,6 +3,7 @@
 //! store, and a `cargo lambda watch` runner for the real binaries.
 
 pub mod emulator;
+pub mod fake;
 pub mod moto;
 pub mod serve;
 

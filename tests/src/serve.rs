@@ -53,7 +53,11 @@ pub async fn serve(webhook: WebhookService, api: ApiService) -> Served {
                     let state = state.clone();
                     async move {
                         let (parts, body) = req.into_parts();
-                        let bytes = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+                        let bytes = body
+                            .collect()
+                            .await
+                            .map(|b| b.to_bytes())
+                            .unwrap_or_default();
                         let req = http::Request::from_parts(parts, bytes);
                         let reply = if req.uri().path().starts_with("/webhook/") {
                             state.0.handle(req).await

@@ -336,9 +336,9 @@ pub fn client_with(
         BackendKind::Plex => Arc::new(crate::backends::plex::client::PlexClient::new(
             backend, http, retry,
         )),
-        BackendKind::Jellyfin => Arc::new(crate::backends::jellyfin::client::new(
-            backend, http, retry,
-        )),
+        BackendKind::Jellyfin => {
+            Arc::new(crate::backends::jellyfin::client::new(backend, http, retry))
+        }
         BackendKind::Emby => Arc::new(crate::backends::emby::client::new(backend, http, retry)),
     }
 }
@@ -539,9 +539,8 @@ impl Endpoint {
         call: &Call,
         body: &'a [u8],
     ) -> Result<T, ClientError> {
-        serde_json::from_slice(body).map_err(|e| {
-            ClientError::BadResponse(self.scrub(format!("{}: {e}", self.label(call))))
-        })
+        serde_json::from_slice(body)
+            .map_err(|e| ClientError::BadResponse(self.scrub(format!("{}: {e}", self.label(call)))))
     }
 
     async fn send_once(&self, call: &Call) -> Result<Answer, ClientError> {

@@ -378,22 +378,11 @@ impl ApiService {
             query_get(q, "backend"),
             query_get(q, "backend_item_id"),
         ) {
-            (Some(g), None, None) => {
-                let (kind, value) = guid::parse_written(g).ok_or_else(|| {
-                    bad_request(format!(
-                        "guid '{g}' is not kind:value with a known kind (imdb, tmdb, tvdb, tvmaze, tvrage, anidb) and a valid id"
-                    ))
-                })?;
-                let mut keys = vec![
-                    sync::guid_key(ItemType::Movie, kind, &value),
-                    sync::guid_key(ItemType::Episode, kind, &value),
-                ];
-                // `tvdb:123/1/2` style relative guids.
-                if let Some((series, rest)) = value.split_once('/') {
-                    keys.push(format!("R#{kind}:{series}/{rest}"));
-                }
-                ItemQuery::Keys(keys)
-            }
+            (Some(g), None, None) => ItemQuery::Keys(guid_query_keys(g).ok_or_else(|| {
+                bad_request(format!(
+                    "guid '{g}' is not kind:value (or kind:series/season/episode) with a known kind (imdb, tmdb, tvdb, tvmaze, tvrage, anidb) and a valid id"
+                ))
+            })?),
             (None, Some(b), Some(id)) => ItemQuery::Keys(vec![sync::backend_key(b, id)]),
             (None, None, None) => ItemQuery::All,
             _ => {
@@ -474,6 +463,24 @@ impl ApiService {
         let runs = self.store.list_task_runs(limit).await.map_err(store_err)?;
         Ok(json_reply(StatusCode::OK, &json!({"runs": runs})))
     }
+}
+
+/// Lookup keys for `?guid=`: `imdb:tt0111161` (movie or episode) or a relative
+/// episode guid `tvdb:431877/1/6`.
+fn guid_query_keys(g: &str) -> Option<Vec<String>> {
+    if let Some((id, rest)) = g.split_once('/') {
+        let (kind, series) = guid::parse_written(id)?;
+        let mut nums = rest.split('/').map(|n| n.parse::<u32>().ok());
+        let (Some(Some(s)), Some(Some(e)), None) = (nums.next(), nums.next(), nums.next()) else {
+            return None;
+        };
+        return Some(vec![format!("R#{}", guid::relative(kind, &series, s, e))]);
+    }
+    let (kind, value) = guid::parse_written(g)?;
+    Some(vec![
+        sync::guid_key(ItemType::Movie, kind, &value),
+        sync::guid_key(ItemType::Episode, kind, &value),
+    ])
 }
 
 fn known_route(rest: &[&str]) -> bool {

@@ -25,8 +25,8 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Deserialize;
 
 use crate::backends::client::{
-    same_item, seg, shares_guid, Call, ClientError, Endpoint, Identity, LibraryPage,
-    MediaClient, PageCursor, PageRequest, RemoteItem, RetryPolicy,
+    same_item, seg, shares_guid, Call, ClientError, Endpoint, Identity, LibraryPage, MediaClient,
+    PageCursor, PageRequest, RemoteItem, RetryPolicy,
 };
 use crate::backends::jellyfin::webhook::lenient::Scalar;
 use crate::guid;
@@ -135,7 +135,12 @@ impl MediaBrowserClient {
         let answer = self.api.send(call).await?;
         let raw: RawListing = self.api.decode(call, &answer.body)?;
         Ok(Listing {
-            items: raw.items.unwrap_or_default().iter().map(Entry::from).collect(),
+            items: raw
+                .items
+                .unwrap_or_default()
+                .iter()
+                .map(Entry::from)
+                .collect(),
             total: raw.total.as_ref().and_then(Scalar::uint),
         })
     }
@@ -163,9 +168,7 @@ impl MediaBrowserClient {
         if let Some(s) = season {
             call = call.query("season", s.to_string());
         }
-        let call = call
-            .query("Fields", "ProviderIds")
-            .query("UserId", user);
+        let call = call.query("Fields", "ProviderIds").query("UserId", user);
         Ok(self
             .entries(&call)
             .await?
@@ -273,9 +276,10 @@ impl MediaClient for MediaBrowserClient {
     async fn identity(&self) -> Result<Identity, ClientError> {
         let call = Call::get("/System/Info");
         let info: RawInfo = self.api.get_json(&call).await?;
-        let server_id = info.id.filter(|s| !s.trim().is_empty()).ok_or_else(|| {
-            ClientError::BadResponse(format!("{}: no Id", self.api.label(&call)))
-        })?;
+        let server_id = info
+            .id
+            .filter(|s| !s.trim().is_empty())
+            .ok_or_else(|| ClientError::BadResponse(format!("{}: no Id", self.api.label(&call))))?;
         Ok(Identity {
             server_id,
             name: info.server_name,
@@ -396,7 +400,7 @@ impl MediaClient for MediaBrowserClient {
         let more = n > 0 && listing.total.is_none_or(|t| end < t);
         Ok(LibraryPage {
             items,
-            next: more.then(|| PageRequest {
+            next: more.then_some(PageRequest {
                 cursor: PageCursor {
                     section: None,
                     offset: end,
@@ -591,7 +595,8 @@ mod tests {
 
     #[test]
     fn an_episode_with_user_data() {
-        let json = br#"{"Name":"Signal Fire","Id":"d4092836b8a1db8e10d3e21f231ba38d","Type":"Episode",
+        let json =
+            br#"{"Name":"Signal Fire","Id":"d4092836b8a1db8e10d3e21f231ba38d","Type":"Episode",
             "SeriesName":"Ninefold Orbit","SeriesId":"5a9a","ParentIndexNumber":1,"IndexNumber":3,
             "RunTimeTicks":14403130000,"ProductionYear":2022,
             "ProviderIds":{"Tvdb":"8123","Imdb":"tt123","Official Website":"http://x"},

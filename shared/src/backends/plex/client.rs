@@ -28,8 +28,8 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use crate::backends::client::{
-    same_item, seg, shares_guid, Call, ClientError, Endpoint, Identity, LibraryPage,
-    MediaClient, PageCursor, PageRequest, RemoteItem, RetryPolicy,
+    same_item, seg, shares_guid, Call, ClientError, Endpoint, Identity, LibraryPage, MediaClient,
+    PageCursor, PageRequest, RemoteItem, RetryPolicy,
 };
 use crate::backends::plex::webhook::{AgentIds, Loose};
 use crate::model::{Backend, BackendKind, Guids, Item, ItemType};
@@ -56,7 +56,9 @@ pub struct PlexClient {
 
 impl std::fmt::Debug for PlexClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PlexClient").field("api", &self.api).finish()
+        f.debug_struct("PlexClient")
+            .field("api", &self.api)
+            .finish()
     }
 }
 
@@ -88,8 +90,8 @@ impl PlexClient {
     }
 
     async fn metadata(&self, rating_key: &str) -> Result<Option<Meta>, ClientError> {
-        let call = Call::get(format!("/library/metadata/{}", seg(rating_key)))
-            .query("includeGuids", "1");
+        let call =
+            Call::get(format!("/library/metadata/{}", seg(rating_key))).query("includeGuids", "1");
         match self.container(&call).await {
             Ok((c, _)) => Ok(c.metadata.into_iter().next()),
             Err(e) if e.is_not_found() => Ok(None),
@@ -136,7 +138,11 @@ impl PlexClient {
     }
 
     async fn find_episode(&self, item: &Item) -> Result<Option<RemoteItem>, ClientError> {
-        if let Some(series) = item.series_title.as_deref().filter(|t| !t.trim().is_empty()) {
+        if let Some(series) = item
+            .series_title
+            .as_deref()
+            .filter(|t| !t.trim().is_empty())
+        {
             let mut walked = Vec::new();
             for hit in self.search(series).await? {
                 if !hit.is("show") {
@@ -269,11 +275,11 @@ impl MediaClient for PlexClient {
         let call = Call::get("/identity");
         let (c, _) = self.container(&call).await?;
         let server_id = c.machine_identifier.ok_or_else(|| {
-                ClientError::BadResponse(format!(
-                    "{}: no MediaContainer.machineIdentifier",
-                    self.api.label(&call)
-                ))
-            })?;
+            ClientError::BadResponse(format!(
+                "{}: no MediaContainer.machineIdentifier",
+                self.api.label(&call)
+            ))
+        })?;
         Ok(Identity {
             server_id,
             name: c.friendly_name,
@@ -371,9 +377,9 @@ impl MediaClient for PlexClient {
                 .metadata
                 .iter()
                 .filter_map(|m| {
-                    let show = shows.as_ref().and_then(|s| {
-                        m.grandparent_rating_key.as_ref().and_then(|k| s.get(k))
-                    });
+                    let show = shows
+                        .as_ref()
+                        .and_then(|s| m.grandparent_rating_key.as_ref().and_then(|k| s.get(k)));
                     m.remote(show)
                 })
                 .collect();
@@ -707,7 +713,10 @@ mod tests {
         let g = c.metadata[0].show_guids();
         assert_eq!(g.get("tvdb").map(String::as_str), Some("81189"));
         assert_eq!(g.get("imdb").map(String::as_str), Some("tt0903747"));
-        assert!(c.metadata[0].remote(None).is_none(), "a show is not an item");
+        assert!(
+            c.metadata[0].remote(None).is_none(),
+            "a show is not an item"
+        );
     }
 
     #[test]
