@@ -33,7 +33,7 @@ pub struct HttpClients {
 
 impl ClientFactory for HttpClients {
     fn client(&self, backend: &Backend) -> Arc<dyn MediaClient> {
-        client_with(backend, self.http.clone(), self.retry.clone())
+        client_with(backend, self.http.clone(), self.retry)
     }
 }
 

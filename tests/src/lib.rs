@@ -259,3 +259,8 @@ impl Default for Local {
 pub fn backend_body(kind: &str) -> Value {
     json!({"type": kind, "url": "http://media.invalid", "token": "media-token"})
 }
+
+/// A URL on loopback where nothing listens.
+pub fn free_port_url() -> String {
+    format!("http://127.0.0.1:{}", emulator::free_port())
+}

@@ -2,6 +2,10 @@
 //! the delivery log and tasks. Every route but `/v1/health` needs
 //! `Authorization: Bearer {admin key}`.
 
+// Handlers return the error answer itself (a `Reply`); it is built once per request,
+// so its size does not matter and boxing it would only add noise.
+#![allow(clippy::result_large_err)]
+
 use std::sync::Arc;
 
 use chrono::Utc;
@@ -290,7 +294,7 @@ impl ApiService {
             .unwrap_or_default()
             .trim_end_matches('/')
             .to_string();
-        if !url.is_empty() && !(url.starts_with("http://") || url.starts_with("https://")) {
+        if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {
             return Err(bad_request(format!(
                 "url '{url}' must start with http:// or https://"
             )));
@@ -353,6 +357,12 @@ impl ApiService {
             created_at: existing.as_ref().map(|b| b.created_at).unwrap_or(now),
             updated_at: now,
         };
+        let mut backend = backend;
+        if query_get(q, "verify") == Some("true") {
+            verify(&mut backend).await.map_err(|msg| {
+                error_reply(StatusCode::BAD_REQUEST, "verify_failed", msg)
+            })?;
+        }
         self.store.put_backend(&backend).await.map_err(store_err)?;
         let status = if existing.is_some() {
             StatusCode::OK
@@ -463,6 +473,44 @@ impl ApiService {
         let runs = self.store.list_task_runs(limit).await.map_err(store_err)?;
         Ok(json_reply(StatusCode::OK, &json!({"runs": runs})))
     }
+}
+
+/// `?verify=true`: the url answers as that kind of server, the server id matches (or
+/// is filled in when not given), and the token (and user id) are accepted.
+async fn verify(b: &mut Backend) -> Result<(), String> {
+    use crate::backends::client::{client_for, http_client, PageRequest};
+    if b.url.is_empty() || b.token.is_empty() {
+        return Err("verify needs 'url' and 'token'".into());
+    }
+    let client = client_for(b, http_client());
+    let id = client.identity().await.map_err(|e| match e.status() {
+        Some(401) | Some(403) => format!("the {} server refused the token", b.kind),
+        _ => format!("cannot reach a {} server at {}: {e}", b.kind, b.url),
+    })?;
+    match &b.server_id {
+        Some(want) if *want != id.server_id => {
+            return Err(format!(
+                "server id '{want}' does not match the server at {}, whose id is '{}'",
+                b.url, id.server_id
+            ))
+        }
+        Some(_) => {}
+        None => b.server_id = Some(id.server_id.clone()),
+    }
+    // Plex answers /identity without checking the token: read one library page too.
+    client
+        .library_page(&PageRequest::first(1))
+        .await
+        .map_err(|e| match e.status() {
+            Some(401) | Some(403) => format!("the {} server refused the token", b.kind),
+            Some(400) | Some(404) => format!(
+                "the {} server does not know user id '{}'",
+                b.kind,
+                b.user_id.as_deref().unwrap_or("")
+            ),
+            _ => format!("the {} server did not answer a library read: {e}", b.kind),
+        })?;
+    Ok(())
 }
 
 /// Lookup keys for `?guid=`: `imdb:tt0111161` (movie or episode) or a relative

@@ -32,7 +32,7 @@ pub fn error_reply(status: StatusCode, code: &str, message: impl Into<String>) -
     )
 }
 
-pub(crate) fn header_str<'a>(headers: &'a HeaderMap, name: header::HeaderName) -> Option<&'a str> {
+pub(crate) fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
