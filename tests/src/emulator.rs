@@ -108,9 +108,19 @@ impl Emulator {
 
 impl Drop for Emulator {
     fn drop(&mut self) {
-        let pgid = self.child.id();
+        // TERM lets cargo-lambda stop the function processes it started (they run in
+        // process groups of their own); KILL the group if it does not go in time.
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
         let _ = Command::new("kill")
-            .args(["-KILL", &format!("-{pgid}")])
+            .args(["-KILL", "--", &format!("-{pid}")])
             .status();
         let _ = self.child.wait();
     }

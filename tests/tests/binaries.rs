@@ -1,0 +1,230 @@
+//! The real function binaries under `cargo lambda watch`, driven over HTTP as a user
+//! and the media servers would: create a user and backends through the api, POST each
+//! server's real payload over its real transport to the returned `webhook_url`, read
+//! the item back; then `cargo lambda invoke` every sample event under `events/`.
+
+use std::process::Command;
+
+use e2e::emulator::{workspace_root, Emulator};
+use e2e::{fixture, wire, Transport};
+use serde_json::{json, Value};
+
+struct Client {
+    http: reqwest::Client,
+    emu: Emulator,
+}
+
+impl Client {
+    async fn api(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut r = self
+            .http
+            .request(method, self.emu.url(&format!("/lambda-url/api{path}")))
+            .bearer_auth(&self.emu.admin_key);
+        if let Some(b) = body {
+            r = r.body(b.to_string());
+        }
+        let resp = r.send().await.expect("api request");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.expect("api JSON"))
+    }
+
+    async fn backend(&self, user: &str, name: &str, body: Value) -> Value {
+        let (s, v) = self
+            .api(
+                reqwest::Method::PUT,
+                &format!("/v1/users/{user}/backends/{name}"),
+                Some(body),
+            )
+            .await;
+        assert!(s == 200 || s == 201, "{s} {v}");
+        v
+    }
+
+    async fn post(&self, url: &str, transport: Transport, json: &[u8], ua: &str) -> (u16, Value) {
+        let w = wire(transport, json, ua);
+        let method = reqwest::Method::from_bytes(w.method.as_bytes()).expect("method");
+        let mut r = self.http.request(method, url).body(w.body);
+        for (k, v) in w.headers {
+            r = r.header(k, v);
+        }
+        let resp = r.send().await.expect("webhook request");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.expect("webhook JSON"))
+    }
+
+    async fn item(&self, user: &str, guid: &str) -> Value {
+        let (s, v) = self
+            .api(
+                reqwest::Method::GET,
+                &format!("/v1/users/{user}/items?guid={guid}"),
+                None,
+            )
+            .await;
+        assert_eq!(s, 200, "{v}");
+        let items = v["items"].as_array().cloned().unwrap_or_default();
+        assert_eq!(items.len(), 1, "one item for {guid}: {v}");
+        items[0].clone()
+    }
+}
+
+fn invoke(emu: &Emulator, function: &str, event: &str) -> Value {
+    let out = Command::new("cargo")
+        .args([
+            "lambda",
+            "invoke",
+            function,
+            "--invoke-address",
+            "127.0.0.1",
+            "--invoke-port",
+            &emu.port.to_string(),
+            "--data-file",
+            event,
+            "--output-format",
+            "json",
+        ])
+        .current_dir(workspace_root())
+        .output()
+        .expect("cargo lambda invoke");
+    assert!(
+        out.status.success(),
+        "invoke {event}: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        emu.log_text()
+    );
+    serde_json::from_slice(&out.stdout).expect("invoke prints the function's JSON response")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_through_the_real_binaries() {
+    // The sample events carry tokens made with the local secret `make run` uses.
+    let emu = Emulator::start(&[("WATCHSTATE_TOKEN_SECRET", "watchstate-local".into())]).await;
+    let c = Client {
+        http: reqwest::Client::new(),
+        emu,
+    };
+    let (s, _) = c.api(reqwest::Method::PUT, "/v1/users/ana", None).await;
+    assert_eq!(s, 201);
+
+    // Plex: multipart with the JPEG thumb, to the URL exactly as the api returned it.
+    let plex = c
+        .backend(
+            "ana",
+            "plex",
+            json!({"type": "plex", "url": "http://plex.invalid:32400", "token": "t"}),
+        )
+        .await;
+    let url = plex["webhook_url"].as_str().expect("webhook_url");
+    let prefix = format!(
+        "http://127.0.0.1:{}/lambda-url/webhook/webhook/wst_",
+        c.emu.port
+    );
+    assert!(url.starts_with(&prefix), "{url}");
+    let scrobble = fixture("webhooks/plex/media.scrobble-movie-plexguid-movary.json");
+    let (s, v) = c
+        .post(
+            url,
+            Transport::PlexMultipart,
+            &scrobble,
+            "PlexMediaServer/1.30.0.6486",
+        )
+        .await;
+    assert_eq!(
+        (s, &v["status"], &v["changed"]),
+        (200, &json!("stored"), &json!(true)),
+        "{v}"
+    );
+    let item = c.item("ana", "imdb:tt0090728").await;
+    assert_eq!(item["watched"], true);
+    assert_eq!(item["via"], "plex");
+
+    // Jellyfin (text/plain), Emby (form field `data`), Tautulli (PUT JSON).
+    let jf = c
+        .backend("ana", "jellyfin", json!({"type": "jellyfin"}))
+        .await;
+    let body = fixture("webhooks/jellyfin/playbackstop-movie-completed-10.8.8-movary.json");
+    let (s, v) = c
+        .post(
+            jf["webhook_url"].as_str().expect("url"),
+            Transport::JellyfinTextPlain,
+            &body,
+            "Jellyfin-Server/10.8.8",
+        )
+        .await;
+    assert_eq!((s, &v["status"]), (200, &json!("stored")), "{v}");
+    assert_eq!(c.item("ana", "imdb:tt9764362").await["watched"], true);
+
+    let emby = c.backend("ana", "emby", json!({"type": "emby"})).await;
+    let body = fixture("written/emby/item.markplayed-movie-4.8.json");
+    let (s, v) = c
+        .post(
+            emby["webhook_url"].as_str().expect("url"),
+            Transport::EmbyFormData,
+            &body,
+            "",
+        )
+        .await;
+    assert_eq!((s, &v["status"]), (200, &json!("stored")), "{v}");
+    let item = c.item("ana", "tmdb:255914").await;
+    assert_eq!(
+        (&item["watched"], &item["via"]),
+        (&json!(true), &json!("emby"))
+    );
+
+    let body = fixture("written/tautulli/watched-episode.json");
+    let (s, v) = c
+        .post(url, Transport::TautulliPutJson, &body, "Tautulli/v2.14.3")
+        .await;
+    assert_eq!((s, &v["status"]), (200, &json!("stored")), "{v}");
+    let item = c.item("ana", "tvdb:431877/1/6").await;
+    assert_eq!(item["watched"], true);
+    assert_eq!(item["series_guids"]["imdb"], "tt28104417");
+
+    // The delivery log saw all four.
+    let (_, log) = c
+        .api(
+            reqwest::Method::GET,
+            "/v1/users/ana/deliveries?limit=10",
+            None,
+        )
+        .await;
+    assert_eq!(log["deliveries"].as_array().map(Vec::len), Some(4), "{log}");
+
+    // `cargo lambda invoke` with every sample event, against the demo backends.
+    let (s, _) = c.api(reqwest::Method::PUT, "/v1/users/demo", None).await;
+    assert_eq!(s, 201);
+    for b in ["plex", "jellyfin", "emby"] {
+        c.backend(
+            "demo",
+            b,
+            json!({"type": b, "webhook_nonce": format!("demo-{b}-nonce")}),
+        )
+        .await;
+    }
+    for event in [
+        "webhook-plex-scrobble",
+        "webhook-tautulli-watched",
+        "webhook-jellyfin-playbackstop",
+        "webhook-emby-markplayed",
+    ] {
+        let r = invoke(&c.emu, "webhook", &format!("events/{event}.json"));
+        assert_eq!(r["statusCode"], 200, "{event}: {r}");
+        let body: Value = serde_json::from_str(r["body"].as_str().unwrap_or("")).expect("body");
+        assert_eq!(body["status"], "stored", "{event}: {body}");
+    }
+    let r = invoke(&c.emu, "api", "events/api-health.json");
+    assert_eq!(r["statusCode"], 200, "{r}");
+    let r = invoke(&c.emu, "api", "events/api-list-users.json");
+    assert_eq!(
+        r["statusCode"], 401,
+        "the sample's placeholder key is refused: {r}"
+    );
+    assert_eq!(c.item("demo", "imdb:tt31847206").await["watched"], true);
+
+    // Secrets never reach the logs.
+    let logs = c.emu.log_text();
+    assert!(!logs.contains("wst_"), "webhook tokens must not be logged");
+    assert!(
+        !logs.contains(&c.emu.admin_key),
+        "the admin key must not be logged"
+    );
+}
