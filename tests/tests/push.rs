@@ -352,3 +352,59 @@ async fn a_flaky_backend_is_retried_and_a_dead_one_is_logged_without_holding_up_
     assert!(failures[0]["reason"].as_str().unwrap_or("").contains("503"), "{}", failures[0]);
     let _ = h.store.pending_changes(10).await.expect("outbox");
 }
+
+/// On AWS the push function fails the invocation when a backend keeps failing in a way a
+/// retry can fix, so EventBridge retries and then dead-letters it; a change whose
+/// backends all answered (or do not have the item) succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_push_function_fails_only_on_retryable_backend_errors() {
+    let h = House::new().await;
+    h.webhook("plex", Transport::PlexMultipart, &plex_scrobble(&h), "PlexMediaServer/1.41").await;
+    h.settle().await;
+    let (_, v) = h.api("GET", "/v1/users/ana/items?guid=imdb:tt0111161", None).await;
+    let item_id = v["items"][0]["id"].as_str().expect("id").to_string();
+    let change = watchstate::model::StateChange {
+        id: "c-1".into(),
+        user: "ana".into(),
+        item_id,
+        origin: Some("plex".into()),
+        watched: true,
+        progress_ms: None,
+        state_updated_at: chrono::Utc::now(),
+        kind: watchstate::model::ChangeKind::Watched,
+    };
+    let event = |c: &watchstate::model::StateChange| {
+        lambda_runtime::LambdaEvent::new(
+            json!({"source": "watchstate", "detail-type": "StateChange", "detail": c}),
+            lambda_runtime::Context::default(),
+        )
+    };
+    let pusher = Pusher {
+        store: h.store.clone(),
+        clients: Arc::new(HttpClients {
+            http: http_client_with(Duration::from_millis(500), Duration::from_millis(800)),
+            retry: RetryPolicy::quick(),
+        }),
+    };
+    // Everything already in sync: success, and a redelivery is the same no-op.
+    let ok = watchstate::entry::push_event(&pusher, None, event(&change)).await;
+    assert!(ok.is_ok(), "{ok:?}");
+    // Jellyfin down for good: the invocation fails and says why.
+    h.jf.fail_next(50, 503);
+    let mut unplayed = change.clone();
+    unplayed.id = "c-2".into();
+    h.store
+        .get_item("ana", &unplayed.item_id)
+        .await
+        .expect("store")
+        .expect("item");
+    // Make Jellyfin differ from the stored state so push must call it.
+    h.jf.set_state(&h.jf.id(MOVIE), PlayState::default());
+    let err = watchstate::entry::push_event(&pusher, None, event(&unplayed))
+        .await
+        .expect_err("a retryable failure fails the invocation");
+    assert!(err.to_string().contains("jellyfin"), "{err}");
+    // A malformed event is an error too (EventBridge parks it after its retries).
+    let bad = lambda_runtime::LambdaEvent::new(json!({"detail": 1}), lambda_runtime::Context::default());
+    assert!(watchstate::entry::push_event(&pusher, None, bad).await.is_err());
+}
