@@ -12,10 +12,26 @@ use watchstate::backends;
 use watchstate::model::Source;
 
 const CASES: [(&str, Source, &str); 4] = [
-    ("plex", Source::Plex, "webhooks/plex/media.scrobble-movie-plexguid-movary.json"),
-    ("tautulli", Source::Tautulli, "written/tautulli/watched-episode.json"),
-    ("jellyfin", Source::Jellyfin, "webhooks/jellyfin/playbackstop-movie-completed-10.8.8-movary.json"),
-    ("emby", Source::Emby, "webhooks/emby/playback.stop-movie-4.7.11-formdata-movary.json"),
+    (
+        "plex",
+        Source::Plex,
+        "webhooks/plex/media.scrobble-movie-plexguid-movary.json",
+    ),
+    (
+        "tautulli",
+        Source::Tautulli,
+        "written/tautulli/watched-episode.json",
+    ),
+    (
+        "jellyfin",
+        Source::Jellyfin,
+        "webhooks/jellyfin/playbackstop-movie-completed-10.8.8-movary.json",
+    ),
+    (
+        "emby",
+        Source::Emby,
+        "webhooks/emby/playback.stop-movie-4.7.11-formdata-movary.json",
+    ),
 ];
 
 fn fixtures() -> PathBuf {
@@ -26,7 +42,10 @@ fn bench(c: &mut Criterion) {
     let now = Utc::now();
     for (name, source, file) in CASES {
         let bytes = std::fs::read(fixtures().join(file)).expect("fixture");
-        assert!(backends::parse(source, &bytes, now).is_ok(), "{file} parses");
+        assert!(
+            backends::parse(source, &bytes, now).is_ok(),
+            "{file} parses"
+        );
         let mut g = c.benchmark_group(name);
         g.bench_function("parse", |b| {
             b.iter(|| backends::parse(source, black_box(&bytes), now))
@@ -40,7 +59,11 @@ fn bench(c: &mut Criterion) {
 
 /// Criterion's point estimate (ns) of one benchmark of this run.
 fn estimate(target: &Path, group: &str, function: &str) -> Option<f64> {
-    let p = target.join("criterion").join(group).join(function).join("new/estimates.json");
+    let p = target
+        .join("criterion")
+        .join(group)
+        .join(function)
+        .join("new/estimates.json");
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(p).ok()?).ok()?;
     v["median"]["point_estimate"].as_f64()
 }
@@ -54,8 +77,13 @@ fn main() {
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
     println!("\nsource     parse (ns)  Value (ns)  ratio parse/Value");
     for (name, _, file) in CASES {
-        let bytes = std::fs::metadata(fixtures().join(file)).map(|m| m.len()).unwrap_or(0);
-        match (estimate(&target, name, "parse"), estimate(&target, name, "serde_value")) {
+        let bytes = std::fs::metadata(fixtures().join(file))
+            .map(|m| m.len())
+            .unwrap_or(0);
+        match (
+            estimate(&target, name, "parse"),
+            estimate(&target, name, "serde_value"),
+        ) {
             (Some(p), Some(v)) => println!(
                 "{name:<10} {p:>10.0}  {v:>10.0}  {:>6.2}   ({bytes} bytes)",
                 p / v

@@ -27,7 +27,7 @@ pub async fn apply(
     ev: &EventItem,
 ) -> Result<Applied, StoreError> {
     let keys = sync::event_keys(ctx.backend, ev);
-    for _ in 0..MAX_ATTEMPTS {
+    for attempt in 0..MAX_ATTEMPTS {
         let existing = store.find_item(ctx.user, &keys).await?;
         let d = sync::decide(existing.as_ref(), event, ev, ctx, crate::ids::new_id);
         if !d.write {
@@ -65,6 +65,17 @@ pub async fn apply(
             });
         }
         tracing::debug!(user = ctx.user, "item write conflicted; reading again");
+        // Back off a little (with jitter) once the first retries collided too, so
+        // writers racing on one item spread out instead of colliding in lockstep.
+        if attempt >= 2 {
+            let jitter = crate::ids::new_id()
+                .as_bytes()
+                .first()
+                .copied()
+                .unwrap_or(0) as u64;
+            let ms = (1u64 << attempt.min(6)) + jitter % 8;
+            tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+        }
     }
     Err(StoreError::Unavailable(
         "too many concurrent writes to one item; try again".into(),

@@ -7,6 +7,7 @@
 //! - [`push`]: carrying a change to the other backends.
 //! - [`store`], [`bus`]: ports with their local and AWS adapters.
 //! - [`http`]: the webhook and api handlers over plain `http` types.
+//! - [`tasks`]: the scheduled import and export that repair what webhooks missed.
 
 pub mod backends;
 pub mod bus;
@@ -20,5 +21,6 @@ pub mod model;
 pub mod push;
 pub mod store;
 pub mod sync;
+pub mod tasks;
 pub mod token;
 pub mod when;

@@ -42,7 +42,9 @@ impl ClientFactory for HttpClients {
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum Outcome {
     /// Marked played / unplayed or resume point set.
-    Applied { action: String },
+    Applied {
+        action: String,
+    },
     /// The backend already shows the stored state.
     InSync,
     /// The backend's own play is newer than the stored unplayed state.
@@ -50,8 +52,13 @@ pub enum Outcome {
     /// The item is not in that backend's library.
     NotFound,
     /// Nothing to push of this kind (e.g. progress of a watched item).
-    Skipped { reason: String },
-    Failed { reason: String, retryable: bool },
+    Skipped {
+        reason: String,
+    },
+    Failed {
+        reason: String,
+        retryable: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -64,9 +71,15 @@ pub struct PushReport {
 impl PushReport {
     /// Whether a retry of the whole change could still help (transient failures).
     pub fn retryable_failure(&self) -> bool {
-        self.backends
-            .iter()
-            .any(|(_, o)| matches!(o, Outcome::Failed { retryable: true, .. }))
+        self.backends.iter().any(|(_, o)| {
+            matches!(
+                o,
+                Outcome::Failed {
+                    retryable: true,
+                    ..
+                }
+            )
+        })
     }
 }
 

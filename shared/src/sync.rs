@@ -287,6 +287,12 @@ fn merge(
             remote.watched = Some(want);
             if item.watched == want {
                 no_change = Some(NoChange::SameState);
+                // A newer report of the same state moves the stamp, so an older event
+                // that arrives late cannot flip it back ("newest wins"). An identical
+                // repeat (same time) still writes nothing.
+                if t > item.state_updated_at {
+                    item.state_updated_at = t;
+                }
             } else if t <= item.state_updated_at {
                 no_change = Some(NoChange::Stale);
                 detail = Some(format!(
@@ -582,12 +588,26 @@ mod tests {
         );
         let d2 = run(
             Some(&d1.item),
-            &event(Action::Played, "media.scrobble", Some(NOW - 50)),
+            &event(Action::Played, "media.scrobble", Some(NOW - 100)),
             "plex",
         );
         assert_eq!(d2.no_change, Some(NoChange::SameState));
         assert!(!d2.write, "a repeat must not write");
         assert_eq!(d2.change, None);
+    }
+
+    #[test]
+    fn newer_same_state_moves_the_stamp_so_a_late_older_event_cannot_flip() {
+        let unplayed = |t| event(Action::Unplayed, "item.markunplayed", Some(t));
+        let d1 = run(None, &unplayed(NOW - 100), "emby");
+        let d2 = run(Some(&d1.item), &unplayed(NOW - 10), "emby");
+        assert_eq!(d2.no_change, Some(NoChange::SameState));
+        assert_eq!(d2.change, None, "no push for the same state");
+        assert_eq!(d2.item.state_updated_at, at(NOW - 10));
+        let late = event(Action::Played, "media.scrobble", Some(NOW - 50));
+        let late = run(Some(&d2.item), &late, "plex");
+        assert_eq!(late.no_change, Some(NoChange::Stale));
+        assert!(!late.item.watched);
     }
 
     #[test]

@@ -64,8 +64,11 @@ pub const THUMB: &[u8] =
 
 pub const BOUNDARY: &str = "------------------------a1b2c3d4e5f6";
 
-/// A multipart body; each part is (name, filename, content type, bytes).
-pub fn multipart(parts: &[(&str, Option<&str>, Option<&str>, &[u8])]) -> Vec<u8> {
+/// One multipart part: (name, filename, content type, bytes).
+pub type Part<'a> = (&'a str, Option<&'a str>, Option<&'a str>, &'a [u8]);
+
+/// A multipart body.
+pub fn multipart(parts: &[Part<'_>]) -> Vec<u8> {
     let mut out = Vec::new();
     for (name, filename, ctype, data) in parts {
         out.extend_from_slice(format!("--{BOUNDARY}\r\n").as_bytes());

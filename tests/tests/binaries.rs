@@ -95,9 +95,51 @@ fn invoke(emu: &Emulator, function: &str, event: &str) -> Value {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn webhooks_through_the_real_binaries() {
+async fn webhooks_through_the_real_binaries_on_the_embedded_store() {
+    flow(vec![]).await;
+}
+
+/// `make run STORE=dynamodb`: the same flow with the functions on DynamoDB (moto).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_through_the_real_binaries_on_dynamodb() {
+    let moto = e2e::moto::Moto::start();
+    let conf = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+        .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+        .endpoint_url(moto.endpoint())
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "test", "test", None, None, "e2e",
+        ))
+        .build();
+    let client = aws_sdk_dynamodb::Client::from_conf(conf);
+    watchstate::store::dynamo::create_table(&client, "watchstate-e2e")
+        .await
+        .expect("table");
+    flow(vec![
+        ("TABLE_NAME", "watchstate-e2e".into()),
+        ("AWS_ENDPOINT_URL", moto.endpoint()),
+        ("AWS_REGION", "us-east-1".into()),
+        ("AWS_ACCESS_KEY_ID", "test".into()),
+        ("AWS_SECRET_ACCESS_KEY", "test".into()),
+    ])
+    .await;
+    // The items really are in the table, not in a SQLite file.
+    let scan = client
+        .scan()
+        .table_name("watchstate-e2e")
+        .send()
+        .await
+        .expect("scan");
+    assert!(
+        scan.count() > 10,
+        "items, keys and deliveries live in DynamoDB"
+    );
+}
+
+async fn flow(mut env: Vec<(&'static str, String)>) {
     // The sample events carry tokens made with the local secret `make run` uses.
-    let emu = Emulator::start(&[("WATCHSTATE_TOKEN_SECRET", "watchstate-local".into())]).await;
+    env.push(("WATCHSTATE_TOKEN_SECRET", "watchstate-local".into()));
+    let emu = Emulator::start(&env).await;
     let c = Client {
         http: reqwest::Client::new(),
         emu,

@@ -103,7 +103,10 @@ impl House {
     async fn api(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
         let mut r = self
             .http
-            .request(reqwest::Method::from_bytes(method.as_bytes()).expect("m"), self.served.url(path))
+            .request(
+                reqwest::Method::from_bytes(method.as_bytes()).expect("m"),
+                self.served.url(path),
+            )
             .bearer_auth(KEY);
         if let Some(b) = body {
             r = r.body(b.to_string());
@@ -117,7 +120,10 @@ impl House {
         let w = wire(t, json, ua);
         let mut r = self
             .http
-            .request(reqwest::Method::from_bytes(w.method.as_bytes()).expect("m"), &self.urls[name])
+            .request(
+                reqwest::Method::from_bytes(w.method.as_bytes()).expect("m"),
+                &self.urls[name],
+            )
             .body(w.body);
         for (k, v) in w.headers {
             r = r.header(k, v);
@@ -151,9 +157,10 @@ impl House {
 
 /// The sample movie's Plex scrobble, as Plex sends it for this fake's item.
 fn plex_scrobble(house: &House) -> Vec<u8> {
-    let mut v: Value =
-        serde_json::from_slice(&fixture("webhooks/plex/media.scrobble-movie-plexguid-movary.json"))
-            .expect("json");
+    let mut v: Value = serde_json::from_slice(&fixture(
+        "webhooks/plex/media.scrobble-movie-plexguid-movary.json",
+    ))
+    .expect("json");
     v["Metadata"]["ratingKey"] = json!(house.plex.id(MOVIE));
     v["Metadata"]["title"] = json!("The Shawshank Redemption");
     v["Metadata"]["year"] = json!(1994);
@@ -167,20 +174,40 @@ fn plex_scrobble(house: &House) -> Vec<u8> {
 async fn plex_scrobble_marks_played_on_jellyfin_and_emby_without_ping_pong() {
     let h = House::new().await;
     let answer = h
-        .webhook("plex", Transport::PlexMultipart, &plex_scrobble(&h), "PlexMediaServer/1.41")
+        .webhook(
+            "plex",
+            Transport::PlexMultipart,
+            &plex_scrobble(&h),
+            "PlexMediaServer/1.41",
+        )
         .await;
-    assert_eq!((answer["status"].as_str(), answer["changed"].as_bool()), (Some("stored"), Some(true)));
+    assert_eq!(
+        (answer["status"].as_str(), answer["changed"].as_bool()),
+        (Some("stored"), Some(true))
+    );
     h.settle().await;
 
     let jf_movie = h.jf.id(MOVIE);
     let emby_movie = h.emby.id(MOVIE);
-    let played_jf = h.jf.calls_matching("POST", &format!("/Users/{}/PlayedItems/{jf_movie}", h.jf.user_id()));
-    let played_emby = h.emby.calls_matching("POST", &format!("/Users/{}/PlayedItems/{emby_movie}", h.emby.user_id()));
+    let played_jf = h.jf.calls_matching(
+        "POST",
+        &format!("/Users/{}/PlayedItems/{jf_movie}", h.jf.user_id()),
+    );
+    let played_emby = h.emby.calls_matching(
+        "POST",
+        &format!("/Users/{}/PlayedItems/{emby_movie}", h.emby.user_id()),
+    );
     assert_eq!(played_jf.len(), 1, "{:?}", h.mutations());
     assert_eq!(played_emby.len(), 1, "{:?}", h.mutations());
-    assert!(played_jf[0].q("DatePlayed").is_some(), "the play time goes along");
+    assert!(
+        played_jf[0].q("DatePlayed").is_some(),
+        "the play time goes along"
+    );
     assert!(h.jf.state(&jf_movie).played && h.emby.state(&emby_movie).played);
-    assert!(h.plex.calls_matching("GET", "/:/scrobble").is_empty(), "never back to the origin");
+    assert!(
+        h.plex.calls_matching("GET", "/:/scrobble").is_empty(),
+        "never back to the origin"
+    );
 
     // Both servers echoed their own webhook; each was "same state", and nothing more
     // was pushed: exactly two mutations in total.
@@ -195,14 +222,21 @@ async fn plex_scrobble_marks_played_on_jellyfin_and_emby_without_ping_pong() {
 
     // The same webhook again (a redelivery) changes nothing and pushes nothing.
     let again = h
-        .webhook("plex", Transport::PlexMultipart, &plex_scrobble(&h), "PlexMediaServer/1.41")
+        .webhook(
+            "plex",
+            Transport::PlexMultipart,
+            &plex_scrobble(&h),
+            "PlexMediaServer/1.41",
+        )
         .await;
     assert_eq!(again["changed"], false);
     h.settle().await;
     assert_eq!(h.mutations().len(), 2);
 
     // The item knows where it lives now.
-    let (_, v) = h.api("GET", "/v1/users/ana/items?guid=imdb:tt0111161", None).await;
+    let (_, v) = h
+        .api("GET", "/v1/users/ana/items?guid=imdb:tt0111161", None)
+        .await;
     let item = &v["items"][0];
     assert_eq!(item["backends"]["jellyfin"]["item_id"], json!(jf_movie));
     assert_eq!(item["backends"]["emby"]["watched"], true);
@@ -211,9 +245,16 @@ async fn plex_scrobble_marks_played_on_jellyfin_and_emby_without_ping_pong() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn emby_markunplayed_unmarks_on_plex_and_jellyfin() {
     let h = House::new().await;
-    h.webhook("plex", Transport::PlexMultipart, &plex_scrobble(&h), "PlexMediaServer/1.41").await;
+    h.webhook(
+        "plex",
+        Transport::PlexMultipart,
+        &plex_scrobble(&h),
+        "PlexMediaServer/1.41",
+    )
+    .await;
     h.settle().await;
-    h.plex.set_state(&h.plex.id(MOVIE), PlayState::played_at(chrono::Utc::now()));
+    h.plex
+        .set_state(&h.plex.id(MOVIE), PlayState::played_at(chrono::Utc::now()));
     for f in [&h.plex, &h.jf, &h.emby] {
         f.clear_calls();
     }
@@ -227,7 +268,12 @@ async fn emby_markunplayed_unmarks_on_plex_and_jellyfin() {
         "Server": {"Name": "emby", "Id": h.emby.server_id(), "Version": "4.8.11.0"}
     });
     let answer = h
-        .webhook("emby", Transport::EmbyJson, unplayed.to_string().as_bytes(), "Emby Server/4.8.11.0")
+        .webhook(
+            "emby",
+            Transport::EmbyJson,
+            unplayed.to_string().as_bytes(),
+            "Emby Server/4.8.11.0",
+        )
         .await;
     assert_eq!(answer["changed"], true, "{answer}");
     h.settle().await;
@@ -236,12 +282,19 @@ async fn emby_markunplayed_unmarks_on_plex_and_jellyfin() {
     assert_eq!(unscrobbles[0].q("key"), Some(h.plex.id(MOVIE).as_str()));
     let jf_movie = h.jf.id(MOVIE);
     assert_eq!(
-        h.jf.calls_matching("DELETE", &format!("/Users/{}/PlayedItems/{jf_movie}", h.jf.user_id())).len(),
+        h.jf.calls_matching(
+            "DELETE",
+            &format!("/Users/{}/PlayedItems/{jf_movie}", h.jf.user_id())
+        )
+        .len(),
         1
     );
     assert!(!h.plex.state(&h.plex.id(MOVIE)).played);
     assert!(!h.jf.state(&jf_movie).played);
-    assert!(h.emby.calls_matching("DELETE", "/Users/").is_empty(), "not back to Emby");
+    assert!(
+        h.emby.calls_matching("DELETE", "/Users/").is_empty(),
+        "not back to Emby"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -257,22 +310,37 @@ async fn jellyfin_pause_at_20_minutes_sets_the_resume_point_elsewhere() {
         "IsPaused": true, "UtcTimestamp": chrono::Utc::now().to_rfc3339()
     });
     let answer = h
-        .webhook("jellyfin", Transport::JellyfinTextPlain, pause.to_string().as_bytes(), "Jellyfin-Server/10.10.3")
+        .webhook(
+            "jellyfin",
+            Transport::JellyfinTextPlain,
+            pause.to_string().as_bytes(),
+            "Jellyfin-Server/10.10.3",
+        )
         .await;
     assert_eq!(answer["changed"], true, "{answer}");
     h.settle().await;
     let timeline = h.plex.calls_matching("POST", "/:/timeline");
     assert_eq!(timeline.len(), 1, "{:?}", h.mutations());
     assert_eq!(timeline[0].q("time"), Some("1200000"));
-    assert_eq!(timeline[0].q("ratingKey"), Some(h.plex.id(EPISODE).as_str()));
+    assert_eq!(
+        timeline[0].q("ratingKey"),
+        Some(h.plex.id(EPISODE).as_str())
+    );
     let emby_ep = h.emby.id(EPISODE);
-    let userdata = h
-        .emby
-        .calls_matching("POST", &format!("/Users/{}/Items/{emby_ep}/UserData", h.emby.user_id()));
+    let userdata = h.emby.calls_matching(
+        "POST",
+        &format!("/Users/{}/Items/{emby_ep}/UserData", h.emby.user_id()),
+    );
     assert_eq!(userdata.len(), 1);
-    assert_eq!(userdata[0].json()["PlaybackPositionTicks"], json!(12_000_000_000u64));
+    assert_eq!(
+        userdata[0].json()["PlaybackPositionTicks"],
+        json!(12_000_000_000u64)
+    );
     assert_eq!(h.emby.state(&emby_ep).position_ms, 1_200_000);
-    assert!(h.jf.calls_matching("POST", "/Users/").is_empty(), "not back to Jellyfin");
+    assert!(
+        h.jf.calls_matching("POST", "/Users/").is_empty(),
+        "not back to Jellyfin"
+    );
 
     // A progress tick (not paused) is stored but not pushed.
     for f in [&h.plex, &h.jf, &h.emby] {
@@ -281,8 +349,13 @@ async fn jellyfin_pause_at_20_minutes_sets_the_resume_point_elsewhere() {
     let mut tick = pause.clone();
     tick["IsPaused"] = json!(false);
     tick["PlaybackPositionTicks"] = json!(12_600_000_000u64);
-    h.webhook("jellyfin", Transport::JellyfinTextPlain, tick.to_string().as_bytes(), "Jellyfin-Server/10.10.3")
-        .await;
+    h.webhook(
+        "jellyfin",
+        Transport::JellyfinTextPlain,
+        tick.to_string().as_bytes(),
+        "Jellyfin-Server/10.10.3",
+    )
+    .await;
     h.settle().await;
     assert!(h.mutations().is_empty(), "{:?}", h.mutations());
 }
@@ -301,16 +374,29 @@ async fn an_item_on_two_servers_is_pushed_to_those_two_only() {
     v["Metadata"]["ratingKey"] = json!(h.plex.id(7));
     v["Metadata"]["title"] = json!("Heat");
     v["Metadata"]["Guid"] = json!([{"id": "imdb://tt0113277"}]);
-    h.webhook("plex", Transport::PlexMultipart, &serde_json::to_vec(&v).expect("j"), "PlexMediaServer/1.41")
-        .await;
+    h.webhook(
+        "plex",
+        Transport::PlexMultipart,
+        &serde_json::to_vec(&v).expect("j"),
+        "PlexMediaServer/1.41",
+    )
+    .await;
     h.settle().await;
     assert!(h.jf.state(&h.jf.id(7)).played);
-    assert!(!h.emby.state(&h.emby.id(7)).played, "a title match is not a match");
+    assert!(
+        !h.emby.state(&h.emby.id(7)).played,
+        "a title match is not a match"
+    );
     let muts = h.mutations();
     assert_eq!(muts.len(), 1, "{muts:?}");
     assert_eq!(muts[0].0, "jellyfin");
-    let (_, items) = h.api("GET", "/v1/users/ana/items?guid=imdb:tt0113277", None).await;
-    assert_eq!(items["items"][0]["backends"]["emby"]["item_id"], Value::Null);
+    let (_, items) = h
+        .api("GET", "/v1/users/ana/items?guid=imdb:tt0113277", None)
+        .await;
+    assert_eq!(
+        items["items"][0]["backends"]["emby"]["item_id"],
+        Value::Null
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -320,14 +406,25 @@ async fn a_flaky_backend_is_retried_and_a_dead_one_is_logged_without_holding_up_
     // retried and get the change.
     h.jf.fail_next(2, 503);
     h.emby.delay_next(1, Duration::from_secs(2));
-    h.webhook("plex", Transport::PlexMultipart, &plex_scrobble(&h), "PlexMediaServer/1.41").await;
+    h.webhook(
+        "plex",
+        Transport::PlexMultipart,
+        &plex_scrobble(&h),
+        "PlexMediaServer/1.41",
+    )
+    .await;
     h.settle().await;
     assert!(h.jf.state(&h.jf.id(MOVIE)).played, "{:?}", h.jf.calls());
-    assert!(h.emby.state(&h.emby.id(MOVIE)).played, "{:?}", h.emby.calls());
+    assert!(
+        h.emby.state(&h.emby.id(MOVIE)).played,
+        "{:?}",
+        h.emby.calls()
+    );
 
     // Now Jellyfin keeps failing: Plex still gets the next change, Jellyfin's failure
     // lands in the delivery log with the reason.
-    h.plex.set_state(&h.plex.id(MOVIE), PlayState::played_at(chrono::Utc::now()));
+    h.plex
+        .set_state(&h.plex.id(MOVIE), PlayState::played_at(chrono::Utc::now()));
     h.jf.fail_next(50, 503);
     let unplayed = json!({
         "Event": "item.markunplayed", "Date": chrono::Utc::now().to_rfc3339(),
@@ -336,11 +433,22 @@ async fn a_flaky_backend_is_retried_and_a_dead_one_is_logged_without_holding_up_
                  "ProviderIds": {"Imdb": "tt0111161"}},
         "Server": {"Id": h.emby.server_id()}
     });
-    h.webhook("emby", Transport::EmbyJson, unplayed.to_string().as_bytes(), "Emby Server/4.8.11.0")
-        .await;
+    h.webhook(
+        "emby",
+        Transport::EmbyJson,
+        unplayed.to_string().as_bytes(),
+        "Emby Server/4.8.11.0",
+    )
+    .await;
     h.settle().await;
-    assert_eq!(h.plex.calls_matching("GET", "/:/unscrobble").len(), 1, "Plex is not held up");
-    let (_, log) = h.api("GET", "/v1/users/ana/deliveries?limit=20", None).await;
+    assert_eq!(
+        h.plex.calls_matching("GET", "/:/unscrobble").len(),
+        1,
+        "Plex is not held up"
+    );
+    let (_, log) = h
+        .api("GET", "/v1/users/ana/deliveries?limit=20", None)
+        .await;
     let failures: Vec<&Value> = log["deliveries"]
         .as_array()
         .expect("list")
@@ -349,7 +457,11 @@ async fn a_flaky_backend_is_retried_and_a_dead_one_is_logged_without_holding_up_
         .collect();
     assert_eq!(failures.len(), 1, "{log}");
     assert_eq!(failures[0]["backend"], "jellyfin");
-    assert!(failures[0]["reason"].as_str().unwrap_or("").contains("503"), "{}", failures[0]);
+    assert!(
+        failures[0]["reason"].as_str().unwrap_or("").contains("503"),
+        "{}",
+        failures[0]
+    );
     let _ = h.store.pending_changes(10).await.expect("outbox");
 }
 
@@ -359,9 +471,17 @@ async fn a_flaky_backend_is_retried_and_a_dead_one_is_logged_without_holding_up_
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_push_function_fails_only_on_retryable_backend_errors() {
     let h = House::new().await;
-    h.webhook("plex", Transport::PlexMultipart, &plex_scrobble(&h), "PlexMediaServer/1.41").await;
+    h.webhook(
+        "plex",
+        Transport::PlexMultipart,
+        &plex_scrobble(&h),
+        "PlexMediaServer/1.41",
+    )
+    .await;
     h.settle().await;
-    let (_, v) = h.api("GET", "/v1/users/ana/items?guid=imdb:tt0111161", None).await;
+    let (_, v) = h
+        .api("GET", "/v1/users/ana/items?guid=imdb:tt0111161", None)
+        .await;
     let item_id = v["items"][0]["id"].as_str().expect("id").to_string();
     let change = watchstate::model::StateChange {
         id: "c-1".into(),
@@ -405,6 +525,9 @@ async fn the_push_function_fails_only_on_retryable_backend_errors() {
         .expect_err("a retryable failure fails the invocation");
     assert!(err.to_string().contains("jellyfin"), "{err}");
     // A malformed event is an error too (EventBridge parks it after its retries).
-    let bad = lambda_runtime::LambdaEvent::new(json!({"detail": 1}), lambda_runtime::Context::default());
-    assert!(watchstate::entry::push_event(&pusher, None, bad).await.is_err());
+    let bad =
+        lambda_runtime::LambdaEvent::new(json!({"detail": 1}), lambda_runtime::Context::default());
+    assert!(watchstate::entry::push_event(&pusher, None, bad)
+        .await
+        .is_err());
 }

@@ -7,7 +7,8 @@ use serde_json::{json, Value};
 use watchstate::model::BackendKind;
 
 async fn put(l: &Local, body: Value) -> (u16, Value) {
-    l.api("PUT", "/v1/users/ana/backends/b?verify=true", Some(body)).await
+    l.api("PUT", "/v1/users/ana/backends/b?verify=true", Some(body))
+        .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -27,7 +28,11 @@ async fn verify_accepts_a_right_backend_and_names_what_is_wrong() {
         let mut wrong_token = fake.backend_body();
         wrong_token["token"] = json!("not-the-token");
         let (s, v) = put(&l, wrong_token).await;
-        assert_eq!((s, v["error"]["code"].as_str()), (400, Some("verify_failed")), "{kind}: {v}");
+        assert_eq!(
+            (s, v["error"]["code"].as_str()),
+            (400, Some("verify_failed")),
+            "{kind}: {v}"
+        );
         let msg = v["error"]["message"].as_str().unwrap_or("");
         assert!(msg.contains("token"), "{kind}: {msg}");
         assert!(!msg.contains("not-the-token"), "the token is never echoed");
@@ -36,13 +41,22 @@ async fn verify_accepts_a_right_backend_and_names_what_is_wrong() {
         wrong_server["server_id"] = json!("another-server");
         let (s, v) = put(&l, wrong_server).await;
         assert_eq!(s, 400, "{kind}: {v}");
-        assert!(v["error"]["message"].as_str().unwrap_or("").contains("another-server"));
+        assert!(v["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("another-server"));
 
         let mut nowhere = fake.backend_body();
         nowhere["url"] = json!(free_port_url());
         let (s, v) = put(&l, nowhere).await;
         assert_eq!(s, 400, "{kind}: {v}");
-        assert!(v["error"]["message"].as_str().unwrap_or("").contains("cannot reach"), "{v}");
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("cannot reach"),
+            "{v}"
+        );
 
         // Nothing failed verification was stored: the first, good one is what is kept.
         let (_, got) = l.api("GET", "/v1/users/ana/backends/b", None).await;

@@ -1,19 +1,21 @@
 //! The api function: `/v1/*` (users, backends, items, deliveries, tasks). Glue only:
-//! the behaviour is `watchstate::http::api`.
+//! the behaviour is `watchstate::http::api`; `POST /v1/tasks/{import|export}` runs the
+//! import and export functions' code (`watchstate::tasks`) within the request's time.
 
 use std::sync::Arc;
 
 use lambda_http::{service_fn, Error, Request};
-use watchstate::{config, entry, http::api::ApiService};
+use watchstate::{config, entry, http::api::ApiService, tasks};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     entry::init_tracing();
+    let deps = tasks::Deps::from_env().await?;
     let service = Arc::new(ApiService {
-        store: config::store().await?,
+        store: deps.store.clone(),
         admin_key: config::admin_key(),
         token_secret: config::token_secret(),
-        tasks: None,
+        tasks: Some(Arc::new(tasks::Tasks::new(deps))),
     });
     lambda_http::run(service_fn(move |req: Request| {
         let service = service.clone();

@@ -84,5 +84,7 @@ pub async fn from_env(store: std::sync::Arc<dyn Store>) -> std::sync::Arc<dyn Bu
             retry: Default::default(),
         }),
     };
-    Arc::new(local::LocalBus::new(Arc::new(crate::push::LocalPush(pusher))))
+    Arc::new(local::LocalBus::new(Arc::new(crate::push::LocalPush(
+        pusher,
+    ))))
 }

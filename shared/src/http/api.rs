@@ -359,9 +359,9 @@ impl ApiService {
         };
         let mut backend = backend;
         if query_get(q, "verify") == Some("true") {
-            verify(&mut backend).await.map_err(|msg| {
-                error_reply(StatusCode::BAD_REQUEST, "verify_failed", msg)
-            })?;
+            verify(&mut backend)
+                .await
+                .map_err(|msg| error_reply(StatusCode::BAD_REQUEST, "verify_failed", msg))?;
         }
         self.store.put_backend(&backend).await.map_err(store_err)?;
         let status = if existing.is_some() {

@@ -8,7 +8,7 @@
 //! | backend | `U#{user}` | `B#{name}` | `data` (backend JSON), `token_hash` |
 //! | token index | `H#{sha256 hex}` | `H` | `data` (full backend copy), `user`, `name` |
 //! | item | `I#{user}` | `{item id}` | `data` (item JSON), `version`, `bkeys` |
-//! | lookup key | `K#{user}#{key}` | `K` | `item` (owner id); for `B#` keys also `data`, `version`, `bkeys`: a copy of an item |
+//! | lookup key | `K#{user}#{key}` (over 2 KiB: `K#{user}#~{sha256 hex}`) | `K` | `item` (owner id); for `B#` keys also `data`, `version`, `bkeys`: a copy of an item |
 //! | outbox | `OUTBOX` | `{change id}` | `data` (change JSON), `seq` (time-ordered id) |
 //! | delivery | `D#{user}` (`D-` when unclaimed) | `{delivery id}` (time-ordered) | `data`, `expires_at` = received + 7 days |
 //! | task run | `RUNS` | `{run id}` | `data` |
@@ -25,6 +25,10 @@
 //!   and the outbox record of its change. A new item's keys are conditional on not
 //!   existing, so two concurrent creations cannot both succeed; on update a key another
 //!   item owns is left to it (`if_not_exists`), so an update never fails on a key.
+//! - `create_items_batch` (an import page of new items): the items' transactions packed
+//!   into as few TransactWriteItems as fit (100 operations, no record twice); a
+//!   cancelled one names the items whose keys were taken, and the rest go again.
+//!   (BatchWriteItem cannot hold conditions, and a new item must not take a key.)
 //!
 //! Keeping copies fresh: an item lists in `bkeys` every `B#` record it has ever
 //! written a copy into (a backend's item id can change, and the old record still points
@@ -65,6 +69,8 @@ use crate::model::{Backend, Delivery, Item, StateChange, User};
 
 /// Most operations one TransactWriteItems may hold.
 const MAX_TX_ITEMS: usize = 100;
+/// What one TransactWriteItems may carry is 4 MB; batches of new items stay well under.
+const MAX_TX_BYTES: usize = 3_000_000;
 /// Most keys one BatchGetItem may ask for.
 const MAX_BATCH_GET: usize = 100;
 /// How many `(user, item)` entries the copy index keeps before starting over.
@@ -74,11 +80,13 @@ const BACKEND_ATTEMPTS: usize = 5;
 
 type Record = HashMap<String, AttributeValue>;
 
+/// `(user, item id) -> (version, bkeys)` as last read or written by this process.
+type CopyIndex = HashMap<(String, String), (u64, Vec<String>)>;
+
 pub struct DynamoStore {
     client: Client,
     table: String,
-    /// `(user, item id) -> (version, bkeys)` as last read or written by this process.
-    copies: Mutex<HashMap<(String, String), (u64, Vec<String>)>>,
+    copies: Mutex<CopyIndex>,
 }
 
 // ---- keys ------------------------------------------------------------------------
@@ -103,8 +111,20 @@ fn item_pk(user: &str) -> String {
     format!("I#{user}")
 }
 
+/// DynamoDB refuses partition keys over 2048 bytes; a longer lookup key (a payload can
+/// carry any item id) is stored under its SHA-256 instead.
+const MAX_PK_BYTES: usize = 2048;
+
 fn pointer_pk(user: &str, key: &str) -> String {
-    format!("K#{user}#{key}")
+    let pk = format!("K#{user}#{key}");
+    if pk.len() <= MAX_PK_BYTES {
+        return pk;
+    }
+    use sha2::Digest;
+    format!(
+        "K#{user}#~{}",
+        hex::encode(sha2::Sha256::digest(key.as_bytes()))
+    )
 }
 
 fn delivery_pk(user: Option<&str>) -> String {
@@ -480,15 +500,13 @@ impl DynamoStore {
         let mut start: Option<Record> = None;
         loop {
             let mut expr = match after {
-                Some(a) => Expr::new("#pk = :pk AND #sk > :after").value(":after", s(a)),
+                Some(a) => Expr::new("#pk = :pk AND #sk > :after")
+                    .name("#sk", "sk")
+                    .value(":after", s(a)),
                 None => Expr::new("#pk = :pk"),
             }
             .name("#pk", "pk")
-            .name("#sk", "sk")
             .value(":pk", s(pk));
-            if after.is_none() {
-                expr.names.remove("#sk");
-            }
             let mut req = self
                 .client
                 .query()
@@ -599,6 +617,104 @@ impl DynamoStore {
         self.put(r, None)
     }
 
+    /// The one transaction of an item write: the item (conditional on its version, or
+    /// on not existing), the outbox record, a copy in every `B#` record (`bkeys`, which
+    /// the item's new `B#` keys join) and the new lookup keys; keys that do not fit are
+    /// left for [`Self::write_overflow`].
+    fn prepare(&self, w: &ItemWrite<'_>, mut bkeys: BTreeSet<String>) -> Result<Prepared> {
+        let user = w.user;
+        let id = w.item.id.as_str();
+        let new_keys: BTreeSet<&String> = w.new_keys.iter().collect();
+        let version = w.expected_version.map_or(1, |v| v + 1);
+        bkeys.extend(
+            new_keys
+                .iter()
+                .filter(|k| is_backend_key(k))
+                .map(|k| k.to_string()),
+        );
+        let bkeys: Vec<String> = bkeys.into_iter().collect();
+        let mut stored = w.item.clone();
+        stored.version = version;
+        let data = to_json(&stored)?;
+        let copy = Copy {
+            id,
+            data: &data,
+            version,
+            bkeys: &bkeys,
+        };
+
+        let mut records = vec![(item_pk(user), id.to_string())];
+        let mut record = key(item_pk(user), id);
+        record.insert("data".into(), s(data.clone()));
+        record.insert("version".into(), n(version));
+        record.insert("bkeys".into(), list(&bkeys));
+        let cond = match w.expected_version {
+            None => absent(),
+            Some(v) => Expr::new("#version = :expected")
+                .name("#version", "version")
+                .value(":expected", n(v)),
+        };
+        let mut ops = vec![self.put(record, Some(cond))?];
+        if let Some(change) = w.change {
+            ops.push(self.outbox_put(change)?);
+            records.push((OUTBOX.to_string(), change.id.clone()));
+        }
+        // Copies first: they must be in the transaction.
+        let mut overflow = Vec::new();
+        let mut taken = Vec::new();
+        match w.expected_version {
+            None => {
+                let ordered = new_keys
+                    .iter()
+                    .filter(|k| is_backend_key(k))
+                    .chain(new_keys.iter().filter(|k| !is_backend_key(k)));
+                for k in ordered {
+                    if ops.len() < MAX_TX_ITEMS {
+                        ops.push(self.put(self.pointer_put(user, k, &copy), Some(absent()))?);
+                        taken.push(k.as_str());
+                    } else if is_backend_key(k) {
+                        return Err(corrupt(format!("item {id} has too many backend ids")));
+                    } else {
+                        overflow.push(k.to_string());
+                    }
+                }
+            }
+            Some(_) => {
+                if ops.len() + bkeys.len() > MAX_TX_ITEMS {
+                    return Err(corrupt(format!("item {id} has too many backend ids")));
+                }
+                for k in &bkeys {
+                    ops.push(self.pointer_update(user, k, &copy)?);
+                    taken.push(k.as_str());
+                }
+                for k in new_keys.iter().filter(|k| !is_backend_key(k)) {
+                    if ops.len() < MAX_TX_ITEMS {
+                        ops.push(self.pointer_update(user, k, &copy)?);
+                        taken.push(k.as_str());
+                    } else {
+                        overflow.push(k.to_string());
+                    }
+                }
+            }
+        }
+        records.extend(
+            taken
+                .into_iter()
+                .map(|k| (pointer_pk(user, k), "K".to_string())),
+        );
+        // The item's JSON goes into the item record and every copy.
+        let bytes = data.len() * (1 + bkeys.len()) + 512 * ops.len();
+        Ok(Prepared {
+            ops,
+            overflow,
+            records,
+            bytes,
+            data,
+            version,
+            bkeys,
+        })
+    }
+
     /// Lookup keys that did not fit into the item's transaction: taken if free, after it.
     async fn write_overflow(&self, user: &str, keys: &[String], copy: &Copy<'_>) -> Result<()> {
         for chunk in keys.chunks(MAX_TX_ITEMS) {
@@ -625,6 +741,20 @@ struct Copy<'a> {
     data: &'a str,
     version: u64,
     bkeys: &'a [String],
+}
+
+/// An item write ready to send (see [`DynamoStore::prepare`]).
+struct Prepared {
+    ops: Vec<TransactWriteItem>,
+    /// Lookup keys that did not fit into the transaction.
+    overflow: Vec<String>,
+    /// `(pk, sk)` of every record the transaction writes.
+    records: Vec<(String, String)>,
+    /// Roughly how many bytes the transaction sends.
+    bytes: usize,
+    data: String,
+    version: u64,
+    bkeys: Vec<String>,
 }
 
 /// Create the table the store expects (the SAM template declares the same): key
@@ -972,95 +1102,26 @@ impl Store for DynamoStore {
     }
 
     async fn write_item(&self, w: ItemWrite<'_>) -> Result<WriteOutcome> {
-        let user = w.user;
-        let id = w.item.id.as_str();
-        let new_keys: BTreeSet<&String> = w.new_keys.iter().collect();
-        let (version, mut bkeys) = match w.expected_version {
-            None => (1, BTreeSet::new()),
-            Some(v) => {
-                let known = match self.remembered(user, id, v) {
-                    Some(b) => b,
-                    None => {
-                        // Read elsewhere: learn which records hold copies.
-                        let Some(r) = self.get(key(item_pk(user), id)).await? else {
-                            return Ok(WriteOutcome::Conflict);
-                        };
-                        let (stored, b) = parse_item(&r)?;
-                        if stored.version != v {
-                            return Ok(WriteOutcome::Conflict);
-                        }
-                        b
+        let (user, id) = (w.user, w.item.id.as_str());
+        let bkeys = match w.expected_version {
+            None => BTreeSet::new(),
+            Some(v) => match self.remembered(user, id, v) {
+                Some(b) => b.into_iter().collect(),
+                None => {
+                    // Read elsewhere: learn which records hold copies.
+                    let Some(r) = self.get(key(item_pk(user), id)).await? else {
+                        return Ok(WriteOutcome::Conflict);
+                    };
+                    let (stored, b) = parse_item(&r)?;
+                    if stored.version != v {
+                        return Ok(WriteOutcome::Conflict);
                     }
-                };
-                (v + 1, known.into_iter().collect::<BTreeSet<String>>())
-            }
+                    b.into_iter().collect()
+                }
+            },
         };
-        bkeys.extend(
-            new_keys
-                .iter()
-                .filter(|k| is_backend_key(k))
-                .map(|k| k.to_string()),
-        );
-        let bkeys: Vec<String> = bkeys.into_iter().collect();
-        let mut stored = w.item.clone();
-        stored.version = version;
-        let data = to_json(&stored)?;
-        let copy = Copy {
-            id,
-            data: &data,
-            version,
-            bkeys: &bkeys,
-        };
-
-        let mut record = key(item_pk(user), id);
-        record.insert("data".into(), s(data.clone()));
-        record.insert("version".into(), n(version));
-        record.insert("bkeys".into(), list(&bkeys));
-        let cond = match w.expected_version {
-            None => absent(),
-            Some(v) => Expr::new("#version = :expected")
-                .name("#version", "version")
-                .value(":expected", n(v)),
-        };
-        let mut ops = vec![self.put(record, Some(cond))?];
-        if let Some(change) = w.change {
-            ops.push(self.outbox_put(change)?);
-        }
-        // Copies first: they must be in the transaction.
-        let mut overflow = Vec::new();
-        match w.expected_version {
-            None => {
-                let ordered = new_keys
-                    .iter()
-                    .filter(|k| is_backend_key(k))
-                    .chain(new_keys.iter().filter(|k| !is_backend_key(k)));
-                for k in ordered {
-                    if ops.len() < MAX_TX_ITEMS {
-                        ops.push(self.put(self.pointer_put(user, k, &copy), Some(absent()))?);
-                    } else if is_backend_key(k) {
-                        return Err(corrupt(format!("item {id} has too many backend ids")));
-                    } else {
-                        overflow.push(k.to_string());
-                    }
-                }
-            }
-            Some(_) => {
-                if ops.len() + bkeys.len() > MAX_TX_ITEMS {
-                    return Err(corrupt(format!("item {id} has too many backend ids")));
-                }
-                for k in &bkeys {
-                    ops.push(self.pointer_update(user, k, &copy)?);
-                }
-                for k in new_keys.iter().filter(|k| !is_backend_key(k)) {
-                    if ops.len() < MAX_TX_ITEMS {
-                        ops.push(self.pointer_update(user, k, &copy)?);
-                    } else {
-                        overflow.push(k.to_string());
-                    }
-                }
-            }
-        }
-        match self.transact("TransactWriteItems", ops).await? {
+        let p = self.prepare(&w, bkeys)?;
+        match self.transact("TransactWriteItems", p.ops).await? {
             Tx::Done => {}
             Tx::Cancelled(codes) if Tx::conflicted(&codes) => return Ok(WriteOutcome::Conflict),
             Tx::Cancelled(codes) => {
@@ -1069,17 +1130,118 @@ impl Store for DynamoStore {
                 )))
             }
         }
-        self.remember(user, id, version, &bkeys);
-        if !overflow.is_empty() {
+        self.remember(user, id, p.version, &p.bkeys);
+        if !p.overflow.is_empty() {
             tracing::info!(
                 user,
                 item = id,
-                keys = overflow.len(),
+                keys = p.overflow.len(),
                 "lookup keys beyond one transaction"
             );
-            self.write_overflow(user, &overflow, &copy).await?;
+            let copy = Copy {
+                id,
+                data: &p.data,
+                version: p.version,
+                bkeys: &p.bkeys,
+            };
+            self.write_overflow(user, &p.overflow, &copy).await?;
         }
         Ok(WriteOutcome::Written)
+    }
+
+    /// New items packed into as few transactions as fit (100 operations, no record
+    /// twice): an import page of new items costs a few round trips, not one per item.
+    /// A cancelled transaction names the items whose key was taken; those are
+    /// conflicts and the rest go again.
+    async fn create_items_batch(&self, writes: &[ItemWrite<'_>]) -> Result<Vec<WriteOutcome>> {
+        let mut out: Vec<Option<WriteOutcome>> = vec![None; writes.len()];
+        let mut prepared = Vec::with_capacity(writes.len());
+        for w in writes {
+            let create = ItemWrite {
+                expected_version: None,
+                ..*w
+            };
+            prepared.push(self.prepare(&create, BTreeSet::new())?);
+        }
+        // Greedy groups in batch order, so an earlier item wins a key a later one wants.
+        let mut groups: Vec<Vec<usize>> = Vec::new();
+        let mut group: Vec<usize> = Vec::new();
+        let (mut size, mut bytes) = (0, 0);
+        let mut records: BTreeSet<&(String, String)> = BTreeSet::new();
+        for (i, p) in prepared.iter().enumerate() {
+            let clash = p.records.iter().any(|r| records.contains(r));
+            let full = size + p.ops.len() > MAX_TX_ITEMS || bytes + p.bytes > MAX_TX_BYTES;
+            // An item with keys beyond one transaction goes alone (see `write_item`).
+            let alone = !p.overflow.is_empty();
+            if !group.is_empty() && (clash || full || alone) {
+                groups.push(std::mem::take(&mut group));
+                records.clear();
+                (size, bytes) = (0, 0);
+            }
+            group.push(i);
+            size += if alone { MAX_TX_ITEMS } else { p.ops.len() };
+            bytes += p.bytes;
+            records.extend(p.records.iter());
+        }
+        if !group.is_empty() {
+            groups.push(group);
+        }
+        let mut prepared: Vec<Option<Prepared>> = prepared.into_iter().map(Some).collect();
+        for mut group in groups {
+            while group.len() > 1 {
+                let mut ops = Vec::new();
+                let mut owner = Vec::new();
+                for &i in &group {
+                    let p = prepared[i].as_ref().ok_or_else(|| corrupt("batch item"))?;
+                    ops.extend(p.ops.iter().cloned());
+                    owner.extend(std::iter::repeat_n(i, p.ops.len()));
+                }
+                match self.transact("TransactWriteItems", ops).await? {
+                    Tx::Done => {
+                        for &i in &group {
+                            if let Some(p) = prepared[i].take() {
+                                self.remember(writes[i].user, &writes[i].item.id, 1, &p.bkeys);
+                            }
+                            out[i] = Some(WriteOutcome::Written);
+                        }
+                        group.clear();
+                    }
+                    Tx::Cancelled(codes) if Tx::conflicted(&codes) => {
+                        let taken: BTreeSet<usize> = codes
+                            .iter()
+                            .zip(&owner)
+                            .filter(|(c, _)| c.as_deref() == Some("ConditionalCheckFailed"))
+                            .map(|(_, i)| *i)
+                            .collect();
+                        if taken.is_empty() {
+                            // Only concurrent transactions in the way: one by one.
+                            break;
+                        }
+                        for &i in &taken {
+                            out[i] = Some(WriteOutcome::Conflict);
+                        }
+                        group.retain(|i| !taken.contains(i));
+                    }
+                    Tx::Cancelled(codes) => {
+                        return Err(StoreError::Unavailable(format!(
+                            "DynamoDB TransactWriteItems cancelled: {codes:?}"
+                        )))
+                    }
+                }
+            }
+            for i in group {
+                out[i] = Some(
+                    self.write_item(ItemWrite {
+                        expected_version: None,
+                        ..writes[i]
+                    })
+                    .await?,
+                );
+            }
+        }
+        out.into_iter()
+            .map(|o| o.ok_or_else(|| corrupt("batch item without outcome")))
+            .collect()
     }
 
     async fn record_delivery(&self, d: &Delivery) -> Result<()> {

@@ -85,6 +85,11 @@ pub struct TaskRun {
     pub failed: u64,
     #[serde(default)]
     pub errors: Vec<String>,
+    /// Where an unfinished run stands (an import paused at its time budget or stopped
+    /// at a page that kept failing): the task's own continuation, as JSON. The next
+    /// run of the same task and backend resumes from it (see [`crate::tasks`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<serde_json::Value>,
 }
 
 #[async_trait]
@@ -112,6 +117,28 @@ pub trait Store: Send + Sync {
         cursor: Option<&str>,
     ) -> Result<Page<Item>>;
     async fn write_item(&self, write: ItemWrite<'_>) -> Result<WriteOutcome>;
+
+    /// Create several new items at once (a page of an import): each with all its
+    /// lookup keys and its change, atomically per item, exactly as [`Store::write_item`]
+    /// with `expected_version: None` does. One outcome per write, in order; a
+    /// `Conflict` (a key already taken, also by an earlier item of the same batch)
+    /// leaves that item unwritten and the others unaffected.
+    ///
+    /// The default writes them one by one; adapters batch where they can (SQLite: one
+    /// transaction for the whole batch).
+    async fn create_items_batch(&self, writes: &[ItemWrite<'_>]) -> Result<Vec<WriteOutcome>> {
+        let mut out = Vec::with_capacity(writes.len());
+        for w in writes {
+            out.push(
+                self.write_item(ItemWrite {
+                    expected_version: None,
+                    ..*w
+                })
+                .await?,
+            );
+        }
+        Ok(out)
+    }
 
     async fn record_delivery(&self, delivery: &Delivery) -> Result<()>;
     /// Newest first; `user: None` lists deliveries no backend claimed.

@@ -442,6 +442,33 @@ impl Store for SqliteStore {
         })
     }
 
+    async fn create_items_batch(&self, writes: &[ItemWrite<'_>]) -> Result<Vec<WriteOutcome>> {
+        if writes.is_empty() {
+            return Ok(Vec::new());
+        }
+        // One transaction for the whole batch: a page of an import costs one commit
+        // (one fsync at most) instead of one per item. Each item still goes in with all
+        // its keys or not at all (`insert_item` checks every key before writing).
+        self.with(|conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(unavailable)?;
+            let mut out = Vec::with_capacity(writes.len());
+            for w in writes {
+                if insert_item(&tx, w.user, w.item, w.new_keys)? {
+                    if let Some(change) = w.change {
+                        put_outbox(&tx, change)?;
+                    }
+                    out.push(WriteOutcome::Written);
+                } else {
+                    out.push(WriteOutcome::Conflict);
+                }
+            }
+            tx.commit().map_err(unavailable)?;
+            Ok(out)
+        })
+    }
+
     async fn record_delivery(&self, d: &Delivery) -> Result<()> {
         let expires = (d.received_at + chrono::Duration::days(DELIVERY_TTL_DAYS)).timestamp();
         let now = Utc::now().timestamp();
