@@ -59,4 +59,6 @@ if [ "${WATCHSTATE_DEMO:-1}" = "1" ]; then
     echo "Demo user 'demo' ready: cargo lambda invoke webhook --data-file events/webhook-plex-scrobble.json"
   ) &
 fi
+# `cargo lambda invoke` defaults to [::1]; forward that to the loopback we serve.
+python3 "$(dirname "$0")/loopback6.py" "$PORT" &
 exec cargo lambda watch -A 127.0.0.1 -P "$PORT"

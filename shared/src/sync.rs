@@ -633,7 +633,8 @@ mod tests {
         );
         assert_eq!(d2.no_change, Some(NoChange::SameState));
         assert_eq!(d2.change, None);
-        assert!(!d2.write);
+        assert!(d2.write, "only the stamp moves");
+        assert_eq!(d2.item.state_updated_at, at(NOW));
     }
 
     #[test]

@@ -1097,11 +1097,11 @@ async fn webhooks_through_ingest_keep_the_budget(h: Harness) {
         );
     }
 
-    // The same state again: one read, no write.
+    // The same event again (a redelivery): one read, no write.
     let repeat = apply(
         s,
         "plex",
-        &plex_event(Action::Unplayed, now - Duration::minutes(30)),
+        &plex_event(Action::Unplayed, now - Duration::hours(1)),
         now,
     )
     .await;
@@ -1110,6 +1110,22 @@ async fn webhooks_through_ingest_keep_the_budget(h: Harness) {
     if let Some(ops) = h.requests() {
         eprintln!("DynamoDB requests, same state: {}", ops.join(" + "));
         assert_eq!(ops, ["BatchGetItem"], "same state");
+    }
+
+    // The same state reported later (an echo): no change and no outbox entry, one
+    // write to move the stamp so an older event arriving late cannot flip it back.
+    let later = apply(
+        s,
+        "plex",
+        &plex_event(Action::Unplayed, now - Duration::minutes(30)),
+        now,
+    )
+    .await;
+    assert!(later.written);
+    assert_eq!(later.no_change, Some(sync::NoChange::SameState));
+    assert!(later.change.is_none());
+    if let Some(ops) = h.requests() {
+        assert_eq!(ops, ["BatchGetItem", "TransactWriteItems"], "stamp moved");
     }
 
     // Another process (a cold Lambda instance) about the known item: still one + one.
@@ -1122,7 +1138,7 @@ async fn webhooks_through_ingest_keep_the_budget(h: Harness) {
     )
     .await;
     assert!(third.written);
-    assert_eq!(third.item.version, 3);
+    assert_eq!(third.item.version, 4);
     if let Some(ops) = h.requests() {
         eprintln!("DynamoDB requests, cold instance: {}", ops.join(" + "));
         assert_eq!(ops, ["BatchGetItem", "TransactWriteItems"], "cold instance");
@@ -1163,7 +1179,7 @@ async fn webhooks_through_ingest_keep_the_budget(h: Harness) {
     assert_eq!(all.items.len(), 1);
     let item = &all.items[0];
     assert!(item.watched);
-    assert_eq!(item.version, 4);
+    assert_eq!(item.version, 5);
     assert_eq!(
         item.backends["jellyfin"].item_id.as_deref(),
         Some("f00dfeed")
