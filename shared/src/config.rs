@@ -56,6 +56,46 @@ pub fn token_secret() -> TokenSecret {
     TokenSecret::new(env("WATCHSTATE_TOKEN_SECRET").unwrap_or_else(admin_key))
 }
 
+/// The admin key and the token secret, read once at cold start: `WATCHSTATE_ADMIN_KEY`
+/// if set (local), else the SSM SecureString named by `WATCHSTATE_ADMIN_KEY_PARAMETER`
+/// (AWS), so the key never sits in the template or the function's configuration.
+pub async fn api_secrets() -> Result<(String, TokenSecret), String> {
+    if env("WATCHSTATE_ADMIN_KEY").is_some() {
+        return Ok((admin_key(), token_secret()));
+    }
+    let Some(name) = env("WATCHSTATE_ADMIN_KEY_PARAMETER") else {
+        return Ok((String::new(), token_secret()));
+    };
+    let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .load()
+        .await;
+    let key = admin_key_from_ssm(&aws_sdk_ssm::Client::new(&conf), &name).await?;
+    let secret = env("WATCHSTATE_TOKEN_SECRET").unwrap_or_else(|| key.clone());
+    Ok((key, TokenSecret::new(secret)))
+}
+
+/// Read (and decrypt) the admin key parameter. The error names the parameter, never
+/// its value.
+pub async fn admin_key_from_ssm(ssm: &aws_sdk_ssm::Client, name: &str) -> Result<String, String> {
+    let out = ssm
+        .get_parameter()
+        .name(name)
+        .with_decryption(true)
+        .send()
+        .await
+        .map_err(|e| {
+            format!(
+                "cannot read the admin key parameter {name}: {}",
+                aws_sdk_ssm::error::DisplayErrorContext(&e)
+            )
+        })?;
+    out.parameter
+        .and_then(|p| p.value)
+        .filter(|v| !v.trim().is_empty())
+        .map(|v| v.trim().to_string())
+        .ok_or_else(|| format!("the admin key parameter {name} is empty"))
+}
+
 /// The token secret of the local emulation, unless `WATCHSTATE_TOKEN_SECRET` says
 /// otherwise: fixed, so the sample events' tokens work on every laptop. Locally a
 /// token's secrecy rests on its backend's random nonce, kept in the data dir.

@@ -11,10 +11,11 @@ use watchstate::{config, entry, http::api::ApiService, tasks};
 async fn main() -> Result<(), Error> {
     entry::init_tracing();
     let deps = tasks::Deps::from_env().await?;
+    let (admin_key, token_secret) = config::api_secrets().await?;
     let service = Arc::new(ApiService {
         store: deps.store.clone(),
-        admin_key: config::admin_key(),
-        token_secret: config::token_secret(),
+        admin_key,
+        token_secret,
         tasks: Some(Arc::new(tasks::Tasks::new(deps))),
     });
     lambda_http::run(service_fn(move |req: Request| {

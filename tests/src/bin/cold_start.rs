@@ -7,8 +7,12 @@
 //!
 //! ```text
 //! cargo build --release --workspace --bins
-//! cargo run --release -p e2e --bin cold_start [-- --runs 30] [--bin-dir DIR] [NAME...]
+//! cargo run --release -p e2e --bin cold_start [-- --runs 30] [--bin-dir DIR] [--env K=V]... [NAME...]
 //! ```
+//!
+//! `--env` adds to (or overrides) the environment every binary starts with, e.g. the
+//! deployed configuration: `--env TABLE_NAME=t --env EVENT_BUS_NAME=b
+//! --env AWS_ACCESS_KEY_ID=x --env AWS_SECRET_ACCESS_KEY=x` (nothing is called at init).
 //!
 //! (`make bench` does both.) A tiny stand-in for the Runtime API on 127.0.0.1 records
 //! the instant the first `GET /2018-06-01/runtime/invocation/next` arrives and holds
@@ -39,10 +43,11 @@ const POLL_TIMEOUT: Duration = Duration::from_secs(10);
 const INIT_RATIO_BUDGET: f64 = 2.0;
 const SIZE_BUDGET_MB: f64 = 8.0;
 
-const USAGE: &str = "usage: cold_start [--runs N] [--bin-dir DIR] [BINARY...]
+const USAGE: &str = "usage: cold_start [--runs N] [--bin-dir DIR] [--env KEY=VALUE]... [BINARY...]
   Measures exec -> first Runtime API poll of release binaries already built with
   `cargo build --release --workspace --bins`. BINARY defaults to:
-  hello-lambda webhook api push import export (hello-lambda is the baseline).";
+  hello-lambda webhook api push import export (hello-lambda is the baseline).
+  --env adds to the environment of every binary (repeatable).";
 
 /// What the stand-in Runtime API saw.
 enum Seen {
@@ -74,6 +79,7 @@ struct Args {
     runs: usize,
     bin_dir: PathBuf,
     binaries: Vec<String>,
+    env: Vec<(String, String)>,
 }
 
 fn main() -> ExitCode {
@@ -98,6 +104,7 @@ fn parse_args() -> Result<Args, String> {
     let mut runs = 30;
     let mut bin_dir = None;
     let mut binaries = Vec::new();
+    let mut env = Vec::new();
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         match arg.as_str() {
@@ -111,6 +118,14 @@ fn parse_args() -> Result<Args, String> {
             }
             "--bin-dir" => {
                 bin_dir = Some(PathBuf::from(it.next().ok_or("--bin-dir needs a value")?))
+            }
+            "--env" => {
+                let pair = it.next().ok_or("--env needs KEY=VALUE")?;
+                let (key, value) = pair
+                    .split_once('=')
+                    .filter(|(k, _)| !k.is_empty())
+                    .ok_or_else(|| format!("--env: not KEY=VALUE: {pair}"))?;
+                env.push((key.to_string(), value.to_string()));
             }
             "-h" | "--help" => {
                 println!("{USAGE}");
@@ -139,6 +154,7 @@ fn parse_args() -> Result<Args, String> {
         runs,
         bin_dir,
         binaries,
+        env,
     })
 }
 
@@ -192,12 +208,15 @@ fn run(args: Args) -> Result<bool, String> {
         args.runs,
         args.bin_dir.display()
     );
+    for (key, value) in &args.env {
+        println!("  with {key}={value}");
+    }
     let mut run_id = 0usize;
     for round in 0..WARMUP_RUNS + args.runs {
         for bench in benches.iter_mut().filter(|b| b.outcome.is_none()) {
             run_id += 1;
             let data_dir = scratch.path().join(format!("run-{run_id}"));
-            match measure(&bench.name, &bench.path, &api, &data_dir, &rx) {
+            match measure(&bench.name, &bench.path, &api, &data_dir, &args.env, &rx) {
                 Ok(Run::Polled(took)) if round >= WARMUP_RUNS => bench.samples.push(took),
                 Ok(Run::Polled(_)) => {}
                 Ok(Run::ExitedCleanly) => bench.outcome = Some(Outcome::NoPoll),
@@ -220,6 +239,7 @@ fn measure(
     path: &Path,
     api: &str,
     data_dir: &Path,
+    env: &[(String, String)],
     rx: &Receiver<Seen>,
 ) -> Result<Run, String> {
     fs::create_dir_all(data_dir).map_err(|e| format!("{}: {e}", data_dir.display()))?;
@@ -245,6 +265,7 @@ fn measure(
         .env("RUST_LOG", "info")
         .env("WATCHSTATE_DATA_DIR", data_dir)
         .env("WATCHSTATE_ADMIN_KEY", "x")
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .current_dir(data_dir)
         .stdin(Stdio::null())
         .stdout(log)
