@@ -271,7 +271,7 @@ fn merge(
     ctx: Context<'_>,
 ) -> Decision {
     let mut item = old.clone();
-    enrich(&mut item, ev);
+    enrich(&mut item, Meta::from(ev));
     let remote = item.backends.entry(ctx.backend.to_string()).or_default();
     if remote.item_id.as_deref() != Some(ev.backend_item_id.as_str()) {
         remote.item_id = Some(ev.backend_item_id.clone());
@@ -367,44 +367,77 @@ fn item_differs(a: &Item, b: &Item) -> bool {
     strip(a) != strip(b)
 }
 
-/// Add what the event knows and the item does not (ids, titles, numbering).
-fn enrich(item: &mut Item, ev: &EventItem) {
-    for (k, v) in &ev.guids {
+/// What a report (webhook event or library listing) says about an item besides its
+/// play state: ids, titles, numbering.
+#[derive(Debug, Clone, Copy)]
+pub struct Meta<'a> {
+    pub guids: &'a crate::model::Guids,
+    pub series_guids: &'a crate::model::Guids,
+    pub title: Option<&'a String>,
+    pub year: Option<i32>,
+    pub series_title: Option<&'a String>,
+    pub season: Option<u32>,
+    pub episode: Option<u32>,
+}
+
+impl<'a> From<&'a EventItem> for Meta<'a> {
+    fn from(ev: &'a EventItem) -> Self {
+        Meta {
+            guids: &ev.guids,
+            series_guids: &ev.series_guids,
+            title: ev.title.as_ref(),
+            year: ev.year,
+            series_title: ev.series_title.as_ref(),
+            season: ev.season,
+            episode: ev.episode,
+        }
+    }
+}
+
+/// Add what a report knows and the item does not (ids, titles, numbering); never
+/// replaces a value, so two backends that disagree cannot flap.
+pub fn enrich(item: &mut Item, meta: Meta<'_>) {
+    for (k, v) in meta.guids {
         item.guids.entry(k.clone()).or_insert_with(|| v.clone());
     }
-    for (k, v) in &ev.series_guids {
+    for (k, v) in meta.series_guids {
         item.series_guids
             .entry(k.clone())
             .or_insert_with(|| v.clone());
     }
     if item.title.is_none() {
-        item.title.clone_from(&ev.title);
+        item.title = meta.title.cloned();
     }
     if item.year.is_none() {
-        item.year = ev.year;
+        item.year = meta.year;
     }
     if item.series_title.is_none() {
-        item.series_title.clone_from(&ev.series_title);
+        item.series_title = meta.series_title.cloned();
     }
     if item.season.is_none() {
-        item.season = ev.season;
+        item.season = meta.season;
     }
     if item.episode.is_none() {
-        item.episode = ev.episode;
+        item.episode = meta.episode;
     }
 }
 
-fn change_of(item: &Item, ctx: Context<'_>, kind: ChangeKind) -> StateChange {
+/// The change record of an item's current state, coming from `backend`.
+pub fn change_from(item: &Item, user: &str, backend: &str, kind: ChangeKind) -> StateChange {
     StateChange {
         id: crate::ids::new_id(),
-        user: ctx.user.to_string(),
+        user: user.to_string(),
         item_id: item.id.clone(),
-        origin: Some(ctx.backend.to_string()),
+        origin: Some(backend.to_string()),
         watched: item.watched,
         progress_ms: item.progress_ms,
         state_updated_at: item.state_updated_at,
         kind,
     }
+}
+
+fn change_of(item: &Item, ctx: Context<'_>, kind: ChangeKind) -> StateChange {
+    change_from(item, ctx.user, ctx.backend, kind)
 }
 
 #[cfg(test)]

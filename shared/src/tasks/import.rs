@@ -800,7 +800,7 @@ pub(crate) fn merge(
         };
     };
     let mut item = old.clone();
-    enrich(&mut item, r);
+    sync::enrich(&mut item, meta(r));
     let state = item.backends.entry(ctx.backend.to_string()).or_default();
     // Only the entry the item records for this backend speaks for its play state
     // there (a library may hold the same movie twice).
@@ -870,47 +870,20 @@ pub(crate) fn merge(
     }
 }
 
-/// Add what the backend knows and the item does not (ids, titles, numbering); never
-/// replaces a value, so two backends that disagree cannot flap.
-fn enrich(item: &mut Item, r: &RemoteItem) {
-    for (k, v) in &r.guids {
-        if !item.guids.contains_key(k) {
-            item.guids.insert(k.clone(), v.clone());
-        }
-    }
-    for (k, v) in &r.series_guids {
-        if !item.series_guids.contains_key(k) {
-            item.series_guids.insert(k.clone(), v.clone());
-        }
-    }
-    if item.title.is_none() {
-        item.title.clone_from(&r.title);
-    }
-    if item.year.is_none() {
-        item.year = r.year;
-    }
-    if item.series_title.is_none() {
-        item.series_title.clone_from(&r.series_title);
-    }
-    if item.season.is_none() {
-        item.season = r.season;
-    }
-    if item.episode.is_none() {
-        item.episode = r.episode;
+fn meta(r: &RemoteItem) -> sync::Meta<'_> {
+    sync::Meta {
+        guids: &r.guids,
+        series_guids: &r.series_guids,
+        title: r.title.as_ref(),
+        year: r.year,
+        series_title: r.series_title.as_ref(),
+        season: r.season,
+        episode: r.episode,
     }
 }
 
 fn change_of(item: &Item, ctx: Ctx<'_>) -> StateChange {
-    StateChange {
-        id: crate::ids::new_id(),
-        user: ctx.user.to_string(),
-        item_id: item.id.clone(),
-        origin: Some(ctx.backend.to_string()),
-        watched: item.watched,
-        progress_ms: item.progress_ms,
-        state_updated_at: item.state_updated_at,
-        kind: ChangeKind::Watched,
-    }
+    sync::change_from(item, ctx.user, ctx.backend, ChangeKind::Watched)
 }
 
 #[cfg(test)]
