@@ -32,9 +32,10 @@ build: tools-lint tools-run
 deploy: build
 	SAM_CLI_TELEMETRY=0 sam deploy --config-file $(CURDIR)/samconfig.toml
 
-## Parse benchmark (criterion), then cold start and size of the release binaries.
+## Parse benchmark (criterion), 100,000-item import, then cold start and size of the release binaries.
 bench:
 	cargo bench -p watchstate
+	cargo bench -p e2e --bench import
 	cargo build --release --workspace --bins
 	cargo run --release -p e2e --bin cold_start
 
