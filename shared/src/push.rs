@@ -91,6 +91,16 @@ pub struct Pusher {
 impl Pusher {
     /// Carry one change to the user's other backends.
     pub async fn push(&self, change: &StateChange) -> Result<PushReport, StoreError> {
+        self.push_to(change, None).await
+    }
+
+    /// [`Pusher::push`], reaching only the named backends when `only` is given (export
+    /// compares per backend and pushes where one differs).
+    pub async fn push_to(
+        &self,
+        change: &StateChange,
+        only: Option<&std::collections::BTreeSet<String>>,
+    ) -> Result<PushReport, StoreError> {
         let mut report = PushReport {
             change: change.id.clone(),
             item_id: change.item_id.clone(),
@@ -106,6 +116,7 @@ impl Pusher {
             .await?
             .into_iter()
             .filter(|b| b.export.enabled && Some(&b.name) != change.origin.as_ref())
+            .filter(|b| only.is_none_or(|o| o.contains(&b.name)))
             .collect();
         let mut learned = Vec::new();
         for target in &targets {

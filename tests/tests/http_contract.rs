@@ -105,7 +105,7 @@ async fn bad_payloads_are_400_with_a_reason() {
     let path = l.backend("ana", "plex", backend_body("plex")).await;
     let cases: Vec<(Wire, &str)> = vec![
         (plex(b"{not json"), "JSON"),
-        (plex(b"[1,2,3]"), ""),
+        (plex(b"[1,2,3]"), "array"),
         (
             plex(&with_field(SCROBBLE, "/Metadata/ratingKey", Value::Null)),
             "ratingKey",

@@ -18,20 +18,17 @@
 //! and none of its pushes failed (a failed push is thus tried again by the next run).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
-use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{Budget, Deps, TaskPayload};
 use crate::bus::Bus;
-use crate::model::{Backend, ChangeKind, Delivery, Item, StateChange, User};
+use crate::model::{Backend, ChangeKind, Item, StateChange};
 use crate::push::{Outcome, Pusher};
-use crate::store::{
-    ItemQuery, ItemWrite, Page, Result as StoreResult, Store, StoreError, TaskRun, WriteOutcome,
-};
+use crate::store::{ItemQuery, Page, Store, StoreError, TaskRun};
 use crate::sync::never;
 
 /// The task's name in run records.
@@ -199,14 +196,8 @@ impl Exporter {
         let run_started: DateTime<Utc> = Utc::now();
         let clock = Instant::now();
         let run_id = crate::ids::time_ordered_id(run_started);
-        // Push reaches only the backends this item needs (and never one the request
-        // left out): the pusher sees the user's backends through this filter.
-        let only = Arc::new(OnlyBackends {
-            inner: self.store.clone(),
-            allowed: Mutex::new(BTreeSet::new()),
-        });
         let pusher = Pusher {
-            store: only.clone(),
+            store: self.store.clone(),
             clients: self.clients.clone(),
         };
         let mut out = UserExport {
@@ -275,7 +266,6 @@ impl Exporter {
                     }
                     continue;
                 }
-                *only.allowed.lock().unwrap_or_else(|e| e.into_inner()) = wanted;
                 let change = StateChange {
                     id: crate::ids::new_id(),
                     user: user.to_string(),
@@ -286,7 +276,8 @@ impl Exporter {
                     state_updated_at: item.state_updated_at,
                     kind: ChangeKind::Watched,
                 };
-                let pushed = pusher.push(&change).await?;
+                // Only the backends this item needs (never one the request left out).
+                let pushed = pusher.push_to(&change, Some(&wanted)).await?;
                 for (name, outcome) in &pushed.backends {
                     let Some(&i) = index.get(name) else { continue };
                     let t = &mut out.targets[i];
@@ -379,95 +370,6 @@ pub fn needs_push(item: &Item, t: &Backend, full: bool) -> bool {
                     .values()
                     .any(|s| s.seen_at.is_some_and(|at| at > since))
         }
-    }
-}
-
-/// The store as push sees it during an export: the user's backends narrowed to those
-/// the current item needs. Everything else goes straight through.
-struct OnlyBackends {
-    inner: Arc<dyn Store>,
-    allowed: Mutex<BTreeSet<String>>,
-}
-
-#[async_trait]
-impl Store for OnlyBackends {
-    async fn put_user(&self, name: &str, now: DateTime<Utc>) -> StoreResult<(User, bool)> {
-        self.inner.put_user(name, now).await
-    }
-    async fn get_user(&self, name: &str) -> StoreResult<Option<User>> {
-        self.inner.get_user(name).await
-    }
-    async fn list_users(&self) -> StoreResult<Vec<User>> {
-        self.inner.list_users().await
-    }
-    async fn put_backend(&self, backend: &Backend) -> StoreResult<()> {
-        self.inner.put_backend(backend).await
-    }
-    async fn get_backend(&self, user: &str, name: &str) -> StoreResult<Option<Backend>> {
-        self.inner.get_backend(user, name).await
-    }
-    async fn list_backends(&self, user: &str) -> StoreResult<Vec<Backend>> {
-        let allowed = self
-            .allowed
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        Ok(self
-            .inner
-            .list_backends(user)
-            .await?
-            .into_iter()
-            .filter(|b| allowed.contains(&b.name))
-            .collect())
-    }
-    async fn delete_backend(&self, user: &str, name: &str) -> StoreResult<bool> {
-        self.inner.delete_backend(user, name).await
-    }
-    async fn backend_by_token_hash(&self, hash: &str) -> StoreResult<Option<Backend>> {
-        self.inner.backend_by_token_hash(hash).await
-    }
-    async fn find_item(&self, user: &str, keys: &[String]) -> StoreResult<Option<Item>> {
-        self.inner.find_item(user, keys).await
-    }
-    async fn get_item(&self, user: &str, id: &str) -> StoreResult<Option<Item>> {
-        self.inner.get_item(user, id).await
-    }
-    async fn list_items(
-        &self,
-        user: &str,
-        query: &ItemQuery,
-        limit: usize,
-        cursor: Option<&str>,
-    ) -> StoreResult<Page<Item>> {
-        self.inner.list_items(user, query, limit, cursor).await
-    }
-    async fn write_item(&self, write: ItemWrite<'_>) -> StoreResult<WriteOutcome> {
-        self.inner.write_item(write).await
-    }
-    async fn create_items_batch(&self, writes: &[ItemWrite<'_>]) -> StoreResult<Vec<WriteOutcome>> {
-        self.inner.create_items_batch(writes).await
-    }
-    async fn record_delivery(&self, delivery: &Delivery) -> StoreResult<()> {
-        self.inner.record_delivery(delivery).await
-    }
-    async fn list_deliveries(
-        &self,
-        user: Option<&str>,
-        limit: usize,
-    ) -> StoreResult<Vec<Delivery>> {
-        self.inner.list_deliveries(user, limit).await
-    }
-    async fn pending_changes(&self, limit: usize) -> StoreResult<Vec<StateChange>> {
-        self.inner.pending_changes(limit).await
-    }
-    async fn ack_change(&self, id: &str) -> StoreResult<()> {
-        self.inner.ack_change(id).await
-    }
-    async fn record_task_run(&self, run: &TaskRun) -> StoreResult<()> {
-        self.inner.record_task_run(run).await
-    }
-    async fn list_task_runs(&self, limit: usize) -> StoreResult<Vec<TaskRun>> {
-        self.inner.list_task_runs(limit).await
     }
 }
 
