@@ -940,3 +940,18 @@ async fn large_library_walk() {
         );
     }
 }
+
+/// An import pages hundreds of times: the Plex client lists the sections once.
+#[tokio::test]
+async fn plex_lists_its_sections_once_per_walk() {
+    let fake = FakeServer::with_generated(BackendKind::Plex, 1_000).await;
+    let (items, pages) = walk(client(&fake).as_ref(), 100).await;
+    assert_eq!(items.len(), 1_000);
+    assert!(pages.len() >= 10, "{} pages", pages.len());
+    let listings = fake
+        .calls()
+        .iter()
+        .filter(|c| c.method == "GET" && c.path == "/library/sections")
+        .count();
+    assert_eq!(listings, 1);
+}

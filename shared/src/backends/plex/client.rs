@@ -48,10 +48,16 @@ const PLEX_HEADERS: &[(&str, &str)] = &[
     ("X-Plex-Product", "watchstate-serverless"),
 ];
 
+/// A library's movie and show sections: `(key, what it holds)`.
+type Sections = Vec<(String, ItemType)>;
+
 pub struct PlexClient {
     api: Endpoint,
     /// Show guids per library section, collected once per client (`type=2`).
     shows: Mutex<HashMap<String, Arc<HashMap<String, Guids>>>>,
+    /// Movie and show sections, listed once per client: an import pages through them
+    /// hundreds of times and they do not change mid-run.
+    sections: Mutex<Option<Arc<Sections>>>,
 }
 
 impl std::fmt::Debug for PlexClient {
@@ -76,6 +82,7 @@ impl PlexClient {
                 retry,
             ),
             shows: Mutex::new(HashMap::new()),
+            sections: Mutex::new(None),
         }
     }
 
@@ -198,8 +205,16 @@ impl PlexClient {
         Ok(None)
     }
 
-    /// Movie and show sections, ordered by key.
-    async fn sections(&self) -> Result<Vec<(String, ItemType)>, ClientError> {
+    /// Movie and show sections, ordered by key; listed once per client.
+    async fn sections(&self) -> Result<Arc<Sections>, ClientError> {
+        let cached = self
+            .sections
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if let Some(s) = cached {
+            return Ok(s);
+        }
         let (c, _) = self.container(&Call::get("/library/sections")).await?;
         let mut out: Vec<(String, ItemType)> = c
             .directories
@@ -214,6 +229,8 @@ impl PlexClient {
             })
             .collect();
         out.sort_by(|a, b| section_order(&a.0, &b.0));
+        let out = Arc::new(out);
+        *self.sections.lock().unwrap_or_else(|e| e.into_inner()) = Some(out.clone());
         Ok(out)
     }
 
