@@ -1,11 +1,74 @@
 //! Merging one event into the store: read, decide by the rules, write conditionally,
 //! and on a conflict (a concurrent webhook won the race) read again and re-decide.
+//! Also the lookup every path shares: find the stored item of a report by its keys,
+//! passing over items whose guids contradict it ([`find_match`]).
 
 use std::collections::BTreeSet;
 
 use crate::model::{Event, EventItem, Item, StateChange};
 use crate::store::{ItemWrite, Store, StoreError, WriteOutcome};
+use crate::sync::matching::{contradicts, Identity};
 use crate::sync::{self, Context, NoChange};
+
+/// How many contradicting items a lookup passes over before it gives up matching.
+const MAX_CONTRADICTIONS: usize = 8;
+
+/// The stored item a report is about, and the keys it may claim: `keys` are the
+/// report's lookup keys strongest first (its backend id first). An item found by the
+/// backend's own id is the item; one found only by a guid or relative key whose guids
+/// contradict the report is another item: its keys are set aside (a new item must not
+/// claim them) and the lookup goes on with the rest.
+pub async fn find_match(
+    store: &dyn Store,
+    user: &str,
+    keys: &[String],
+    who: Identity<'_>,
+) -> Result<(Option<Item>, Vec<String>), StoreError> {
+    let mut usable = keys.to_vec();
+    let mut foreign = Vec::new();
+    for _ in 0..MAX_CONTRADICTIONS {
+        let Some(found) = store.find_item(user, &usable).await? else {
+            return Ok((None, foreign));
+        };
+        let owned = sync::item_keys(&found);
+        let by_own_id = keys.first().is_some_and(|k| owned.contains(k));
+        if by_own_id || !contradicts(&found, who) {
+            return Ok((Some(found), foreign));
+        }
+        usable.retain(|k| {
+            let theirs = owned.contains(k);
+            if theirs {
+                foreign.push(k.clone());
+            }
+            !theirs
+        });
+        if usable.is_empty() {
+            break;
+        }
+    }
+    Ok((None, foreign))
+}
+
+/// The identity a webhook event's item reports.
+pub fn event_identity(ev: &EventItem) -> Identity<'_> {
+    Identity {
+        kind: ev.item_type(),
+        guids: &ev.guids,
+        series_guids: &ev.series_guids,
+        season: ev.season,
+        episode: ev.episode,
+    }
+}
+
+/// The keys a write may claim: the item's keys it does not own yet, less those that
+/// belong to a contradicting item.
+pub fn keys_to_claim(existing: Option<&Item>, item: &Item, foreign: &[String]) -> Vec<String> {
+    let owned: BTreeSet<String> = existing.map(sync::item_keys).unwrap_or_default();
+    sync::item_keys(item)
+        .into_iter()
+        .filter(|k| !owned.contains(k) && !foreign.contains(k))
+        .collect()
+}
 
 /// Enough for dozens of concurrent writers on one item; each retry re-reads.
 const MAX_ATTEMPTS: usize = 64;
@@ -28,7 +91,7 @@ pub async fn apply(
 ) -> Result<Applied, StoreError> {
     let keys = sync::event_keys(ctx.backend, ev);
     for attempt in 0..MAX_ATTEMPTS {
-        let existing = store.find_item(ctx.user, &keys).await?;
+        let (existing, foreign) = find_match(store, ctx.user, &keys, event_identity(ev)).await?;
         let d = sync::decide(existing.as_ref(), event, ev, ctx, crate::ids::new_id);
         if !d.write {
             return Ok(Applied {
@@ -39,11 +102,7 @@ pub async fn apply(
                 written: false,
             });
         }
-        let owned: BTreeSet<String> = existing.as_ref().map(sync::item_keys).unwrap_or_default();
-        let new_keys: Vec<String> = sync::item_keys(&d.item)
-            .into_iter()
-            .filter(|k| !owned.contains(k))
-            .collect();
+        let new_keys = keys_to_claim(existing.as_ref(), &d.item, &foreign);
         let outcome = store
             .write_item(ItemWrite {
                 user: ctx.user,

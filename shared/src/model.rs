@@ -206,9 +206,23 @@ pub struct BackendState {
     /// When this backend last told us (webhook or import) or we last pushed to it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seen_at: Option<DateTime<Utc>>,
-    /// Set when push looked for the item on this backend and it was not there.
+    /// Set when push looked for the item on this backend and it was not there; cleared
+    /// when that backend reports the item again (webhook or import), so export does not
+    /// search for it on every run.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub missing: bool,
+    /// The backend's own play count as last seen (Plex `viewCount`, Jellyfin/Emby
+    /// `UserData.PlayCount`): a play is a count that went up, not a moved last-viewed
+    /// time (a partial play moves that too).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub play_count: Option<u32>,
+    /// The backend's own last-viewed time as last seen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_played_at: Option<DateTime<Utc>>,
+    /// When this backend last reported a person's unplay (webhook, or an import that saw
+    /// it go from watched to unwatched): push never marks it played over a newer one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unplayed_at: Option<DateTime<Utc>>,
 }
 
 /// The stored item: the household user's play state of one movie or episode.
@@ -226,7 +240,17 @@ pub struct Item {
     pub series_guids: Guids,
     pub watched: bool,
     pub state_updated_at: DateTime<Utc>,
+    /// Set while the item is unwatched because a person unmarked it somewhere (the
+    /// time of that unplay); `None` when unwatched only because nobody reported a play.
+    /// Only such an unplay is ever pushed (items stored before this field existed carry
+    /// none, so they can never erase a watched).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unplayed_at: Option<DateTime<Utc>>,
     pub progress_ms: Option<u64>,
+    /// When the resume position was taken (a pause's time, or the backend's own time
+    /// of a listed position): the newest position wins, a late older pause loses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress_at: Option<DateTime<Utc>>,
     /// The backend that last set the play state.
     pub via: Option<String>,
     pub backends: BTreeMap<String, BackendState>,

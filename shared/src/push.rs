@@ -2,10 +2,13 @@
 //!
 //! For every backend of the user with `export.enabled`, except the one the change came
 //! from: find the item there (the id it reported, else a guid search, remembered), read
-//! its state, and only where it differs (and the backend's own change is not newer)
-//! mark it played, unplayed, or set the resume point. Push acts on the item's *current*
-//! state, so a redelivered or out-of-order change is a no-op, and the echo webhook a
-//! pushed-to server sends back arrives as "same state".
+//! its state, and do what [`sync::target::plan`] says (mark played, unplayed, or set the
+//! resume point; nothing where it already agrees or holds newer evidence). Push acts on
+//! the item's state **as read just before each backend call**, and reads it again after
+//! writing: if a newer change landed meanwhile, that backend is brought in line with it
+//! too, so a push in flight never outruns a newer unplay. A redelivered or out-of-order
+//! change is a no-op, and the echo webhook a pushed-to server sends back arrives as
+//! "same state".
 
 use std::sync::Arc;
 
@@ -13,12 +16,13 @@ use chrono::Utc;
 use serde::Serialize;
 
 use crate::backends::client::{client_with, ClientError, MediaClient, RemoteItem, RetryPolicy};
-use crate::model::{Backend, BackendState, ChangeKind, Delivery, Item, StateChange};
+use crate::model::{Backend, BackendState, Delivery, Item, StateChange};
 use crate::store::{ItemWrite, Store, StoreError, WriteOutcome};
-use crate::sync;
+use crate::sync::{self, target, target::Plan};
 
-/// A resume point within this of the stored one is already in sync.
-const PROGRESS_SLACK_MS: u64 = 5_000;
+/// Rounds of "read the item, write the backend, read again" per backend: a second
+/// round only when a newer change landed while we wrote.
+const MAX_ROUNDS: usize = 3;
 
 /// Builds the API client for a backend (one shared HTTP client underneath).
 pub trait ClientFactory: Send + Sync {
@@ -106,10 +110,15 @@ impl Pusher {
             item_id: change.item_id.clone(),
             backends: Vec::new(),
         };
-        let Some(item) = self.store.get_item(&change.user, &change.item_id).await? else {
+        if self
+            .store
+            .get_item(&change.user, &change.item_id)
+            .await?
+            .is_none()
+        {
             tracing::warn!(change = %change.id, "item of a change is gone");
             return Ok(report);
-        };
+        }
         let targets: Vec<Backend> = self
             .store
             .list_backends(&change.user)
@@ -118,23 +127,58 @@ impl Pusher {
             .filter(|b| b.export.enabled && Some(&b.name) != change.origin.as_ref())
             .filter(|b| only.is_none_or(|o| o.contains(&b.name)))
             .collect();
-        let mut learned = Vec::new();
         for target in &targets {
-            let client = self.clients.client(target);
-            let (outcome, state) = push_one(client.as_ref(), &item, change, target).await;
+            let outcome = self.push_target(change, target).await?;
             tracing::info!(
-                user = %change.user, item = %item.id, backend = %target.name,
+                user = %change.user, item = %change.item_id, backend = %target.name,
                 outcome = ?outcome, "push"
             );
-            if let Some(state) = state {
-                learned.push((target.name.clone(), state));
-            }
             report.backends.push((target.name.clone(), outcome));
         }
-        if !learned.is_empty() {
-            remember(self.store.as_ref(), &change.user, &item.id, &learned).await?;
-        }
         Ok(report)
+    }
+
+    /// Bring one backend in line with the item as it is now; again if the item changed
+    /// while we wrote (a newer change raced this push).
+    async fn push_target(
+        &self,
+        change: &StateChange,
+        target: &Backend,
+    ) -> Result<Outcome, StoreError> {
+        let client = self.clients.client(target);
+        let mut outcome = Outcome::InSync;
+        for _ in 0..MAX_ROUNDS {
+            let Some(item) = self.store.get_item(&change.user, &change.item_id).await? else {
+                return Ok(outcome);
+            };
+            let (done, state) = push_one(client.as_ref(), &item, target).await;
+            if let Some(state) = state {
+                remember(
+                    self.store.as_ref(),
+                    &change.user,
+                    &item.id,
+                    &target.name,
+                    state,
+                )
+                .await?;
+            }
+            let wrote = matches!(done, Outcome::Applied { .. });
+            outcome = done;
+            if !wrote {
+                break;
+            }
+            let Some(now) = self.store.get_item(&change.user, &change.item_id).await? else {
+                break;
+            };
+            if now.watched == item.watched && now.progress_ms == item.progress_ms {
+                break;
+            }
+            tracing::info!(
+                user = %change.user, item = %item.id, backend = %target.name,
+                "the item changed while push wrote to a backend; bringing it in line again"
+            );
+        }
+        Ok(outcome)
     }
 
     /// Push, and record every backend that failed in the delivery log (the local
@@ -196,7 +240,6 @@ async fn locate(
 async fn push_one(
     client: &dyn MediaClient,
     item: &Item,
-    change: &StateChange,
     target: &Backend,
 ) -> (Outcome, Option<BackendState>) {
     let known = item.backends.get(&target.name);
@@ -211,96 +254,54 @@ async fn push_one(
         }
         Err(e) => return (failed(&e), None),
     };
-    let mut state = BackendState {
-        item_id: Some(remote.id.clone()),
-        watched: Some(remote.watched),
-        progress_ms: remote.progress_ms,
-        seen_at: Some(Utc::now()),
-        missing: false,
+    let plan = target::plan(item, known, &remote);
+    let result = match &plan {
+        Plan::MarkPlayed { at } => Some(client.mark_played(&remote.id, *at).await),
+        Plan::MarkUnplayed => Some(client.mark_unplayed(&remote.id).await),
+        Plan::SetProgress { position_ms } => Some(
+            client
+                .set_progress(&remote.id, *position_ms, remote.duration_ms)
+                .await,
+        ),
+        _ => None,
     };
-    // Play state first: it is what a change of either kind must leave right.
-    if remote.watched != item.watched {
-        let remote_newer = remote.watched
-            && remote
-                .last_played_at
-                .is_some_and(|t| t > item.state_updated_at);
-        if remote_newer {
-            return (Outcome::RemoteNewer, Some(state));
-        }
-        let (result, action) = if item.watched {
-            (
-                client.mark_played(&remote.id, item.state_updated_at).await,
-                "mark_played",
-            )
-        } else {
-            (client.mark_unplayed(&remote.id).await, "mark_unplayed")
-        };
-        return match result {
-            Ok(()) => {
-                state.watched = Some(item.watched);
-                if !item.watched {
-                    state.progress_ms = None;
-                }
-                (
-                    Outcome::Applied {
-                        action: action.into(),
-                    },
-                    Some(state),
-                )
-            }
-            Err(e) => (failed(&e), Some(state)),
-        };
-    }
-    if change.kind != ChangeKind::Progress {
-        return (Outcome::InSync, Some(state));
-    }
-    let Some(position) = item.progress_ms.filter(|_| !item.watched) else {
-        return (
-            Outcome::Skipped {
-                reason: "no resume point to push".into(),
-            },
-            Some(state),
-        );
+    let applied = matches!(result, Some(Ok(())));
+    let state = target::learned(&plan, applied, known, &remote, Utc::now());
+    let outcome = match (plan, result) {
+        (_, Some(Err(e))) => failed(&e),
+        (Plan::MarkPlayed { .. }, _) => Outcome::Applied {
+            action: "mark_played".into(),
+        },
+        (Plan::MarkUnplayed, _) => Outcome::Applied {
+            action: "mark_unplayed".into(),
+        },
+        (Plan::SetProgress { .. }, _) => Outcome::Applied {
+            action: "set_progress".into(),
+        },
+        (Plan::InSync, _) => Outcome::InSync,
+        (Plan::RemoteNewer, _) => Outcome::RemoteNewer,
+        (Plan::Skip(reason), _) => Outcome::Skipped {
+            reason: reason.into(),
+        },
     };
-    if remote
-        .progress_ms
-        .is_some_and(|p| p.abs_diff(position) <= PROGRESS_SLACK_MS)
-    {
-        return (Outcome::InSync, Some(state));
-    }
-    match client
-        .set_progress(&remote.id, position, remote.duration_ms)
-        .await
-    {
-        Ok(()) => {
-            state.progress_ms = Some(position);
-            (
-                Outcome::Applied {
-                    action: "set_progress".into(),
-                },
-                Some(state),
-            )
-        }
-        Err(e) => (failed(&e), Some(state)),
-    }
+    (outcome, Some(state))
 }
 
-/// Record the backends' ids and states on the item, so the echo webhook is a no-op and
+/// Record a backend's id and state on the item, so the echo webhook is a no-op and
 /// the next push needs no search. Bookkeeping only: it never produces a change.
 async fn remember(
     store: &dyn Store,
     user: &str,
     item_id: &str,
-    learned: &[(String, BackendState)],
+    backend: &str,
+    state: BackendState,
 ) -> Result<(), StoreError> {
     for _ in 0..16 {
         let Some(old) = store.get_item(user, item_id).await? else {
             return Ok(());
         };
         let mut item = old.clone();
-        for (name, state) in learned {
-            item.backends.insert(name.clone(), state.clone());
-        }
+        item.backends.insert(backend.to_string(), state.clone());
         if item == old {
             return Ok(());
         }

@@ -53,7 +53,9 @@ fn stored(kind: ItemType) -> Item {
         series_guids: Guids::new(),
         watched: false,
         state_updated_at: t(2024, 1, 1, 0, 0, 0),
+        unplayed_at: None,
         progress_ms: None,
+        progress_at: None,
         via: None,
         backends: BTreeMap::new(),
         version: 0,
@@ -218,7 +220,10 @@ async fn mark_played(kind: BackendKind) {
     let movie = fake.id(MOVIE);
     let at = t(2024, 3, 4, 5, 6, 7);
     let before = Utc::now() - chrono::Duration::seconds(2);
-    client(&fake).mark_played(&movie, at).await.expect("played");
+    client(&fake)
+        .mark_played(&movie, Some(at))
+        .await
+        .expect("played");
     let calls = fake.calls();
     assert_eq!(calls.len(), 1, "{calls:?}");
     let c = &calls[0];
@@ -475,7 +480,7 @@ async fn gives_up_after_three_5xx(kind: BackendKind) {
     let fake = FakeServer::with_sample(kind).await;
     fake.fail_next(5, 503);
     let e = client(&fake)
-        .mark_played(&fake.id(MOVIE), t(2024, 1, 1, 0, 0, 0))
+        .mark_played(&fake.id(MOVIE), Some(t(2024, 1, 1, 0, 0, 0)))
         .await
         .unwrap_err();
     assert_eq!(e.status(), Some(503), "{e}");
@@ -488,7 +493,7 @@ async fn never_retries_4xx(kind: BackendKind) {
     let fake = FakeServer::with_sample(kind).await;
     fake.fail_next(1, 400);
     let e = client(&fake)
-        .mark_played(&fake.id(MOVIE), t(2024, 1, 1, 0, 0, 0))
+        .mark_played(&fake.id(MOVIE), Some(t(2024, 1, 1, 0, 0, 0)))
         .await
         .unwrap_err();
     assert_eq!(e.status(), Some(400));
@@ -814,7 +819,9 @@ async fn echo_webhook_is_what_the_server_sends(kind: BackendKind) {
     fake.set_echo(Some(&url));
     let c = client(&fake);
     let movie = fake.id(MOVIE);
-    c.mark_played(&movie, t(2024, 3, 4, 5, 6, 7)).await.unwrap();
+    c.mark_played(&movie, Some(t(2024, 3, 4, 5, 6, 7)))
+        .await
+        .unwrap();
     c.mark_unplayed(&movie).await.unwrap();
 
     if kind == BackendKind::Plex {
@@ -824,7 +831,9 @@ async fn echo_webhook_is_what_the_server_sends(kind: BackendKind) {
         assert!(fake.echoes().is_empty());
         // ...unless asked to.
         fake.set_plex_scrobble_echo(true);
-        c.mark_played(&movie, t(2024, 3, 4, 5, 6, 7)).await.unwrap();
+        c.mark_played(&movie, Some(t(2024, 3, 4, 5, 6, 7)))
+            .await
+            .unwrap();
     }
     let expected = if kind == BackendKind::Plex { 1 } else { 2 };
     let echoes = fake.wait_echoes(expected, Duration::from_secs(5)).await;

@@ -51,8 +51,13 @@ pub trait MediaClient: Send + Sync {
     async fn find(&self, item: &Item) -> Result<Option<RemoteItem>, ClientError>;
 
     /// Mark played for the backend's user. Plex has no way to set the time (it records
-    /// "now"); Jellyfin and Emby take `at`.
-    async fn mark_played(&self, item_id: &str, at: DateTime<Utc>) -> Result<(), ClientError>;
+    /// "now"); Jellyfin and Emby take `at`, a real play time; `None` (no play time
+    /// known) lets the server record "now".
+    async fn mark_played(
+        &self,
+        item_id: &str,
+        at: Option<DateTime<Utc>>,
+    ) -> Result<(), ClientError>;
 
     async fn mark_unplayed(&self, item_id: &str) -> Result<(), ClientError>;
 
@@ -97,6 +102,9 @@ pub struct RemoteItem {
     pub series_guids: Guids,
     pub watched: bool,
     pub last_played_at: Option<DateTime<Utc>>,
+    /// The backend's own play count, when it says (a completed play raises it).
+    #[serde(default)]
+    pub play_count: Option<u32>,
     /// Resume position; `None` when there is none (0).
     pub progress_ms: Option<u64>,
     pub duration_ms: Option<u64>,
@@ -116,37 +124,34 @@ impl RemoteItem {
             series_guids: Guids::new(),
             watched: false,
             last_played_at: None,
+            play_count: None,
             progress_ms: None,
             duration_ms: None,
         }
     }
 }
 
-/// Whether `candidate` is the stored `item` (the rule of [`MediaClient::find`]): same
-/// type, and a movie shares any guid; an episode shares an episode guid, or shares a
-/// series guid and has the same season and episode numbers. Titles are never compared.
+/// Whether `candidate` is the stored `item` (the rule of [`MediaClient::find`],
+/// [`crate::sync::matching::same_item`]): same type, no contradicting guid, and a
+/// shared guid, or (episodes) a shared series guid with the same season and episode
+/// numbers. Titles are never compared.
 pub fn same_item(item: &Item, candidate: &RemoteItem) -> bool {
-    if item.kind != candidate.kind {
-        return false;
-    }
-    if shares_guid(&item.guids, &candidate.guids) {
-        return true;
-    }
-    match item.kind {
-        ItemType::Movie => false,
-        ItemType::Episode => {
-            item.season.is_some()
-                && item.episode.is_some()
-                && item.season == candidate.season
-                && item.episode == candidate.episode
-                && shares_guid(&item.series_guids, &candidate.series_guids)
-        }
-    }
+    crate::sync::matching::same_item(item, candidate.identity())
 }
 
-/// Whether two id sets name the same thing: some kind with the same value in both.
-pub fn shares_guid(a: &Guids, b: &Guids) -> bool {
-    a.iter().any(|(k, v)| b.get(k) == Some(v))
+pub use crate::sync::matching::shares_guid;
+
+impl RemoteItem {
+    /// What identifies this entry, for matching.
+    pub fn identity(&self) -> crate::sync::matching::Identity<'_> {
+        crate::sync::matching::Identity {
+            kind: self.kind,
+            guids: &self.guids,
+            series_guids: &self.series_guids,
+            season: self.season,
+            episode: self.episode,
+        }
+    }
 }
 
 /// Where a library walk stands. Small and serializable, so an import can carry it in
@@ -705,7 +710,9 @@ mod tests {
             series_guids: Guids::new(),
             watched: false,
             state_updated_at: Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap(),
+            unplayed_at: None,
             progress_ms: None,
+            progress_at: None,
             via: None,
             backends: BTreeMap::new(),
             version: 0,

@@ -2,15 +2,18 @@
 //! [`Pusher`] (the push function's code: find the item there, compare, mark played or
 //! unplayed only where it differs and the backend's own play is not newer).
 //!
-//! Which items, per target backend `t`:
+//! Which items, per target backend `t` ([`crate::sync::target::needs_compare`]):
 //!
-//! - by default, what changed since `t`'s `export.last_sync` (the item's state or any
-//!   backend's sighting of it is newer) **and** what the store knows of `t` differs
-//!   from the item (`backends[t].watched` is another state, or unknown);
-//! - with `full`, every item: each is compared with what `t` really shows.
+//! - by default, those where what `t` was **last seen to hold** (`backends[t]`: by its
+//!   import, its webhooks, or our last push to it) differs from the item: another play
+//!   state, unknown, or a resume position more than 30 s away. So a file replaced on
+//!   `t` (a new id with no play state, recorded by `t`'s import) gets its watched back;
+//! - with `full`, every item with something to carry: each is compared with what `t`
+//!   really shows.
 //!
-//! An unwatched item nobody ever reported a state for ("never") is never pushed: there
-//! is nothing to say, and unmarking on such weak grounds could erase real plays.
+//! An unwatched item nobody unmarked is never pushed as an unplay: unmarking on such
+//! weak grounds could erase real plays. A backend that lacks an item is not searched
+//! again until its own import shows it.
 //!
 //! It first drains the outbox through the bus (changes whose publish failed, and
 //! import's changes), so push carries those with their origin. `export.last_sync` of a
@@ -29,11 +32,13 @@ use crate::bus::Bus;
 use crate::model::{Backend, ChangeKind, Item, StateChange};
 use crate::push::{Outcome, Pusher};
 use crate::store::{ItemQuery, Page, Store, StoreError, TaskRun};
-use crate::sync::never;
+use crate::sync::target;
 
 /// The task's name in run records.
 pub const TASK: &str = "export";
 const MAX_SAMPLES: usize = 50;
+/// Runs looked at for an unfinished one to go on from.
+const RUNS_SCANNED: usize = 200;
 
 #[derive(Debug, Clone)]
 pub struct ExportOptions {
@@ -81,8 +86,12 @@ pub struct UserExport {
     pub pushed: u64,
     pub failed: u64,
     pub targets: Vec<TargetReport>,
-    /// False when the budget ran out before every item was looked at.
+    /// False when the budget ran out before every item was looked at: the run's cursor
+    /// says where the next run goes on.
     pub complete: bool,
+    /// Whether this run went on from where an unfinished run stopped.
+    #[serde(default)]
+    pub resumed: bool,
     /// Dry run: the items that would be compared (the first ones).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub would_push: Vec<String>,
@@ -216,6 +225,7 @@ impl Exporter {
                 })
                 .collect(),
             complete: true,
+            resumed: false,
             would_push: Vec::new(),
             errors: Vec::new(),
         };
@@ -224,7 +234,15 @@ impl Exporter {
             .enumerate()
             .map(|(i, t)| (t.name.clone(), i))
             .collect();
-        let mut cursor: Option<String> = None;
+        // Go on after the last item an unfinished run compared, so the tail of a large
+        // library is reached too (a full or dry run starts over).
+        let mut cursor: Option<String> = if payload.full || payload.dry_run {
+            None
+        } else {
+            self.unfinished(user, payload.backend.as_deref()).await?
+        };
+        out.resumed = cursor.is_some();
+        let mut last_done = cursor.clone();
         'pages: loop {
             let page: Page<Item> = self
                 .store
@@ -242,6 +260,8 @@ impl Exporter {
                     break 'pages;
                 }
                 out.items_seen += 1;
+                // The budget is checked between items: this one is compared in full.
+                last_done = Some(item.id.clone());
                 let wanted: BTreeSet<String> = targets
                     .iter()
                     .filter(|t| needs_push(item, t, payload.full))
@@ -335,7 +355,8 @@ impl Exporter {
             pushed: out.pushed,
             failed: out.failed,
             errors: out.errors.clone(),
-            cursor: None,
+            cursor: (!out.complete && !payload.dry_run)
+                .then(|| serde_json::json!({ "after": last_done })),
         };
         self.store.record_task_run(&run).await?;
         tracing::info!(
@@ -349,117 +370,33 @@ impl Exporter {
     }
 }
 
-/// Whether `item` must be compared with target backend `t`.
-pub fn needs_push(item: &Item, t: &Backend, full: bool) -> bool {
-    if !item.watched && item.state_updated_at <= never() {
-        return false;
-    }
-    if full {
-        return true;
-    }
-    let known = item.backends.get(&t.name).and_then(|s| s.watched);
-    if known == Some(item.watched) {
-        return false;
-    }
-    match t.export.last_sync {
-        None => true,
-        Some(since) => {
-            item.state_updated_at > since
-                || item
-                    .backends
-                    .values()
-                    .any(|s| s.seen_at.is_some_and(|at| at > since))
-        }
+impl Exporter {
+    /// Where this user's latest export run stopped, if it did not finish (and is recent
+    /// enough to go on from): the id of the last item it compared.
+    async fn unfinished(
+        &self,
+        user: &str,
+        backend: Option<&str>,
+    ) -> Result<Option<String>, StoreError> {
+        let runs = self.store.list_task_runs(RUNS_SCANNED).await?;
+        let latest = runs.into_iter().find(|r| {
+            r.task == TASK
+                && r.user.as_deref() == Some(user)
+                && r.backend.as_deref() == backend
+                && !r.dry_run
+        });
+        let Some(run) = latest else { return Ok(None) };
+        let recent = run
+            .started_at
+            .is_some_and(|t| t > Utc::now() - chrono::Duration::hours(24));
+        Ok(run
+            .cursor
+            .filter(|_| recent)
+            .and_then(|c| c.get("after").and_then(|a| a.as_str()).map(String::from)))
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::model::{BackendKind, BackendOptions, BackendState, ItemType, TaskOptions};
-    use chrono::TimeZone;
-
-    fn at(secs: i64) -> DateTime<Utc> {
-        Utc.timestamp_opt(secs, 0).single().unwrap()
-    }
-
-    fn backend(name: &str, last_sync: Option<i64>) -> Backend {
-        Backend {
-            user: "ana".into(),
-            name: name.into(),
-            kind: BackendKind::Plex,
-            url: String::new(),
-            token: String::new(),
-            server_id: None,
-            user_id: None,
-            options: BackendOptions::default(),
-            import: TaskOptions::default(),
-            export: TaskOptions {
-                enabled: true,
-                last_sync: last_sync.map(at),
-            },
-            webhook_nonce: String::new(),
-            webhook_token_hash: String::new(),
-            created_at: at(0),
-            updated_at: at(0),
-        }
-    }
-
-    fn item(watched: bool, stamp: i64) -> Item {
-        Item {
-            id: "i".into(),
-            kind: ItemType::Movie,
-            title: None,
-            year: None,
-            series_title: None,
-            season: None,
-            episode: None,
-            guids: Default::default(),
-            series_guids: Default::default(),
-            watched,
-            state_updated_at: at(stamp),
-            progress_ms: None,
-            via: None,
-            backends: Default::default(),
-            version: 1,
-        }
-    }
-
-    #[test]
-    fn never_stamped_unwatched_is_never_pushed() {
-        let i = item(false, 0);
-        assert!(!needs_push(&i, &backend("plex", None), false));
-        assert!(!needs_push(&i, &backend("plex", None), true));
-    }
-
-    #[test]
-    fn differing_and_recent_items_are_candidates() {
-        let mut i = item(true, 1_000);
-        let t = backend("plex", Some(2_000));
-        assert!(!needs_push(&i, &t, false), "old change, exported already");
-        assert!(needs_push(&i, &t, true), "full compares everything");
-        // Import saw it on jf after the last export (old play time, fresh sighting).
-        i.backends.insert(
-            "jf".into(),
-            BackendState {
-                watched: Some(true),
-                seen_at: Some(at(3_000)),
-                ..Default::default()
-            },
-        );
-        assert!(needs_push(&i, &t, false));
-        // Plex is known to agree: nothing to do.
-        i.backends.insert(
-            "plex".into(),
-            BackendState {
-                watched: Some(true),
-                ..Default::default()
-            },
-        );
-        assert!(!needs_push(&i, &t, false));
-        assert!(
-            needs_push(&i, &backend("emby", None), false),
-            "never exported"
-        );
-    }
+/// Whether `item` must be compared with target backend `t` ([`target::needs_compare`]).
+pub fn needs_push(item: &Item, t: &Backend, full: bool) -> bool {
+    target::needs_compare(item, &t.name, full)
 }

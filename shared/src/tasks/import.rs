@@ -32,7 +32,7 @@
 //! with backoff, then the run records the failure and that page's cursor. Either way
 //! the next run of that backend resumes there: earlier pages are not fetched again.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -41,11 +41,13 @@ use serde::{Deserialize, Serialize};
 
 use super::{BackendRef, Budget, Deps, TaskPayload};
 use crate::backends::client::{ClientError, LibraryPage, MediaClient, PageRequest, RemoteItem};
-use crate::model::{Backend, BackendState, ChangeKind, EventItem, Item, StateChange};
+use crate::ingest;
+use crate::model::{Backend, EventItem, Item};
 use crate::push::ClientFactory;
 use crate::store::{ItemWrite, Store, StoreError, TaskRun, WriteOutcome};
-use crate::sync::{self, never};
-use crate::when;
+use crate::sync;
+use crate::sync::listing::{self, Effect, Listed, Merged};
+use crate::sync::matching::contradicts;
 
 /// The EventBridge detail-type of an import continuation.
 pub const DETAIL_TYPE: &str = "ImportPage";
@@ -202,35 +204,6 @@ pub struct Importer {
     pub store: Arc<dyn Store>,
     pub clients: Arc<dyn ClientFactory>,
     pub options: ImportOptions,
-}
-
-/// Who and when, for merging one page.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Ctx<'a> {
-    pub user: &'a str,
-    pub backend: &'a str,
-    /// When the page was read: the stamp of transitions observed on it.
-    pub now: DateTime<Utc>,
-}
-
-/// What merging one remote item means for the store.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Effect {
-    Unchanged,
-    Created,
-    /// Play state flipped to `watched`.
-    Changed {
-        watched: bool,
-    },
-    /// Bookkeeping only.
-    Updated,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Merged {
-    pub item: Item,
-    pub effect: Effect,
-    pub change: Option<StateChange>,
 }
 
 impl Importer {
@@ -429,6 +402,9 @@ impl Importer {
             if budget.expired() || self.options.max_pages.is_some_and(|m| pages_now >= m) {
                 break (Status::Paused, None);
             }
+            // What the page shows is as of when its fetch started: a push or webhook
+            // that lands while it is fetched or merged is newer than it.
+            let fetched_at = Utc::now();
             let page = match self.fetch(client.as_ref(), &cursor.page, budget).await {
                 Ok(p) => p,
                 Err(e) => {
@@ -445,13 +421,20 @@ impl Importer {
                     break (Status::Failed, Some(msg));
                 }
             };
-            let ctx = Ctx {
+            let ctx = Listed {
                 user: &backend.user,
                 backend: &backend.name,
-                now: Utc::now(),
+                fetched_at,
             };
-            self.merge_page(ctx, &page.items, dry_run, &mut cursor.counts, &mut samples)
-                .await?;
+            self.merge_page(
+                client.as_ref(),
+                ctx,
+                &page.items,
+                dry_run,
+                &mut cursor.counts,
+                &mut samples,
+            )
+            .await?;
             cursor.counts.pages += 1;
             pages_now += 1;
             match page.next {
@@ -552,7 +535,8 @@ impl Importer {
     /// changed), new ones in one batch.
     async fn merge_page(
         &self,
-        ctx: Ctx<'_>,
+        client: &dyn MediaClient,
+        ctx: Listed<'_>,
         items: &[RemoteItem],
         dry_run: bool,
         counts: &mut ImportCounts,
@@ -560,18 +544,35 @@ impl Importer {
     ) -> Result<(), StoreError> {
         // New items of this page, and which of their keys point where (a duplicate
         // later in the page joins the pending item instead of making a second one).
-        let mut pending: Vec<(Merged, Vec<usize>)> = Vec::new();
+        let mut pending: Vec<(Merged, Vec<usize>, Vec<String>)> = Vec::new();
         let mut pending_keys: HashMap<String, usize> = HashMap::new();
         for (i, r) in items.iter().enumerate() {
             counts.items_seen += 1;
             let keys = remote_keys(ctx.backend, r);
-            if let Some(existing) = self.store.find_item(ctx.user, &keys).await? {
-                self.apply(ctx, r, &keys, Some(existing), dry_run, counts, samples)
-                    .await?;
+            let (found, foreign) =
+                ingest::find_match(self.store.as_ref(), ctx.user, &keys, r.identity()).await?;
+            if let Some(existing) = found {
+                self.apply(
+                    client,
+                    ctx,
+                    r,
+                    &keys,
+                    Some(existing),
+                    dry_run,
+                    counts,
+                    samples,
+                )
+                .await?;
                 continue;
             }
-            if let Some(&p) = keys.iter().find_map(|k| pending_keys.get(k)) {
-                let m = merge(Some(&pending[p].0.item), r, ctx, crate::ids::new_id);
+            let joins = keys
+                .iter()
+                .filter(|k| !foreign.contains(k))
+                .find_map(|k| pending_keys.get(k))
+                .copied()
+                .filter(|&p| !contradicts(&pending[p].0.item, r.identity()));
+            if let Some(p) = joins {
+                let m = listing::merge(Some(&pending[p].0.item), r, ctx, false, crate::ids::new_id);
                 if m.effect != Effect::Unchanged {
                     pending[p].0.item = m.item;
                     if m.change.is_some() {
@@ -584,18 +585,20 @@ impl Importer {
                 pending[p].1.push(i);
                 continue;
             }
-            let m = merge(None, r, ctx, crate::ids::new_id);
+            let m = listing::merge(None, r, ctx, false, crate::ids::new_id);
             let p = pending.len();
             for k in sync::item_keys(&m.item) {
-                pending_keys.entry(k).or_insert(p);
+                if !foreign.contains(&k) {
+                    pending_keys.entry(k).or_insert(p);
+                }
             }
-            pending.push((m, vec![i]));
+            pending.push((m, vec![i], foreign));
         }
         if pending.is_empty() {
             return Ok(());
         }
         if dry_run {
-            for (m, _) in &pending {
+            for (m, _, _) in &pending {
                 counts.created += 1;
                 if m.change.is_some() {
                     counts.pushed += 1;
@@ -606,12 +609,12 @@ impl Importer {
         }
         let keys: Vec<Vec<String>> = pending
             .iter()
-            .map(|(m, _)| sync::item_keys(&m.item).into_iter().collect())
+            .map(|(m, _, foreign)| ingest::keys_to_claim(None, &m.item, foreign))
             .collect();
         let writes: Vec<ItemWrite<'_>> = pending
             .iter()
             .zip(&keys)
-            .map(|((m, _), k)| ItemWrite {
+            .map(|((m, _, _), k)| ItemWrite {
                 user: ctx.user,
                 item: &m.item,
                 expected_version: None,
@@ -622,7 +625,7 @@ impl Importer {
         let outcomes = self.store.create_items_batch(&writes).await?;
         counts.batches += 1;
         let mut retry = Vec::new();
-        for ((m, sources), outcome) in pending.iter().zip(&outcomes) {
+        for ((m, sources, _), outcome) in pending.iter().zip(&outcomes) {
             if *outcome == WriteOutcome::Written {
                 counts.created += 1;
                 counts.writes += 1;
@@ -638,8 +641,9 @@ impl Importer {
         for i in retry {
             let r = &items[i];
             let keys = remote_keys(ctx.backend, r);
-            let existing = self.store.find_item(ctx.user, &keys).await?;
-            self.apply(ctx, r, &keys, existing, dry_run, counts, samples)
+            let (existing, _) =
+                ingest::find_match(self.store.as_ref(), ctx.user, &keys, r.identity()).await?;
+            self.apply(client, ctx, r, &keys, existing, dry_run, counts, samples)
                 .await?;
         }
         Ok(())
@@ -649,7 +653,8 @@ impl Importer {
     #[allow(clippy::too_many_arguments)]
     async fn apply(
         &self,
-        ctx: Ctx<'_>,
+        client: &dyn MediaClient,
+        ctx: Listed<'_>,
         r: &RemoteItem,
         keys: &[String],
         mut existing: Option<Item>,
@@ -657,21 +662,37 @@ impl Importer {
         counts: &mut ImportCounts,
         samples: &mut Vec<String>,
     ) -> Result<Effect, StoreError> {
+        let mut foreign = Vec::new();
+        let mut gone: Option<(String, bool)> = None;
         for attempt in 0..MAX_ATTEMPTS {
             if attempt > 0 {
-                existing = self.store.find_item(ctx.user, keys).await?;
+                (existing, foreign) =
+                    ingest::find_match(self.store.as_ref(), ctx.user, keys, r.identity()).await?;
             }
-            let m = merge(existing.as_ref(), r, ctx, crate::ids::new_id);
+            // Another entry than the recorded one: is the recorded one still there (a
+            // duplicate), or gone (a replaced file)? Asked once per entry.
+            let recorded = existing
+                .as_ref()
+                .and_then(|i| i.backends.get(ctx.backend))
+                .and_then(|s| s.item_id.clone())
+                .filter(|id| *id != r.id);
+            let recorded_gone = match recorded {
+                None => false,
+                Some(id) => match &gone {
+                    Some((known, g)) if *known == id => *g,
+                    _ => {
+                        let g = recorded_is_gone(client, &id).await;
+                        gone = Some((id, g));
+                        g
+                    }
+                },
+            };
+            let m = listing::merge(existing.as_ref(), r, ctx, recorded_gone, crate::ids::new_id);
             if m.effect == Effect::Unchanged {
                 return Ok(Effect::Unchanged);
             }
             if !dry_run {
-                let owned: BTreeSet<String> =
-                    existing.as_ref().map(sync::item_keys).unwrap_or_default();
-                let new_keys: Vec<String> = sync::item_keys(&m.item)
-                    .into_iter()
-                    .filter(|k| !owned.contains(k))
-                    .collect();
+                let new_keys = ingest::keys_to_claim(existing.as_ref(), &m.item, &foreign);
                 let outcome = self
                     .store
                     .write_item(ItemWrite {
@@ -718,6 +739,16 @@ impl Importer {
     }
 }
 
+/// Whether the backend no longer has the entry recorded for an item (404): a replaced
+/// or upgraded file got a new id. Any other answer keeps the recorded entry.
+async fn recorded_is_gone(client: &dyn MediaClient, id: &str) -> bool {
+    match client.item(id).await {
+        Ok(None) => true,
+        Ok(Some(_)) => false,
+        Err(e) => e.is_not_found(),
+    }
+}
+
 fn sample(samples: &mut Vec<String>, item: &Item, backend: &str, what: &str) {
     if samples.len() >= MAX_SAMPLES {
         return;
@@ -751,145 +782,9 @@ pub(crate) fn remote_keys(backend: &str, r: &RemoteItem) -> Vec<String> {
     sync::event_keys(backend, &ev)
 }
 
-/// Merge what one backend's library says about an item into the stored item (or a
-/// new one). Pure; see the module documentation for the rules.
-pub(crate) fn merge(
-    existing: Option<&Item>,
-    r: &RemoteItem,
-    ctx: Ctx<'_>,
-    new_id: impl FnOnce() -> String,
-) -> Merged {
-    let played_at = r.last_played_at.filter(|t| when::believable(*t, ctx.now));
-    let Some(old) = existing else {
-        let mut item = Item {
-            id: new_id(),
-            kind: r.kind,
-            title: r.title.clone(),
-            year: r.year,
-            series_title: r.series_title.clone(),
-            season: r.season,
-            episode: r.episode,
-            guids: r.guids.clone(),
-            series_guids: r.series_guids.clone(),
-            watched: r.watched,
-            state_updated_at: if r.watched {
-                played_at.unwrap_or_else(never)
-            } else {
-                never()
-            },
-            progress_ms: None,
-            via: r.watched.then(|| ctx.backend.to_string()),
-            backends: Default::default(),
-            version: 0,
-        };
-        item.backends.insert(
-            ctx.backend.to_string(),
-            BackendState {
-                item_id: Some(r.id.clone()),
-                watched: Some(r.watched),
-                progress_ms: None,
-                seen_at: Some(ctx.now),
-                missing: false,
-            },
-        );
-        let change = r.watched.then(|| change_of(&item, ctx));
-        return Merged {
-            item,
-            effect: Effect::Created,
-            change,
-        };
-    };
-    let mut item = old.clone();
-    sync::enrich(&mut item, meta(r));
-    let state = item.backends.entry(ctx.backend.to_string()).or_default();
-    // Only the entry the item records for this backend speaks for its play state
-    // there (a library may hold the same movie twice).
-    let primary = match &state.item_id {
-        None => {
-            state.item_id = Some(r.id.clone());
-            true
-        }
-        Some(id) => *id == r.id,
-    };
-    let mut flip = None;
-    if primary {
-        state.missing = false;
-        let prev = state.watched;
-        state.watched = Some(r.watched);
-        if r.watched && !item.watched {
-            // A play newer than the stored state: the backend's own time, or the import
-            // time for a transition observed here (unwatched when last seen) when the
-            // server gives none.
-            let t = played_at.or_else(|| (prev == Some(false)).then_some(ctx.now));
-            match t {
-                Some(t) if t > item.state_updated_at => flip = Some((true, t)),
-                // Nobody ever reported a state for the item: the first report stands,
-                // as for a new item.
-                None if prev.is_none()
-                    && item.via.is_none()
-                    && item.state_updated_at <= never() =>
-                {
-                    flip = Some((true, never()))
-                }
-                _ => {}
-            }
-        } else if !r.watched
-            && item.watched
-            && prev == Some(true)
-            && ctx.now > item.state_updated_at
-        {
-            // Watched here when last seen, unwatched now: unplayed on this backend since
-            // (Plex sends no webhook for it).
-            flip = Some((false, ctx.now));
-        }
-    }
-    let mut change = None;
-    if let Some((watched, at)) = flip {
-        item.watched = watched;
-        item.state_updated_at = at;
-        item.via = Some(ctx.backend.to_string());
-        item.progress_ms = None;
-        change = Some(change_of(&item, ctx));
-    }
-    let effect = if let Some((watched, _)) = flip {
-        Effect::Changed { watched }
-    } else if item != *old {
-        Effect::Updated
-    } else {
-        Effect::Unchanged
-    };
-    if effect != Effect::Unchanged {
-        if let Some(s) = item.backends.get_mut(ctx.backend) {
-            s.seen_at = Some(ctx.now);
-        }
-    }
-    Merged {
-        item,
-        effect,
-        change,
-    }
-}
-
-fn meta(r: &RemoteItem) -> sync::Meta<'_> {
-    sync::Meta {
-        guids: &r.guids,
-        series_guids: &r.series_guids,
-        title: r.title.as_ref(),
-        year: r.year,
-        series_title: r.series_title.as_ref(),
-        season: r.season,
-        episode: r.episode,
-    }
-}
-
-fn change_of(item: &Item, ctx: Ctx<'_>) -> StateChange {
-    sync::change_from(item, ctx.user, ctx.backend, ChangeKind::Watched)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::ItemType;
     use chrono::TimeZone;
 
     fn at(secs: i64) -> DateTime<Utc> {
@@ -897,249 +792,6 @@ mod tests {
     }
 
     const NOW: i64 = 1_750_000_000;
-
-    fn ctx(backend: &str) -> Ctx<'_> {
-        Ctx {
-            user: "ana",
-            backend,
-            now: at(NOW),
-        }
-    }
-
-    fn remote(id: &str, watched: bool, played: Option<i64>) -> RemoteItem {
-        let mut r = RemoteItem::new(id, ItemType::Movie);
-        r.title = Some("The Film".into());
-        r.guids.insert("imdb".into(), "tt0111161".into());
-        r.watched = watched;
-        r.last_played_at = played.map(at);
-        r
-    }
-
-    fn first(backend: &str, r: &RemoteItem) -> Item {
-        let mut m = merge(None, r, ctx(backend), || "item-1".into());
-        m.item.version = 1;
-        m.item
-    }
-
-    #[test]
-    fn first_seen_takes_reported_state() {
-        let m = merge(
-            None,
-            &remote("1", true, Some(NOW - 100)),
-            ctx("plex"),
-            || "i".into(),
-        );
-        assert_eq!(m.effect, Effect::Created);
-        assert!(m.item.watched);
-        assert_eq!(m.item.state_updated_at, at(NOW - 100));
-        assert_eq!(m.item.via.as_deref(), Some("plex"));
-        assert_eq!(m.item.backends["plex"].item_id.as_deref(), Some("1"));
-        assert_eq!(m.item.backends["plex"].watched, Some(true));
-        let c = m.change.expect("a new watched item is pushed");
-        assert_eq!((c.watched, c.origin.as_deref()), (true, Some("plex")));
-
-        let m = merge(None, &remote("1", false, None), ctx("plex"), || "i".into());
-        assert!(!m.item.watched);
-        assert_eq!(m.item.state_updated_at, never());
-        assert_eq!(m.change, None, "unwatched is what every backend assumes");
-
-        let m = merge(None, &remote("1", true, None), ctx("plex"), || "i".into());
-        assert!(m.item.watched, "watched without a time");
-        assert_eq!(m.item.state_updated_at, never());
-        let m = merge(
-            None,
-            &remote("1", true, Some(NOW + 3600)),
-            ctx("plex"),
-            || "i".into(),
-        );
-        assert_eq!(
-            m.item.state_updated_at,
-            never(),
-            "a future time is not believed"
-        );
-    }
-
-    #[test]
-    fn unchanged_is_not_written() {
-        let item = first("plex", &remote("1", true, Some(NOW - 100)));
-        let later = Ctx {
-            now: at(NOW + 3600),
-            ..ctx("plex")
-        };
-        let m = merge(
-            Some(&item),
-            &remote("1", true, Some(NOW - 100)),
-            later,
-            || "x".into(),
-        );
-        assert_eq!(m.effect, Effect::Unchanged);
-        assert_eq!(m.item, item, "not even a seen_at moves");
-    }
-
-    #[test]
-    fn newer_play_flips_older_is_recorded_only() {
-        let mut item = first("plex", &remote("1", false, None));
-        item.watched = false;
-        item.state_updated_at = at(NOW - 500);
-        item.via = Some("emby".into());
-        let m = merge(
-            Some(&item),
-            &remote("j1", true, Some(NOW - 10)),
-            ctx("jf"),
-            || "x".into(),
-        );
-        assert_eq!(m.effect, Effect::Changed { watched: true });
-        assert_eq!(m.item.state_updated_at, at(NOW - 10));
-        assert_eq!(m.item.via.as_deref(), Some("jf"));
-        assert_eq!(m.change.as_ref().unwrap().origin.as_deref(), Some("jf"));
-
-        let m = merge(
-            Some(&item),
-            &remote("j1", true, Some(NOW - 900)),
-            ctx("jf"),
-            || "x".into(),
-        );
-        assert_eq!(
-            m.effect,
-            Effect::Updated,
-            "stale play: only jf's id and state recorded"
-        );
-        assert!(!m.item.watched);
-        assert_eq!(m.item.backends["jf"].watched, Some(true));
-        assert_eq!(m.change, None);
-    }
-
-    #[test]
-    fn unplay_is_a_transition_on_the_same_backend() {
-        let item = first("plex", &remote("1", true, Some(NOW - 1000)));
-        // Plex had it watched at the last import; now it says unwatched.
-        let m = merge(Some(&item), &remote("1", false, None), ctx("plex"), || {
-            "x".into()
-        });
-        assert_eq!(m.effect, Effect::Changed { watched: false });
-        assert!(!m.item.watched);
-        assert_eq!(
-            m.item.state_updated_at,
-            at(NOW),
-            "stamped with the import time"
-        );
-        let c = m.change.unwrap();
-        assert!(!c.watched);
-        assert_eq!(c.origin.as_deref(), Some("plex"));
-
-        // A backend that simply never had it watched is not an unplay.
-        let m = merge(Some(&item), &remote("e1", false, None), ctx("emby"), || {
-            "x".into()
-        });
-        assert_eq!(m.effect, Effect::Updated);
-        assert!(m.item.watched);
-        assert_eq!(m.change, None);
-        let mut seen_unwatched = m.item.clone();
-        seen_unwatched.version = 2;
-        let m = merge(
-            Some(&seen_unwatched),
-            &remote("e1", false, None),
-            ctx("emby"),
-            || "x".into(),
-        );
-        assert_eq!(
-            m.effect,
-            Effect::Unchanged,
-            "unwatched twice is no transition"
-        );
-    }
-
-    #[test]
-    fn no_ping_pong_after_an_unplay() {
-        // Plex unplayed (import), push marked jf unplayed and recorded it; jf still
-        // reports its old play time: older than the unplay, so nothing flips back.
-        let mut item = first("plex", &remote("1", true, Some(NOW - 1000)));
-        let m = merge(Some(&item), &remote("1", false, None), ctx("plex"), || {
-            "x".into()
-        });
-        item = m.item;
-        item.backends.insert(
-            "jf".into(),
-            BackendState {
-                item_id: Some("j1".into()),
-                watched: Some(true),
-                ..Default::default()
-            },
-        );
-        // jf's unmark failed, so jf still says watched with its old date.
-        let later = Ctx {
-            now: at(NOW + 60),
-            ..ctx("jf")
-        };
-        let m = merge(
-            Some(&item),
-            &remote("j1", true, Some(NOW - 1000)),
-            later,
-            || "x".into(),
-        );
-        assert!(!m.item.watched, "an old play never beats a newer unplay");
-        assert_eq!(m.change, None);
-        // A genuinely new play on jf does.
-        let m = merge(
-            Some(&item),
-            &remote("j1", true, Some(NOW + 30)),
-            later,
-            || "x".into(),
-        );
-        assert_eq!(m.effect, Effect::Changed { watched: true });
-    }
-
-    #[test]
-    fn timeless_play_counts_only_as_observed_transition() {
-        let mut item = first("plex", &remote("1", false, None));
-        item.watched = false;
-        item.state_updated_at = at(NOW - 500);
-        item.via = Some("plex".into());
-        // jf seen unwatched before, watched now without a date: played since.
-        item.backends.insert(
-            "jf".into(),
-            BackendState {
-                item_id: Some("j1".into()),
-                watched: Some(false),
-                ..Default::default()
-            },
-        );
-        let m = merge(Some(&item), &remote("j1", true, None), ctx("jf"), || {
-            "x".into()
-        });
-        assert_eq!(m.effect, Effect::Changed { watched: true });
-        assert_eq!(m.item.state_updated_at, at(NOW));
-        // First sight of emby, watched without a date, item has a real state: no flip.
-        let m = merge(Some(&item), &remote("e1", true, None), ctx("emby"), || {
-            "x".into()
-        });
-        assert_eq!(m.effect, Effect::Updated);
-        assert!(!m.item.watched);
-    }
-
-    #[test]
-    fn duplicates_do_not_speak_for_play_state() {
-        let item = first("plex", &remote("1", true, Some(NOW - 100)));
-        let m = merge(Some(&item), &remote("2", false, None), ctx("plex"), || {
-            "x".into()
-        });
-        assert_eq!(m.effect, Effect::Unchanged);
-        assert!(m.item.watched);
-    }
-
-    #[test]
-    fn enrichment_adds_never_replaces() {
-        let item = first("plex", &remote("1", false, None));
-        let mut r = remote("e1", false, None);
-        r.guids.insert("imdb".into(), "tt9999999".into());
-        r.guids.insert("tmdb".into(), "278".into());
-        r.title = Some("Other title".into());
-        let m = merge(Some(&item), &r, ctx("emby"), || "x".into());
-        assert_eq!(m.item.guids["imdb"], "tt0111161");
-        assert_eq!(m.item.guids["tmdb"], "278");
-        assert_eq!(m.item.title.as_deref(), Some("The Film"));
-        assert_eq!(m.item.backends["emby"].item_id.as_deref(), Some("e1"));
-    }
 
     #[test]
     fn cursor_round_trips() {

@@ -264,6 +264,19 @@ impl Catalogue {
         self.index.get(id).map(|&i| &self.items[i])
     }
 
+    /// A replaced or upgraded file (Jellyfin, and Plex with a new ratingKey): the entry
+    /// gets a new id, and nobody's play state, the old id is gone. False when `old` is
+    /// not in the catalogue.
+    pub fn replace_file(&mut self, old: &str, new: &str) -> bool {
+        let Some(i) = self.index.remove(old) else {
+            return false;
+        };
+        self.items[i].id = new.to_string();
+        self.index.insert(new.to_string(), i);
+        self.state.retain(|(_, id), _| id != old);
+        true
+    }
+
     pub fn items(&self) -> &[FakeItem] {
         &self.items
     }
@@ -307,6 +320,9 @@ pub(crate) struct State {
     pub catalogue: Catalogue,
     pub calls: Vec<Call>,
     failures: VecDeque<Failure>,
+    /// One-shot: answer the next request whose path contains the text, computed as
+    /// usual, only after the delay (a page made now that arrives late).
+    late_answers: Vec<(String, Duration)>,
     pub echo_url: Option<String>,
     pub plex_scrobble_echo: bool,
     pub echoes: Vec<Echo>,
@@ -432,6 +448,7 @@ impl FakeServer {
             catalogue: Catalogue::default(),
             calls: Vec::new(),
             failures: VecDeque::new(),
+            late_answers: Vec::new(),
             echo_url: None,
             plex_scrobble_echo: false,
             echoes: Vec::new(),
@@ -642,6 +659,11 @@ impl FakeServer {
         self.lock().catalogue.add(item);
     }
 
+    /// See [`Catalogue::replace_file`].
+    pub fn replace_file(&self, old: &str, new: &str) -> bool {
+        self.lock().catalogue.replace_file(old, new)
+    }
+
     pub fn item(&self, id: &str) -> Option<FakeItem> {
         self.lock().catalogue.get(id).cloned()
     }
@@ -702,12 +724,26 @@ impl FakeServer {
         }
     }
 
+    /// Drop every failure and delay still queued.
+    pub fn clear_failures(&self) {
+        self.lock().failures.clear();
+    }
+
     /// Hold the next `n` requests for `delay` before answering them normally.
     pub fn delay_next(&self, n: usize, delay: Duration) {
         let mut st = self.lock();
         for _ in 0..n {
             st.failures.push_back(Failure::Delay(delay));
         }
+    }
+
+    /// Answer the next request whose path contains `path_part` late: the answer is
+    /// made when the request arrives and delivered after `delay`, like a page that
+    /// took long on the wire. What changes meanwhile is not in it.
+    pub fn answer_late(&self, path_part: &str, delay: Duration) {
+        self.lock()
+            .late_answers
+            .push((path_part.to_string(), delay));
     }
 
     /// Where to POST the webhooks this server would send when play state changes
@@ -813,11 +849,23 @@ async fn serve(
             if let Some(Failure::Delay(d)) = other {
                 tokio::time::sleep(d).await;
             }
-            let mut st = shared.lock().unwrap_or_else(|e| e.into_inner());
-            match st.kind {
-                BackendKind::Plex => plex::route(&mut st, &call),
-                BackendKind::Jellyfin | BackendKind::Emby => jellyfin::route(&mut st, &call),
+            let (reply, late) = {
+                let mut st = shared.lock().unwrap_or_else(|e| e.into_inner());
+                let reply = match st.kind {
+                    BackendKind::Plex => plex::route(&mut st, &call),
+                    BackendKind::Jellyfin | BackendKind::Emby => jellyfin::route(&mut st, &call),
+                };
+                let late = st
+                    .late_answers
+                    .iter()
+                    .position(|(part, _)| call.path.contains(part.as_str()))
+                    .map(|i| st.late_answers.remove(i).1);
+                (reply, late)
+            };
+            if let Some(d) = late {
+                tokio::time::sleep(d).await;
             }
+            reply
         }
     };
     if let (Some(out), Some(url)) = (reply.echo.as_ref(), echo_url) {

@@ -318,17 +318,24 @@ impl MediaClient for MediaBrowserClient {
         }
     }
 
-    async fn mark_played(&self, item_id: &str, at: DateTime<Utc>) -> Result<(), ClientError> {
-        let date = match self.flavour {
-            Flavour::Jellyfin => at.to_rfc3339_opts(SecondsFormat::Secs, true),
-            Flavour::Emby => crate::backends::emby::client::date_played(at),
-        };
-        let call = Call::post(format!(
+    async fn mark_played(
+        &self,
+        item_id: &str,
+        at: Option<DateTime<Utc>>,
+    ) -> Result<(), ClientError> {
+        let mut call = Call::post(format!(
             "/Users/{}/PlayedItems/{}",
             seg(self.user()?),
             seg(item_id)
-        ))
-        .query("DatePlayed", date);
+        ));
+        // Without a real play time the server records "now": never a made-up date.
+        if let Some(at) = at {
+            let date = match self.flavour {
+                Flavour::Jellyfin => at.to_rfc3339_opts(SecondsFormat::Secs, true),
+                Flavour::Emby => crate::backends::emby::client::date_played(at),
+            };
+            call = call.query("DatePlayed", date);
+        }
         self.api.send(&call).await.map(drop)
     }
 
@@ -471,6 +478,8 @@ struct RawUserData<'a> {
     playback_position_ticks: Option<Scalar<'a>>,
     #[serde(borrow, default)]
     last_played_date: Option<Scalar<'a>>,
+    #[serde(borrow, default)]
+    play_count: Option<Scalar<'a>>,
 }
 
 struct Listing {
@@ -495,6 +504,7 @@ pub(crate) struct Entry {
     pub played: bool,
     pub position_ticks: Option<u64>,
     pub last_played: Option<DateTime<Utc>>,
+    pub play_count: Option<u32>,
 }
 
 fn text(v: &Option<Scalar<'_>>) -> Option<String> {
@@ -540,6 +550,9 @@ impl From<&RawItem<'_>> for Entry {
                 .and_then(|u| text(&u.last_played_date))
                 .and_then(|t| when::from_rfc3339(&t))
                 .filter(|t| *t >= when::year_2000()),
+            play_count: user_data
+                .and_then(|u| uint(&u.play_count))
+                .and_then(|n| u32::try_from(n).ok()),
         }
     }
 }
@@ -577,6 +590,7 @@ impl Entry {
             series_guids: series.filter(|_| episode).cloned().unwrap_or_default(),
             watched: self.played,
             last_played_at: self.last_played,
+            play_count: self.play_count,
             progress_ms: self
                 .position_ticks
                 .map(|t| t / TICKS_PER_MS)

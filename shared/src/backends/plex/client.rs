@@ -324,7 +324,11 @@ impl MediaClient for PlexClient {
         }
     }
 
-    async fn mark_played(&self, item_id: &str, at: DateTime<Utc>) -> Result<(), ClientError> {
+    async fn mark_played(
+        &self,
+        item_id: &str,
+        at: Option<DateTime<Utc>>,
+    ) -> Result<(), ClientError> {
         // Plex's scrobble takes no time: the server records "now".
         let _ = at;
         let call = Call::get("/:/scrobble")
@@ -665,6 +669,7 @@ impl Meta {
             // Plex omits a zero viewCount.
             watched: self.view_count.unwrap_or(0) > 0,
             last_played_at: self.last_viewed_at.and_then(when::from_unix),
+            play_count: Some(self.view_count.unwrap_or(0).min(u32::MAX as u64) as u32),
             progress_ms: self.view_offset.filter(|v| *v > 0),
             duration_ms: self.duration.filter(|v| *v > 0),
         })

@@ -1,172 +1,42 @@
-//! The rules (DESIGN 4): how one event merges into the stored item, and what that
-//! means for push. Pure functions over the model; no store, no I/O.
+//! A webhook event merged into the stored item (DESIGN 4): the first lines of the rules.
 //!
 //! - `played`/`unplayed` flip `watched` only when strictly newer than `state_updated_at`;
-//!   an older one is `stale`, the same state again is `same state`.
-//! - Progress updates `progress_ms` of an unwatched item (not under 60 s, not in the last
-//!   5 %) and never flips `watched`.
+//!   an older one is `stale`, the same state again is `same state` (a newer report of it
+//!   moves the stamp, so a late older event cannot flip it back).
+//! - Progress never flips `watched` and never makes an unplay: it keeps the newest
+//!   usable position of an unwatched item ([`super::resume`]), pushed on pause or stop.
 //! - `added` and events without a user enrich the item and touch no play state.
-//! - A first-seen item takes the play state its payload reports, stamped with the event
-//!   time; when the payload reports nothing it starts unwatched, stamped "never" (the
-//!   Unix epoch) so that any real play event later is newer.
+//! - **First sight**: a new item takes a *watched* its payload reports (a play event,
+//!   or `played: true` on any event), stamped with the event time; an unwatched or
+//!   missing report starts it unwatched stamped "never", and nothing is pushed. A
+//!   person's explicit unplay is an unplay, on first sight too.
 
-use std::collections::BTreeSet;
+use chrono::{DateTime, Utc};
 
-use chrono::{DateTime, TimeZone, Utc};
-use serde::Serialize;
-
-use crate::guid;
-use crate::model::{
-    Action, BackendState, ChangeKind, Event, EventItem, Item, ItemType, StateChange,
+use super::{
+    change_from, enrich, flip, item_differs, new_item, resume, Context, Decision, Meta, NoChange,
 };
+use crate::model::{Action, ChangeKind, Event, EventItem, Item};
 use crate::when;
-
-/// Positions under this are noise (a play started and stopped).
-pub const MIN_PROGRESS_MS: u64 = 60_000;
-/// Positions in the last 5 % of the runtime are credits, not a resume point.
-pub const END_FRACTION: f64 = 0.95;
-
-/// Why nothing changed, as the webhook answer says it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub enum NoChange {
-    #[serde(rename = "stale")]
-    Stale,
-    #[serde(rename = "same state")]
-    SameState,
-    #[serde(rename = "metadata only")]
-    MetadataOnly,
-}
-
-impl NoChange {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            NoChange::Stale => "stale",
-            NoChange::SameState => "same state",
-            NoChange::MetadataOnly => "metadata only",
-        }
-    }
-}
-
-/// The outcome of merging one event.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Decision {
-    /// The item as it should be stored.
-    pub item: Item,
-    /// Whether anything at all must be written (state, progress, ids, metadata).
-    pub write: bool,
-    /// `None` when play state or resume position really changed.
-    pub no_change: Option<NoChange>,
-    /// A human explanation when the reason alone is not enough.
-    pub detail: Option<String>,
-    /// What to carry to the other backends, if anything.
-    pub change: Option<StateChange>,
-}
-
-/// The inputs besides the event: who, where, when.
-#[derive(Debug, Clone, Copy)]
-pub struct Context<'a> {
-    pub user: &'a str,
-    pub backend: &'a str,
-    pub received_at: DateTime<Utc>,
-}
-
-/// "Never": the stamp of a play state nobody reported.
-pub fn never() -> DateTime<Utc> {
-    Utc.timestamp_opt(0, 0)
-        .single()
-        .unwrap_or(DateTime::<Utc>::MIN_UTC)
-}
-
-/// Lookup keys of an event's item, strongest first: the backend's own id, then each
-/// guid, then relative episode guids. Guids are scoped by item type because movie and
-/// episode ids live in different namespaces (a TMDB movie id can equal an episode id).
-pub fn event_keys(backend: &str, item: &EventItem) -> Vec<String> {
-    let kind = item.item_type();
-    let mut keys = vec![backend_key(backend, &item.backend_item_id)];
-    keys.extend(guid_keys(kind, &item.guids));
-    keys.extend(relative_keys(
-        kind,
-        &item.series_guids,
-        item.season,
-        item.episode,
-    ));
-    keys
-}
-
-/// Every lookup key a stored item owns.
-pub fn item_keys(item: &Item) -> BTreeSet<String> {
-    let mut keys = BTreeSet::new();
-    for (name, state) in &item.backends {
-        if let Some(id) = &state.item_id {
-            keys.insert(backend_key(name, id));
-        }
-    }
-    keys.extend(guid_keys(item.kind, &item.guids));
-    keys.extend(relative_keys(
-        item.kind,
-        &item.series_guids,
-        item.season,
-        item.episode,
-    ));
-    keys
-}
-
-pub fn backend_key(backend: &str, backend_item_id: &str) -> String {
-    format!("B#{backend}#{backend_item_id}")
-}
-
-pub fn guid_key(kind: ItemType, guid_kind: &str, value: &str) -> String {
-    format!("G#{}#{guid_kind}:{value}", kind.as_str())
-}
-
-fn guid_keys(kind: ItemType, guids: &crate::model::Guids) -> impl Iterator<Item = String> + '_ {
-    guids.iter().map(move |(k, v)| guid_key(kind, k, v))
-}
-
-fn relative_keys(
-    kind: ItemType,
-    series: &crate::model::Guids,
-    season: Option<u32>,
-    episode: Option<u32>,
-) -> Vec<String> {
-    match (kind, season, episode) {
-        (ItemType::Episode, Some(s), Some(e)) => series
-            .iter()
-            .map(|(k, v)| format!("R#{}", guid::relative(k, v, s, e)))
-            .collect(),
-        _ => Vec::new(),
-    }
-}
 
 /// Whether a progress event is one worth pushing (pause or stop), rather than a tick
 /// of an ongoing playback: the position is kept either way.
-pub fn is_pause_or_stop(raw_event: &str) -> bool {
-    matches!(
-        raw_event,
-        "media.pause"
-            | "media.stop"
-            | "tautulli.pause"
-            | "tautulli.stop"
-            | "PlaybackStop"
-            | "playback.pause"
-            | "playback.stop"
-    )
+pub fn is_pause_or_stop(event: &Event) -> bool {
+    event.paused
+        || matches!(
+            event.raw_event.as_str(),
+            "media.pause"
+                | "media.stop"
+                | "tautulli.pause"
+                | "tautulli.stop"
+                | "PlaybackStop"
+                | "playback.pause"
+                | "playback.stop"
+        )
 }
 
-/// A progress position worth keeping, or why not.
-fn usable_progress(item: &EventItem) -> Result<u64, String> {
-    let Some(pos) = item.progress_ms else {
-        return Err("event carries no position".into());
-    };
-    if pos < MIN_PROGRESS_MS {
-        return Err(format!("position {pos} ms is under 60 s"));
-    }
-    if let Some(d) = item.duration_ms.filter(|d| *d > 0) {
-        if pos as f64 >= d as f64 * END_FRACTION {
-            return Err(format!("position {pos} ms is in the last 5 % of {d} ms"));
-        }
-    }
-    Ok(pos)
+fn later(a: Option<DateTime<Utc>>, b: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    Some(a.map_or(b, |a| a.max(b)))
 }
 
 /// Merge an event into the stored item (or create it). `new_id` names a new item.
@@ -179,103 +49,22 @@ pub fn decide(
 ) -> Decision {
     let t = when::event_time(event.occurred_at, ctx.received_at);
     // Without a user id we cannot tell whose play state this is: metadata only.
-    let action = if event.user_id.is_none() && event.action != Action::Added {
+    let action = if event.user_id.is_none() {
         Action::Added
     } else {
         event.action
     };
-    match existing {
-        None => first_seen(event, ev, action, t, ctx, new_id()),
-        Some(item) => merge(item, event, ev, action, t, ctx),
-    }
-}
-
-fn first_seen(
-    event: &Event,
-    ev: &EventItem,
-    action: Action,
-    t: DateTime<Utc>,
-    ctx: Context<'_>,
-    id: String,
-) -> Decision {
-    let reported = match action {
-        Action::Played => Some(true),
-        Action::Unplayed => Some(false),
-        Action::Added | Action::Test => None,
-        Action::Progress => ev.played,
+    let first = existing.is_none();
+    let mut item = match existing {
+        Some(old) => {
+            let mut item = old.clone();
+            enrich(&mut item, Meta::from(ev));
+            item
+        }
+        None => new_item(new_id(), ev.item_type(), Meta::from(ev)),
     };
-    let watched = reported.unwrap_or(false);
-    let progress = if action == Action::Progress && !watched {
-        usable_progress(ev).ok()
-    } else {
-        None
-    };
-    let mut item = Item {
-        id,
-        kind: ev.item_type(),
-        title: ev.title.clone(),
-        year: ev.year,
-        series_title: ev.series_title.clone(),
-        season: ev.season,
-        episode: ev.episode,
-        guids: ev.guids.clone(),
-        series_guids: ev.series_guids.clone(),
-        watched,
-        state_updated_at: if reported.is_some() { t } else { never() },
-        progress_ms: progress,
-        via: reported.map(|_| ctx.backend.to_string()),
-        backends: Default::default(),
-        version: 0,
-    };
-    item.backends.insert(
-        ctx.backend.to_string(),
-        BackendState {
-            item_id: Some(ev.backend_item_id.clone()),
-            watched: reported,
-            progress_ms: progress,
-            seen_at: Some(ctx.received_at),
-            missing: false,
-        },
-    );
-    // A new item is a change worth pushing only when it says "watched" or carries a
-    // resume point; an unwatched item is what every backend assumes already.
-    let change = if watched {
-        Some(change_of(&item, ctx, ChangeKind::Watched))
-    } else if progress.is_some() && (event.paused || is_pause_or_stop(&event.raw_event)) {
-        Some(change_of(&item, ctx, ChangeKind::Progress))
-    } else {
-        None
-    };
-    let no_change = if watched || progress.is_some() {
-        None
-    } else if reported.is_none() {
-        Some(NoChange::MetadataOnly)
-    } else {
-        Some(NoChange::SameState)
-    };
-    Decision {
-        item,
-        write: true,
-        no_change,
-        detail: None,
-        change,
-    }
-}
-
-fn merge(
-    old: &Item,
-    event: &Event,
-    ev: &EventItem,
-    action: Action,
-    t: DateTime<Utc>,
-    ctx: Context<'_>,
-) -> Decision {
-    let mut item = old.clone();
-    enrich(&mut item, Meta::from(ev));
     let remote = item.backends.entry(ctx.backend.to_string()).or_default();
-    if remote.item_id.as_deref() != Some(ev.backend_item_id.as_str()) {
-        remote.item_id = Some(ev.backend_item_id.clone());
-    }
+    remote.item_id = Some(ev.backend_item_id.clone());
     remote.missing = false;
 
     let mut no_change = None;
@@ -285,49 +74,90 @@ fn merge(
         Action::Played | Action::Unplayed => {
             let want = action == Action::Played;
             remote.watched = Some(want);
-            if item.watched == want {
+            if want {
+                remote.last_played_at = later(remote.last_played_at, t);
+            } else {
+                remote.unplayed_at = later(remote.unplayed_at, t);
+            }
+            // A known item that is unwatched only because nobody reported a play holds
+            // no evidence: a person's unplay of it is news even though `watched` stays
+            // false. (On first sight an unwatched report is no evidence: "never".)
+            let first_unplay = !first && !want && !item.watched && item.unplayed_at.is_none();
+            if first && !want {
                 no_change = Some(NoChange::SameState);
-                // A newer report of the same state moves the stamp, so an older event
-                // that arrives late cannot flip it back ("newest wins"). An identical
-                // repeat (same time) still writes nothing.
+            } else if first || first_unplay || (item.watched != want && t > item.state_updated_at) {
+                flip(&mut item, want, t, ctx.backend);
+                change = Some(change_from(
+                    &item,
+                    ctx.user,
+                    ctx.backend,
+                    ChangeKind::Watched,
+                ));
+            } else if item.watched == want {
+                no_change = Some(NoChange::SameState);
                 if t > item.state_updated_at {
                     item.state_updated_at = t;
+                    if !want {
+                        item.unplayed_at = Some(t);
+                    }
                 }
-            } else if t <= item.state_updated_at {
+            } else {
                 no_change = Some(NoChange::Stale);
                 detail = Some(format!(
                     "event time {} is not newer than the stored state ({})",
                     t.to_rfc3339(),
                     item.state_updated_at.to_rfc3339()
                 ));
-            } else {
-                item.watched = want;
-                item.state_updated_at = t;
-                item.via = Some(ctx.backend.to_string());
-                // A finished or reset item has no resume point.
-                item.progress_ms = None;
-                change = Some(change_of(&item, ctx, ChangeKind::Watched));
             }
         }
         Action::Progress => {
-            if item.watched {
+            if let Some(played) = ev.played {
+                remote.watched = Some(played);
+            }
+            if first && ev.played == Some(true) {
+                // viewCount > 0 (or Played: true) on first sight: the item is watched.
+                flip(&mut item, true, t, ctx.backend);
+                change = Some(change_from(
+                    &item,
+                    ctx.user,
+                    ctx.backend,
+                    ChangeKind::Watched,
+                ));
+            } else if item.watched {
                 no_change = Some(NoChange::SameState);
                 detail = Some("item is watched: progress never changes it".into());
             } else {
-                match usable_progress(ev) {
+                match resume::usable(ev.progress_ms, ev.duration_ms) {
                     Err(why) => {
-                        no_change = Some(NoChange::SameState);
+                        no_change = Some(if first && ev.played.is_none() {
+                            NoChange::MetadataOnly
+                        } else {
+                            NoChange::SameState
+                        });
                         detail = Some(why);
                     }
                     Ok(pos) => {
                         remote.progress_ms = Some(pos);
-                        if item.progress_ms == Some(pos) {
+                        if !resume::newer(Some(t), item.progress_at) {
+                            no_change = Some(NoChange::Stale);
+                            detail = Some(format!(
+                                "position of {} is older than the stored one",
+                                t.to_rfc3339()
+                            ));
+                        } else if item.progress_ms == Some(pos) {
                             no_change = Some(NoChange::SameState);
+                            // Newest wins: a later report of the same position dates it.
+                            item.progress_at = Some(t);
                         } else {
                             item.progress_ms = Some(pos);
-                            item.via = Some(ctx.backend.to_string());
-                            if event.paused || is_pause_or_stop(&event.raw_event) {
-                                change = Some(change_of(&item, ctx, ChangeKind::Progress));
+                            item.progress_at = Some(t);
+                            if is_pause_or_stop(event) {
+                                change = Some(change_from(
+                                    &item,
+                                    ctx.user,
+                                    ctx.backend,
+                                    ChangeKind::Progress,
+                                ));
                             }
                         }
                     }
@@ -340,7 +170,7 @@ fn merge(
     }
     // Remember when this backend last spoke only alongside a real write: a repeat of
     // the same state must not cost a write just to move a timestamp.
-    let write = item_differs(old, &item);
+    let write = first || existing.is_some_and(|old| item_differs(old, &item));
     if write {
         if let Some(r) = item.backends.get_mut(ctx.backend) {
             r.seen_at = Some(ctx.received_at);
@@ -355,95 +185,12 @@ fn merge(
     }
 }
 
-/// Whether two versions differ in anything but bookkeeping.
-fn item_differs(a: &Item, b: &Item) -> bool {
-    let strip = |i: &Item| {
-        let mut i = i.clone();
-        for s in i.backends.values_mut() {
-            s.seen_at = None;
-        }
-        i
-    };
-    strip(a) != strip(b)
-}
-
-/// What a report (webhook event or library listing) says about an item besides its
-/// play state: ids, titles, numbering.
-#[derive(Debug, Clone, Copy)]
-pub struct Meta<'a> {
-    pub guids: &'a crate::model::Guids,
-    pub series_guids: &'a crate::model::Guids,
-    pub title: Option<&'a String>,
-    pub year: Option<i32>,
-    pub series_title: Option<&'a String>,
-    pub season: Option<u32>,
-    pub episode: Option<u32>,
-}
-
-impl<'a> From<&'a EventItem> for Meta<'a> {
-    fn from(ev: &'a EventItem) -> Self {
-        Meta {
-            guids: &ev.guids,
-            series_guids: &ev.series_guids,
-            title: ev.title.as_ref(),
-            year: ev.year,
-            series_title: ev.series_title.as_ref(),
-            season: ev.season,
-            episode: ev.episode,
-        }
-    }
-}
-
-/// Add what a report knows and the item does not (ids, titles, numbering); never
-/// replaces a value, so two backends that disagree cannot flap.
-pub fn enrich(item: &mut Item, meta: Meta<'_>) {
-    for (k, v) in meta.guids {
-        item.guids.entry(k.clone()).or_insert_with(|| v.clone());
-    }
-    for (k, v) in meta.series_guids {
-        item.series_guids
-            .entry(k.clone())
-            .or_insert_with(|| v.clone());
-    }
-    if item.title.is_none() {
-        item.title = meta.title.cloned();
-    }
-    if item.year.is_none() {
-        item.year = meta.year;
-    }
-    if item.series_title.is_none() {
-        item.series_title = meta.series_title.cloned();
-    }
-    if item.season.is_none() {
-        item.season = meta.season;
-    }
-    if item.episode.is_none() {
-        item.episode = meta.episode;
-    }
-}
-
-/// The change record of an item's current state, coming from `backend`.
-pub fn change_from(item: &Item, user: &str, backend: &str, kind: ChangeKind) -> StateChange {
-    StateChange {
-        id: crate::ids::new_id(),
-        user: user.to_string(),
-        item_id: item.id.clone(),
-        origin: Some(backend.to_string()),
-        watched: item.watched,
-        progress_ms: item.progress_ms,
-        state_updated_at: item.state_updated_at,
-        kind,
-    }
-}
-
-fn change_of(item: &Item, ctx: Context<'_>, kind: ChangeKind) -> StateChange {
-    change_from(item, ctx.user, ctx.backend, kind)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Source;
+    use crate::model::{BackendState, ItemType, Source};
+    use crate::sync::never;
+    use chrono::TimeZone;
 
     fn at(secs: i64) -> DateTime<Utc> {
         Utc.timestamp_opt(secs, 0).single().unwrap()
@@ -632,7 +379,8 @@ mod tests {
     #[test]
     fn newer_same_state_moves_the_stamp_so_a_late_older_event_cannot_flip() {
         let unplayed = |t| event(Action::Unplayed, "item.markunplayed", Some(t));
-        let d1 = run(None, &unplayed(NOW - 100), "emby");
+        let d1 = run(Some(&stored(true, NOW - 200)), &unplayed(NOW - 100), "emby");
+        assert!(d1.change.is_some());
         let d2 = run(Some(&d1.item), &unplayed(NOW - 10), "emby");
         assert_eq!(d2.no_change, Some(NoChange::SameState));
         assert_eq!(d2.change, None, "no push for the same state");
@@ -763,23 +511,85 @@ mod tests {
     }
 
     #[test]
-    fn keys_are_typed_and_relative_for_episodes() {
-        let mut ev = ev_item();
-        assert_eq!(
-            event_keys("plex", &ev),
-            vec![
-                "B#plex#42".to_string(),
-                "G#movie#imdb:tt0111161".to_string()
-            ]
+    fn first_seen_pause_without_viewcount_is_no_evidence_and_never_an_unplay() {
+        // The reported bug: Plex omits a zero viewCount, so a first-seen pause reads
+        // `played: Some(false)`. That is no unplay: "never" stamp, no unplay mark.
+        let mut e = event(Action::Progress, "media.pause", Some(NOW - 5));
+        e.item.as_mut().unwrap().played = Some(false);
+        e.item.as_mut().unwrap().progress_ms = Some(1_200_000);
+        let d = run(None, &e, "plex");
+        assert!(!d.item.watched);
+        assert_eq!(d.item.state_updated_at, never());
+        assert_eq!(d.item.unplayed_at, None);
+        assert!(!crate::sync::has_unplay(&d.item));
+        let c = d.change.expect("the resume point travels");
+        assert_eq!(c.kind, ChangeKind::Progress);
+    }
+
+    #[test]
+    fn first_seen_unplay_is_no_evidence() {
+        let d = run(
+            None,
+            &event(Action::Unplayed, "item.markunplayed", Some(NOW - 5)),
+            "emby",
         );
-        ev.kind = Some(ItemType::Episode);
-        ev.guids.clear();
-        ev.series_guids.insert("tvdb".into(), "81797".into());
-        ev.season = Some(22);
-        ev.episode = Some(70);
-        assert_eq!(
-            event_keys("plex", &ev),
-            vec!["B#plex#42".to_string(), "R#tvdb:81797/22/70".to_string()]
+        assert!(!d.item.watched);
+        assert_eq!(d.item.state_updated_at, never());
+        assert!(!crate::sync::has_unplay(&d.item));
+        assert_eq!(d.no_change, Some(NoChange::SameState));
+        assert_eq!(d.change, None, "nothing is pushed for it");
+        assert_eq!(d.item.backends["emby"].unplayed_at, Some(at(NOW - 5)));
+    }
+
+    #[test]
+    fn an_unplay_of_an_item_nobody_reported_is_news() {
+        let mut e = event(Action::Progress, "media.pause", Some(NOW - 50));
+        e.item.as_mut().unwrap().progress_ms = Some(1_200_000);
+        let d1 = run(None, &e, "plex");
+        let d2 = run(
+            Some(&d1.item),
+            &event(Action::Unplayed, "item.markunplayed", Some(NOW - 5)),
+            "emby",
         );
+        assert_eq!(d2.no_change, None);
+        assert!(crate::sync::has_unplay(&d2.item));
+        assert_eq!(d2.item.progress_ms, None, "an unplay resets the position");
+        assert!(d2.change.is_some());
+        // The same unplay again is the same state.
+        let d3 = run(
+            Some(&d2.item),
+            &event(Action::Unplayed, "item.markunplayed", Some(NOW - 5)),
+            "emby",
+        );
+        assert_eq!(d3.no_change, Some(NoChange::SameState));
+        assert!(d3.change.is_none());
+    }
+
+    #[test]
+    fn a_late_older_pause_does_not_overwrite_a_newer_position() {
+        let old = stored(false, NOW - 1000);
+        let pause = |pos, t| {
+            let mut e = event(Action::Progress, "media.pause", Some(t));
+            e.item.as_mut().unwrap().progress_ms = Some(pos);
+            e
+        };
+        let d1 = run(Some(&old), &pause(2_000_000, NOW - 10), "plex");
+        assert_eq!(d1.item.progress_ms, Some(2_000_000));
+        let d2 = run(Some(&d1.item), &pause(900_000, NOW - 100), "jf");
+        assert_eq!(d2.no_change, Some(NoChange::Stale));
+        assert_eq!(d2.item.progress_ms, Some(2_000_000));
+        assert!(d2.change.is_none());
+    }
+
+    #[test]
+    fn progress_with_viewcount_on_a_known_unwatched_item_never_plays_it() {
+        let mut old = stored(false, NOW - 100);
+        old.unplayed_at = Some(at(NOW - 100));
+        let mut e = event(Action::Progress, "media.pause", Some(NOW));
+        e.item.as_mut().unwrap().played = Some(true);
+        e.item.as_mut().unwrap().progress_ms = Some(600_000);
+        let d = run(Some(&old), &e, "plex");
+        assert!(!d.item.watched, "only played events flip a known item");
+        assert!(crate::sync::has_unplay(&d.item));
     }
 }
