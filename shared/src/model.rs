@@ -162,8 +162,9 @@ pub struct Event {
     /// The payload's own time, if it has one; the rules replace a missing, future or
     /// pre-2000 time with the time received.
     pub occurred_at: Option<DateTime<Utc>>,
-    /// The player is paused (Jellyfin reports a pause as a paused progress event):
-    /// like a stop, its position is worth pushing.
+    /// The player paused or stopped (each parser knows its server's names for it;
+    /// Jellyfin reports a pause as a paused progress event): the position is a resume
+    /// point worth pushing, unlike a tick of ongoing playback.
     #[serde(default)]
     pub paused: bool,
     /// `None` only for test events.

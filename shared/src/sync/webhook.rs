@@ -20,19 +20,10 @@ use crate::model::{Action, ChangeKind, Event, EventItem, Item};
 use crate::when;
 
 /// Whether a progress event is one worth pushing (pause or stop), rather than a tick
-/// of an ongoing playback: the position is kept either way.
+/// of an ongoing playback: the position is kept either way. The parser decides it from
+/// its server's event names; the rules never look at them.
 pub fn is_pause_or_stop(event: &Event) -> bool {
     event.paused
-        || matches!(
-            event.raw_event.as_str(),
-            "media.pause"
-                | "media.stop"
-                | "tautulli.pause"
-                | "tautulli.stop"
-                | "PlaybackStop"
-                | "playback.pause"
-                | "playback.stop"
-        )
 }
 
 fn later(a: Option<DateTime<Utc>>, b: DateTime<Utc>) -> Option<DateTime<Utc>> {
@@ -228,7 +219,8 @@ mod tests {
             action,
             raw_event: raw.into(),
             occurred_at: when.map(at),
-            paused: false,
+            // What the parsers say of their servers' pause and stop events.
+            paused: matches!(raw, "media.pause" | "media.stop" | "PlaybackStop"),
             item: Some(ev_item()),
         }
     }

@@ -285,7 +285,11 @@ fn build(doc: Doc<'_>) -> Result<Parsed, ParseError> {
     };
     let user_id = doc.user.as_ref().and_then(|u| text(&u.id));
     Ok(Parsed::Event(Event {
-        paused: false,
+        // The player paused or stopped: its position is a resume point.
+        paused: matches!(
+            event.to_ascii_lowercase().as_str(),
+            "playback.pause" | "playback.stop"
+        ),
         source: SOURCE,
         server_id,
         user_id,

@@ -331,6 +331,7 @@ fn build(doc: Doc<'_>) -> Result<Parsed, ParseError> {
         .or(doc.timestamp.as_ref())
         .and_then(Scalar::text)
         .and_then(|t| when::from_rfc3339(&t));
+    let stopped = event == "PlaybackStop";
     Ok(Parsed::Event(Event {
         source: SOURCE,
         server_id: text(&doc.server_id),
@@ -338,8 +339,9 @@ fn build(doc: Doc<'_>) -> Result<Parsed, ParseError> {
         action,
         raw_event: event,
         occurred_at,
-        // A paused PlaybackProgress is Jellyfin's "pause": its position is pushed.
-        paused: flag(&doc.is_paused) == Some(true),
+        // A paused PlaybackProgress is Jellyfin's "pause", PlaybackStop its stop: the
+        // position is a resume point.
+        paused: flag(&doc.is_paused) == Some(true) || stopped,
         item: Some(item),
     }))
 }

@@ -112,7 +112,8 @@ pub fn parse(json: &[u8], received_at: DateTime<Utc>) -> Result<Parsed, ParseErr
     };
 
     Ok(Parsed::Event(Event {
-        paused: false,
+        // The player paused or stopped: its position is a resume point.
+        paused: matches!(event.as_ref(), "media.pause" | "media.stop"),
         source,
         server_id: payload
             .server
