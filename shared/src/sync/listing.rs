@@ -16,7 +16,9 @@
 //!   (a push wrote to it, a webhook came), the page says nothing about play state.
 //! - Either flips the item only when strictly newer than its state.
 //! - **Resume positions**: an unwatched entry's position we had not seen there, newest
-//!   wins by the backend's own time ([`super::resume`]).
+//!   wins by the backend's own time ([`super::resume`]); a server that keeps no time
+//!   for a pause (Emby) wins when we last looked at it after the stored position was
+//!   taken (it moved since), stamped with the fetch.
 //! - **Replaced files**: an entry with another id than the one recorded for the backend
 //!   speaks for it only when the recorded one is gone (`recorded_gone`); then it is the
 //!   backend's entry from now on, seen for the first time (never an unplay), and export
@@ -194,12 +196,18 @@ pub fn merge(
                 let unseen = prev
                     .progress_ms
                     .is_none_or(|p| !resume::close_enough(Some(p), pos));
-                if unseen
-                    && item.progress_ms != Some(pos)
-                    && resume::newer(played_at, item.progress_at)
-                {
+                // When it was taken: the backend's own time if it is not older than our
+                // last look there; else, if that last look was after the stored
+                // position was taken, this one is newer: stamp it with the fetch.
+                let own = played_at.filter(|t| prev.seen_at.is_none_or(|s| *t >= s));
+                let at = own.or_else(|| {
+                    prev.seen_at
+                        .filter(|s| item.progress_at.is_none_or(|p| *s >= p))
+                        .map(|_| ctx.fetched_at)
+                });
+                if unseen && item.progress_ms != Some(pos) && resume::newer(at, item.progress_at) {
                     item.progress_ms = Some(pos);
-                    item.progress_at = played_at;
+                    item.progress_at = at;
                     position_moved = true;
                 }
             }

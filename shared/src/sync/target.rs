@@ -1,8 +1,9 @@
 //! What one target backend needs so that it shows the stored item (DESIGN 4, "Push never
 //! overwrites newer evidence"), for push and export alike.
 //!
-//! - Marked played only when it has no newer unplay we know of, with a real play time
-//!   (never the "never" stamp: then no time at all, and the server records "now").
+//! - Marked played only when it has no newer unplay we know of (nor one it shows now:
+//!   watched when we last looked, unwatched now), with a real play time (never the
+//!   "never" stamp: then no time at all, and the server records "now").
 //! - Marked unplayed only for a person's unplay ([`super::has_unplay`]), and only when
 //!   the backend has no newer completed play: its last play is after the unplay **and**
 //!   its play count went up since we last saw it (a moved last-viewed time alone is a
@@ -44,7 +45,14 @@ pub fn plan(item: &Item, known: Option<&BackendState>, remote: &RemoteItem) -> P
             let newer_unplay = known
                 .and_then(|k| k.unplayed_at)
                 .is_some_and(|u| u > item.state_updated_at);
-            if newer_unplay {
+            // Seen watched there, unwatched now: a person unmarked it since we last
+            // looked (its webhook lost, or Plex's that never comes). That is what an
+            // import right now would read as an unplay, newer than the play: leave it,
+            // and record nothing, so the next import carries it.
+            let unmarked_since = known.is_some_and(|k| {
+                k.watched == Some(true) && k.item_id.as_deref() == Some(remote.id.as_str())
+            });
+            if newer_unplay || unmarked_since {
                 return Plan::RemoteNewer;
             }
             return Plan::MarkPlayed {
@@ -271,6 +279,31 @@ mod tests {
         assert_eq!(
             plan(&i, Some(&k), &remote(false, 0, None)),
             Plan::RemoteNewer
+        );
+        // Watched when we last looked, unwatched now: unmarked there since.
+        let seen_watched = known(true, 1);
+        assert_eq!(
+            plan(&i, Some(&seen_watched), &remote(false, 0, None)),
+            Plan::RemoteNewer
+        );
+        let s = learned(
+            &Plan::RemoteNewer,
+            false,
+            Some(&seen_watched),
+            &remote(false, 0, None),
+            at(NOW),
+        );
+        assert_eq!(
+            s.watched,
+            Some(true),
+            "kept, so the next import sees the unplay"
+        );
+        // A replaced file (another entry) is no unplay.
+        let mut other = remote(false, 0, None);
+        other.id = "r2".into();
+        assert_eq!(
+            plan(&i, Some(&seen_watched), &other),
+            Plan::MarkPlayed { at: Some(at(NOW)) }
         );
     }
 

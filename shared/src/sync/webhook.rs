@@ -75,6 +75,10 @@ pub fn decide(
             // false. (On first sight an unwatched report is no evidence: "never".)
             let first_unplay = !first && !want && !item.watched && item.unplayed_at.is_none();
             if first && !want {
+                // A person's unplay of an item we never saw: kept as evidence (older
+                // plays elsewhere lose to it, export carries it), but nothing is pushed
+                // now: it is not known to differ anywhere (DESIGN 4, first sight).
+                flip(&mut item, false, t, ctx.backend);
                 no_change = Some(NoChange::SameState);
             } else if first || first_unplay || (item.watched != want && t > item.state_updated_at) {
                 flip(&mut item, want, t, ctx.backend);
@@ -519,18 +523,25 @@ mod tests {
     }
 
     #[test]
-    fn first_seen_unplay_is_no_evidence() {
+    fn first_seen_unplay_is_kept_as_evidence_but_not_pushed() {
         let d = run(
             None,
             &event(Action::Unplayed, "item.markunplayed", Some(NOW - 5)),
             "emby",
         );
         assert!(!d.item.watched);
-        assert_eq!(d.item.state_updated_at, never());
-        assert!(!crate::sync::has_unplay(&d.item));
+        assert_eq!(d.item.state_updated_at, at(NOW - 5));
+        assert!(crate::sync::has_unplay(&d.item));
         assert_eq!(d.no_change, Some(NoChange::SameState));
-        assert_eq!(d.change, None, "nothing is pushed for it");
+        assert_eq!(d.change, None, "nothing is pushed for it now");
         assert_eq!(d.item.backends["emby"].unplayed_at, Some(at(NOW - 5)));
+        // An older play elsewhere loses to it.
+        let late = run(
+            Some(&d.item),
+            &event(Action::Played, "media.scrobble", Some(NOW - 50)),
+            "plex",
+        );
+        assert_eq!(late.no_change, Some(NoChange::Stale));
     }
 
     #[test]
