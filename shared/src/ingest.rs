@@ -5,6 +5,8 @@
 
 use std::collections::BTreeSet;
 
+use futures_util::future::BoxFuture;
+
 use crate::model::{Event, EventItem, Item, StateChange};
 use crate::store::{ItemWrite, Store, StoreError, WriteOutcome};
 use crate::sync::matching::{contradicts, Identity};
@@ -71,7 +73,7 @@ pub fn keys_to_claim(existing: Option<&Item>, item: &Item, foreign: &[String]) -
 }
 
 /// Enough for dozens of concurrent writers on one item; each retry re-reads.
-const MAX_ATTEMPTS: usize = 64;
+pub const MAX_ATTEMPTS: usize = 64;
 
 /// What merging an event did.
 #[derive(Debug, Clone, PartialEq)]
@@ -83,49 +85,73 @@ pub struct Applied {
     pub written: bool,
 }
 
-pub async fn apply(
-    store: &dyn Store,
-    ctx: Context<'_>,
-    event: &Event,
-    ev: &EventItem,
-) -> Result<Applied, StoreError> {
-    let keys = sync::event_keys(ctx.backend, ev);
+/// What one attempt read: the stored item (if any), the keys that belong to a
+/// contradicting item (a new item must not claim them), and whatever else the caller
+/// needs to decide.
+pub struct Read<X> {
+    pub existing: Option<Item>,
+    pub foreign: Vec<String>,
+    pub extra: X,
+}
+
+/// What one attempt decided: the item to store (`None`: nothing to write) with its
+/// change for the outbox, and the caller's own outcome.
+pub struct Planned<T> {
+    pub item: Option<Item>,
+    pub change: Option<StateChange>,
+    pub outcome: T,
+}
+
+/// What the loop did: the item as stored (or as decided, when nothing was written).
+pub struct Done<T> {
+    pub item: Option<Item>,
+    pub change: Option<StateChange>,
+    pub written: bool,
+    pub outcome: T,
+}
+
+/// The one read → decide → conditional write loop (webhooks, console actions, import,
+/// push's bookkeeping): the write names the version it read (a new item: every key
+/// it claims must be free), and on a conflict (someone else wrote first) the item is
+/// read and decided again, backing off with jitter once the first retries collided too.
+pub async fn write_conditionally<'a, X, T>(
+    store: &'a dyn Store,
+    user: &'a str,
+    mut read: impl FnMut() -> BoxFuture<'a, Result<Read<X>, StoreError>>,
+    mut decide: impl FnMut(&Read<X>) -> Planned<T>,
+) -> Result<Done<T>, StoreError> {
     for attempt in 0..MAX_ATTEMPTS {
-        let (existing, foreign) = find_match(store, ctx.user, &keys, event_identity(ev)).await?;
-        let d = sync::decide(existing.as_ref(), event, ev, ctx, crate::ids::new_id);
-        if !d.write {
-            return Ok(Applied {
-                item: d.item,
-                no_change: d.no_change,
-                detail: d.detail,
+        let r = read().await?;
+        let plan = decide(&r);
+        let Some(item) = plan.item else {
+            return Ok(Done {
+                item: r.existing,
                 change: None,
                 written: false,
+                outcome: plan.outcome,
             });
-        }
-        let new_keys = keys_to_claim(existing.as_ref(), &d.item, &foreign);
+        };
+        let new_keys = keys_to_claim(r.existing.as_ref(), &item, &r.foreign);
         let outcome = store
             .write_item(ItemWrite {
-                user: ctx.user,
-                item: &d.item,
-                expected_version: existing.as_ref().map(|i| i.version),
+                user,
+                item: &item,
+                expected_version: r.existing.as_ref().map(|i| i.version),
                 new_keys: &new_keys,
-                change: d.change.as_ref(),
+                change: plan.change.as_ref(),
             })
             .await?;
         if outcome == WriteOutcome::Written {
-            let mut item = d.item;
-            item.version = existing.map(|i| i.version + 1).unwrap_or(1);
-            return Ok(Applied {
-                item,
-                no_change: d.no_change,
-                detail: d.detail,
-                change: d.change,
+            let mut item = item;
+            item.version = r.existing.map(|i| i.version + 1).unwrap_or(1);
+            return Ok(Done {
+                item: Some(item),
+                change: plan.change,
                 written: true,
+                outcome: plan.outcome,
             });
         }
-        tracing::debug!(user = ctx.user, "item write conflicted; reading again");
-        // Back off a little (with jitter) once the first retries collided too, so
-        // writers racing on one item spread out instead of colliding in lockstep.
+        tracing::debug!(user, "item write conflicted; reading again");
         if attempt >= 2 {
             let jitter = crate::ids::new_id()
                 .as_bytes()
@@ -139,4 +165,51 @@ pub async fn apply(
     Err(StoreError::Unavailable(
         "too many concurrent writes to one item; try again".into(),
     ))
+}
+
+/// Merge one webhook event into the store.
+pub async fn apply(
+    store: &dyn Store,
+    ctx: Context<'_>,
+    event: &Event,
+    ev: &EventItem,
+) -> Result<Applied, StoreError> {
+    let keys = sync::event_keys(ctx.backend, ev);
+    let done = write_conditionally(
+        store,
+        ctx.user,
+        || {
+            Box::pin(async {
+                let (existing, foreign) =
+                    find_match(store, ctx.user, &keys, event_identity(ev)).await?;
+                Ok(Read {
+                    existing,
+                    foreign,
+                    extra: (),
+                })
+            })
+        },
+        |r| {
+            let d = sync::decide(r.existing.as_ref(), event, ev, ctx, crate::ids::new_id);
+            let outcome = (d.no_change, d.detail, d.item.clone());
+            Planned {
+                item: d.write.then_some(d.item),
+                change: d.change.filter(|_| d.write),
+                outcome,
+            }
+        },
+    )
+    .await?;
+    let (no_change, detail, decided) = done.outcome;
+    Ok(Applied {
+        item: if done.written {
+            done.item.unwrap_or(decided)
+        } else {
+            decided
+        },
+        no_change,
+        detail,
+        change: done.change,
+        written: done.written,
+    })
 }

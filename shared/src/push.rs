@@ -16,9 +16,10 @@ use chrono::Utc;
 use serde::Serialize;
 
 use crate::backends::client::{client_with, ClientError, MediaClient, RemoteItem, RetryPolicy};
+use crate::ingest::{self, Planned};
 use crate::model::{Backend, BackendState, Delivery, Item, StateChange};
-use crate::store::{ItemWrite, Store, StoreError, WriteOutcome};
-use crate::sync::{self, target, target::Plan};
+use crate::store::{Store, StoreError};
+use crate::sync::{target, target::Plan};
 
 /// Rounds of "read the item, write the backend, read again" per backend: a second
 /// round only when a newer change landed while we wrote.
@@ -296,36 +297,33 @@ async fn remember(
     backend: &str,
     state: BackendState,
 ) -> Result<(), StoreError> {
-    for _ in 0..16 {
-        let Some(old) = store.get_item(user, item_id).await? else {
-            return Ok(());
-        };
-        let mut item = old.clone();
-        item.backends.insert(backend.to_string(), state.clone());
-        if item == old {
-            return Ok(());
-        }
-        let owned = sync::item_keys(&old);
-        let new_keys: Vec<String> = sync::item_keys(&item)
-            .into_iter()
-            .filter(|k| !owned.contains(k))
-            .collect();
-        let outcome = store
-            .write_item(ItemWrite {
-                user,
-                item: &item,
-                expected_version: Some(old.version),
-                new_keys: &new_keys,
-                change: None,
+    ingest::write_conditionally(
+        store,
+        user,
+        || {
+            Box::pin(async {
+                Ok(ingest::Read {
+                    existing: store.get_item(user, item_id).await?,
+                    foreign: Vec::new(),
+                    extra: (),
+                })
             })
-            .await?;
-        if outcome == WriteOutcome::Written {
-            return Ok(());
-        }
-    }
-    Err(StoreError::Unavailable(
-        "item kept changing while push recorded its backends".into(),
-    ))
+        },
+        |read| {
+            let item = read.existing.as_ref().and_then(|old| {
+                let mut item = old.clone();
+                item.backends.insert(backend.to_string(), state.clone());
+                (item != *old).then_some(item)
+            });
+            Planned {
+                item,
+                change: None,
+                outcome: (),
+            }
+        },
+    )
+    .await
+    .map(drop)
 }
 
 /// The local bus's consumer: push in process, failures into the delivery log.

@@ -41,7 +41,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{BackendRef, Budget, Deps, TaskPayload};
 use crate::backends::client::{ClientError, LibraryPage, MediaClient, PageRequest, RemoteItem};
-use crate::ingest;
+use crate::ingest::{self, Planned};
 use crate::model::{Backend, EventItem, Item};
 use crate::push::ClientFactory;
 use crate::store::{ItemWrite, Store, StoreError, TaskRun, WriteOutcome};
@@ -54,8 +54,6 @@ pub const DETAIL_TYPE: &str = "ImportPage";
 /// The task's name in run records.
 pub const TASK: &str = "import";
 
-/// Conditional writes of one item before giving up (each retry re-reads).
-const MAX_ATTEMPTS: usize = 16;
 /// What a dry run lists at most.
 const MAX_SAMPLES: usize = 50;
 /// Runs looked at for an unfinished one to resume.
@@ -657,85 +655,105 @@ impl Importer {
         ctx: Listed<'_>,
         r: &RemoteItem,
         keys: &[String],
-        mut existing: Option<Item>,
+        existing: Option<Item>,
         dry_run: bool,
         counts: &mut ImportCounts,
         samples: &mut Vec<String>,
     ) -> Result<Effect, StoreError> {
-        let mut foreign = Vec::new();
-        let mut gone: Option<(String, bool)> = None;
-        for attempt in 0..MAX_ATTEMPTS {
-            if attempt > 0 {
-                (existing, foreign) =
-                    ingest::find_match(self.store.as_ref(), ctx.user, keys, r.identity()).await?;
-            }
-            // Another entry than the recorded one: is the recorded one still there (a
-            // duplicate), or gone (a replaced file)? Asked once per entry.
-            let recorded = existing
-                .as_ref()
-                .and_then(|i| i.backends.get(ctx.backend))
-                .and_then(|s| s.item_id.clone())
-                .filter(|id| *id != r.id);
-            let recorded_gone = match recorded {
-                None => false,
-                Some(id) => match &gone {
-                    Some((known, g)) if *known == id => *g,
-                    _ => {
-                        let g = recorded_is_gone(client, &id).await;
-                        gone = Some((id, g));
-                        g
-                    }
-                },
-            };
-            let m = listing::merge(existing.as_ref(), r, ctx, recorded_gone, crate::ids::new_id);
-            if m.effect == Effect::Unchanged {
-                return Ok(Effect::Unchanged);
-            }
-            if !dry_run {
-                let new_keys = ingest::keys_to_claim(existing.as_ref(), &m.item, &foreign);
-                let outcome = self
-                    .store
-                    .write_item(ItemWrite {
-                        user: ctx.user,
-                        item: &m.item,
-                        expected_version: existing.as_ref().map(|i| i.version),
-                        new_keys: &new_keys,
-                        change: m.change.as_ref(),
+        let mut first = Some(existing);
+        // Whether the recorded entry is gone, asked once per entry.
+        let gone: std::sync::Mutex<Option<(String, bool)>> = std::sync::Mutex::new(None);
+        let gone = &gone;
+        let store = self.store.as_ref();
+        let done = ingest::write_conditionally(
+            store,
+            ctx.user,
+            || {
+                let first = first.take();
+                Box::pin(async move {
+                    let (existing, foreign) = match first {
+                        Some(e) => (e, Vec::new()),
+                        None => ingest::find_match(store, ctx.user, keys, r.identity()).await?,
+                    };
+                    // Another entry than the recorded one: is the recorded one still
+                    // there (a duplicate), or gone (a replaced file)?
+                    let recorded = existing
+                        .as_ref()
+                        .and_then(|i| i.backends.get(ctx.backend))
+                        .and_then(|s| s.item_id.clone())
+                        .filter(|id| *id != r.id);
+                    let cached = |id: &str| {
+                        gone.lock()
+                            .ok()
+                            .and_then(|g| g.clone())
+                            .filter(|(known, _)| known == id)
+                            .map(|(_, g)| g)
+                    };
+                    let recorded_gone = match recorded {
+                        None => false,
+                        Some(id) => match cached(&id) {
+                            Some(g) => g,
+                            None => {
+                                let g = recorded_is_gone(client, &id).await;
+                                if let Ok(mut slot) = gone.lock() {
+                                    *slot = Some((id, g));
+                                }
+                                g
+                            }
+                        },
+                    };
+                    Ok(ingest::Read {
+                        existing,
+                        foreign,
+                        extra: recorded_gone,
                     })
-                    .await?;
-                if outcome == WriteOutcome::Conflict {
-                    continue;
+                })
+            },
+            |read| {
+                let m = listing::merge(
+                    read.existing.as_ref(),
+                    r,
+                    ctx,
+                    read.extra,
+                    crate::ids::new_id,
+                );
+                let write = m.effect != Effect::Unchanged && !dry_run;
+                Planned {
+                    item: write.then(|| m.item.clone()),
+                    change: m.change.clone().filter(|_| write),
+                    outcome: m,
                 }
-                counts.writes += 1;
-            }
-            match m.effect {
-                Effect::Created => {
-                    counts.created += 1;
-                    sample(samples, &m.item, ctx.backend, "new");
-                }
-                Effect::Changed { watched } => {
-                    counts.changed += 1;
-                    if !watched {
-                        counts.unplayed += 1;
-                    }
-                    sample(
-                        samples,
-                        &m.item,
-                        ctx.backend,
-                        if watched { "played" } else { "unplayed" },
-                    );
-                }
-                Effect::Updated => counts.updated += 1,
-                Effect::Unchanged => {}
-            }
-            if m.change.is_some() {
-                counts.pushed += 1;
-            }
-            return Ok(m.effect);
+            },
+        )
+        .await?;
+        let m = done.outcome;
+        if done.written {
+            counts.writes += 1;
         }
-        Err(StoreError::Unavailable(
-            "an item kept changing while import wrote it; try again".into(),
-        ))
+        match m.effect {
+            Effect::Created => {
+                counts.created += 1;
+                sample(samples, &m.item, ctx.backend, "new");
+            }
+            Effect::Changed { watched } => {
+                counts.changed += 1;
+                if !watched {
+                    counts.unplayed += 1;
+                }
+                sample(
+                    samples,
+                    &m.item,
+                    ctx.backend,
+                    if watched { "played" } else { "unplayed" },
+                );
+            }
+            Effect::Updated => counts.updated += 1,
+            Effect::Unchanged => {}
+        }
+        if m.change.is_some() {
+            counts.pushed += 1;
+        }
+        Ok(m.effect)
     }
 }
 
