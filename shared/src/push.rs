@@ -43,12 +43,21 @@ impl ClientFactory for HttpClients {
 }
 
 /// What push did on one backend.
+/// What push did to a backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PushAction {
+    MarkPlayed,
+    MarkUnplayed,
+    SetProgress,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum Outcome {
     /// Marked played / unplayed or resume point set.
     Applied {
-        action: String,
+        action: PushAction,
     },
     /// The backend already shows the stored state.
     InSync,
@@ -271,13 +280,13 @@ async fn push_one(
     let outcome = match (plan, result) {
         (_, Some(Err(e))) => failed(&e),
         (Plan::MarkPlayed { .. }, _) => Outcome::Applied {
-            action: "mark_played".into(),
+            action: PushAction::MarkPlayed,
         },
         (Plan::MarkUnplayed, _) => Outcome::Applied {
-            action: "mark_unplayed".into(),
+            action: PushAction::MarkUnplayed,
         },
         (Plan::SetProgress { .. }, _) => Outcome::Applied {
-            action: "set_progress".into(),
+            action: PushAction::SetProgress,
         },
         (Plan::InSync, _) => Outcome::InSync,
         (Plan::RemoteNewer, _) => Outcome::RemoteNewer,
