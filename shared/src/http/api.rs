@@ -522,7 +522,7 @@ fn guid_query_keys(g: &str) -> Option<Vec<String>> {
         let (Some(Some(s)), Some(Some(e)), None) = (nums.next(), nums.next(), nums.next()) else {
             return None;
         };
-        return Some(vec![format!("R#{}", guid::relative(kind, &series, s, e))]);
+        return Some(vec![sync::LookupKey::relative(kind, &series, s, e).encode()]);
     }
     let (kind, value) = guid::parse_written(g)?;
     Some(vec![

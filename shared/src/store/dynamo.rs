@@ -135,7 +135,7 @@ fn delivery_pk(user: Option<&str>) -> String {
 }
 
 fn is_backend_key(key: &str) -> bool {
-    key.starts_with("B#")
+    crate::sync::LookupKey::decode(key).is_some_and(|k| k.is_backend())
 }
 
 fn key(pk: impl Into<String>, sk: impl Into<String>) -> Record {

@@ -21,6 +21,7 @@
 //! somewhere. An unwatched item without an unplay is "nothing known": it is never
 //! pushed as an unplay.
 
+pub mod keys;
 pub mod listing;
 pub mod matching;
 #[cfg(test)]
@@ -29,14 +30,12 @@ pub mod resume;
 pub mod target;
 pub mod webhook;
 
-use std::collections::BTreeSet;
-
 use chrono::{DateTime, TimeZone, Utc};
 use serde::Serialize;
 
-use crate::guid;
 use crate::model::{ChangeKind, EventItem, Guids, Item, ItemType, StateChange};
 
+pub use keys::{backend_key, event_keys, guid_key, item_keys, LookupKey};
 pub use webhook::decide;
 
 /// Why nothing changed, as the webhook answer says it.
@@ -111,67 +110,6 @@ pub(crate) fn flip(item: &mut Item, watched: bool, at: DateTime<Utc>, backend: &
     // A finished or reset item has no resume point.
     item.progress_ms = None;
     item.progress_at = None;
-}
-
-/// Lookup keys of an event's item, strongest first: the backend's own id, then each
-/// guid, then relative episode guids. Guids are scoped by item type because movie and
-/// episode ids live in different namespaces (a TMDB movie id can equal an episode id).
-pub fn event_keys(backend: &str, item: &EventItem) -> Vec<String> {
-    let kind = item.item_type();
-    let mut keys = vec![backend_key(backend, &item.backend_item_id)];
-    keys.extend(guid_keys(kind, &item.guids));
-    keys.extend(relative_keys(
-        kind,
-        &item.series_guids,
-        item.season,
-        item.episode,
-    ));
-    keys
-}
-
-/// Every lookup key a stored item owns.
-pub fn item_keys(item: &Item) -> BTreeSet<String> {
-    let mut keys = BTreeSet::new();
-    for (name, state) in &item.backends {
-        if let Some(id) = &state.item_id {
-            keys.insert(backend_key(name, id));
-        }
-    }
-    keys.extend(guid_keys(item.kind, &item.guids));
-    keys.extend(relative_keys(
-        item.kind,
-        &item.series_guids,
-        item.season,
-        item.episode,
-    ));
-    keys
-}
-
-pub fn backend_key(backend: &str, backend_item_id: &str) -> String {
-    format!("B#{backend}#{backend_item_id}")
-}
-
-pub fn guid_key(kind: ItemType, guid_kind: &str, value: &str) -> String {
-    format!("G#{}#{guid_kind}:{value}", kind.as_str())
-}
-
-fn guid_keys(kind: ItemType, guids: &Guids) -> impl Iterator<Item = String> + '_ {
-    guids.iter().map(move |(k, v)| guid_key(kind, k, v))
-}
-
-fn relative_keys(
-    kind: ItemType,
-    series: &Guids,
-    season: Option<u32>,
-    episode: Option<u32>,
-) -> Vec<String> {
-    match (kind, season, episode) {
-        (ItemType::Episode, Some(s), Some(e)) => series
-            .iter()
-            .map(|(k, v)| format!("R#{}", guid::relative(k, v, s, e)))
-            .collect(),
-        _ => Vec::new(),
-    }
 }
 
 /// What a report (webhook event or library listing) says about an item besides its
@@ -293,27 +231,6 @@ mod tests {
             guids,
             ..Default::default()
         }
-    }
-
-    #[test]
-    fn keys_are_typed_and_relative_for_episodes() {
-        let mut ev = ev_item();
-        assert_eq!(
-            event_keys("plex", &ev),
-            vec![
-                "B#plex#42".to_string(),
-                "G#movie#imdb:tt0111161".to_string()
-            ]
-        );
-        ev.kind = Some(ItemType::Episode);
-        ev.guids.clear();
-        ev.series_guids.insert("tvdb".into(), "81797".into());
-        ev.season = Some(22);
-        ev.episode = Some(70);
-        assert_eq!(
-            event_keys("plex", &ev),
-            vec!["B#plex#42".to_string(), "R#tvdb:81797/22/70".to_string()]
-        );
     }
 
     #[test]
