@@ -26,6 +26,11 @@ pub fn is_pause_or_stop(event: &Event) -> bool {
     event.paused
 }
 
+/// Whether an event of time `t` is news about the backend we last saw at `seen`.
+fn fresh(seen: Option<DateTime<Utc>>, t: DateTime<Utc>) -> bool {
+    seen.is_none_or(|s| t >= s)
+}
+
 fn later(a: Option<DateTime<Utc>>, b: DateTime<Utc>) -> Option<DateTime<Utc>> {
     Some(a.map_or(b, |a| a.max(b)))
 }
@@ -64,7 +69,11 @@ pub fn decide(
     match action {
         Action::Played | Action::Unplayed => {
             let want = action == Action::Played;
-            remote.watched = Some(want);
+            // What the backend holds, unless we know something newer of it (a late
+            // webhook older than our last push there says nothing about it now).
+            if fresh(remote.seen_at, t) {
+                remote.watched = Some(want);
+            }
             if want {
                 remote.last_played_at = later(remote.last_played_at, t);
             } else {
@@ -106,7 +115,7 @@ pub fn decide(
             }
         }
         Action::Progress => {
-            if let Some(played) = ev.played {
+            if let Some(played) = ev.played.filter(|_| fresh(remote.seen_at, t)) {
                 remote.watched = Some(played);
             }
             if first && ev.played == Some(true) {
@@ -594,5 +603,29 @@ mod tests {
         let d = run(Some(&old), &e, "plex");
         assert!(!d.item.watched, "only played events flip a known item");
         assert!(crate::sync::has_unplay(&d.item));
+    }
+
+    #[test]
+    fn a_late_stale_webhook_never_rewrites_what_the_backend_holds() {
+        // Push unmarked it on emby at NOW - 10 (and recorded that); emby's own older
+        // "played" webhook arrives late.
+        let mut old = stored(false, NOW - 20);
+        old.unplayed_at = Some(at(NOW - 20));
+        old.backends.insert(
+            "emby".into(),
+            BackendState {
+                item_id: Some("42".into()),
+                watched: Some(false),
+                seen_at: Some(at(NOW - 10)),
+                ..Default::default()
+            },
+        );
+        let d = run(
+            Some(&old),
+            &event(Action::Played, "playback.stop", Some(NOW - 30)),
+            "emby",
+        );
+        assert_eq!(d.no_change, Some(NoChange::Stale));
+        assert_eq!(d.item.backends["emby"].watched, Some(false));
     }
 }
