@@ -135,6 +135,7 @@ pub fn merge(
     };
     let mut item = old.clone();
     enrich(&mut item, meta(r));
+    let nothing_known = super::webhook::nothing_known(&item);
     let mut flipped = None;
     let mut position_moved = false;
     let state = item.backends.entry(ctx.backend.to_string()).or_default();
@@ -158,18 +159,18 @@ pub fn merge(
         *state = now;
         if r.watched {
             let counted_up = matches!((prev.play_count, r.play_count), (Some(a), Some(b)) if b > a);
-            let played = match prev.watched {
-                None | Some(false) => true,
-                Some(true) => counted_up,
-            };
+            // Nobody ever reported a state: the first report of a watched stands.
+            let played = nothing_known
+                || match prev.watched {
+                    None | Some(false) => true,
+                    Some(true) => counted_up,
+                };
             if played {
                 let at = match prev.watched {
                     // Never seen here: only the backend's own time says when.
                     None => played_at,
                     _ => Some(played_at.unwrap_or(ctx.fetched_at)),
                 };
-                let nothing_known =
-                    !item.watched && item.unplayed_at.is_none() && item.state_updated_at <= never();
                 match at {
                     Some(t) if !item.watched && t > item.state_updated_at => {
                         flipped = Some((true, t))
@@ -606,5 +607,25 @@ mod tests {
         let w = first("plex", &remote("1", true, Some(NOW - 10)));
         let m4 = merge(Some(&w), &paused, ctx("jf"), || "x".into());
         assert_eq!(m4.item.progress_ms, None);
+    }
+
+    #[test]
+    fn a_watched_listed_for_an_item_with_no_state_yet_stands() {
+        // A webhook recorded jf as watched (no play count) while the item has no
+        // play state at all: the listing's watched is the first report, and stands.
+        let mut item = first("plex", &remote("1", false, None));
+        item.backends.insert(
+            "jf".into(),
+            BackendState {
+                item_id: Some("j1".into()),
+                watched: Some(true),
+                ..Default::default()
+            },
+        );
+        let mut r = remote("j1", true, Some(NOW - 30));
+        r.play_count = Some(1);
+        let m = merge(Some(&item), &r, ctx("jf"), || "x".into());
+        assert_eq!(m.effect, Effect::Changed { watched: true });
+        assert_eq!(m.item.state_updated_at, at(NOW - 30));
     }
 }

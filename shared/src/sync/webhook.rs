@@ -26,6 +26,12 @@ pub fn is_pause_or_stop(event: &Event) -> bool {
     event.paused
 }
 
+/// Whether nobody ever reported a play state for the item (unwatched, "never", no
+/// unplay): the first report of one stands.
+pub(crate) fn nothing_known(item: &Item) -> bool {
+    !item.watched && item.unplayed_at.is_none() && item.state_updated_at <= super::never()
+}
+
 /// Whether an event of time `t` is news about the backend we last saw at `seen`.
 fn fresh(seen: Option<DateTime<Utc>>, t: DateTime<Utc>) -> bool {
     seen.is_none_or(|s| t >= s)
@@ -59,6 +65,7 @@ pub fn decide(
         }
         None => new_item(new_id(), ev.item_type(), Meta::from(ev)),
     };
+    let no_state = nothing_known(&item);
     let remote = item.backends.entry(ctx.backend.to_string()).or_default();
     remote.item_id = Some(ev.backend_item_id.clone());
     remote.missing = false;
@@ -118,8 +125,9 @@ pub fn decide(
             if let Some(played) = ev.played.filter(|_| fresh(remote.seen_at, t)) {
                 remote.watched = Some(played);
             }
-            if first && ev.played == Some(true) {
-                // viewCount > 0 (or Played: true) on first sight: the item is watched.
+            if (first || no_state) && ev.played == Some(true) {
+                // viewCount > 0 (or Played: true) on first sight of a play state: the
+                // item is watched (the first report stands, as in a listing).
                 flip(&mut item, true, t, ctx.backend);
                 change = Some(change_from(
                     &item,
@@ -627,5 +635,18 @@ mod tests {
         );
         assert_eq!(d.no_change, Some(NoChange::Stale));
         assert_eq!(d.item.backends["emby"].watched, Some(false));
+    }
+
+    #[test]
+    fn a_reported_watched_on_an_item_with_no_state_yet_stands() {
+        // Known (an import listed it unwatched), no state ever reported; a pause
+        // whose payload says Played: true is the first report of a play state.
+        let d1 = run(None, &event(Action::Added, "library.new", None), "plex");
+        let mut e = event(Action::Progress, "PlaybackProgress", Some(NOW - 5));
+        e.item.as_mut().unwrap().played = Some(true);
+        e.item.as_mut().unwrap().progress_ms = Some(600_000);
+        let d = run(Some(&d1.item), &e, "jf");
+        assert!(d.item.watched);
+        assert_eq!(d.change.map(|c| c.kind), Some(ChangeKind::Watched));
     }
 }
