@@ -80,6 +80,9 @@ pub fn decide(
             // webhook older than our last push there says nothing about it now).
             if fresh(remote.seen_at, t) {
                 remote.watched = Some(want);
+                // An unmark resets the server's play count; after a play we do not know
+                // it. A count kept from before would make the next comparison lie.
+                remote.play_count = (!want).then_some(0);
             }
             if want {
                 remote.last_played_at = later(remote.last_played_at, t);
@@ -648,5 +651,23 @@ mod tests {
         let d = run(Some(&d1.item), &e, "jf");
         assert!(d.item.watched);
         assert_eq!(d.change.map(|c| c.kind), Some(ChangeKind::Watched));
+    }
+
+    #[test]
+    fn a_webhook_play_or_unplay_forgets_the_backends_old_play_count() {
+        let mut old = stored(true, NOW - 100);
+        old.backends.get_mut("plex").unwrap().play_count = Some(3);
+        let d = run(
+            Some(&old),
+            &event(Action::Unplayed, "item.markunplayed", Some(NOW)),
+            "plex",
+        );
+        assert_eq!(d.item.backends["plex"].play_count, Some(0));
+        let d = run(
+            Some(&d.item),
+            &event(Action::Played, "media.scrobble", Some(NOW + 5)),
+            "plex",
+        );
+        assert_eq!(d.item.backends["plex"].play_count, None);
     }
 }
