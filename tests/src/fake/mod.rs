@@ -23,6 +23,7 @@
 
 pub mod emby;
 pub mod jellyfin;
+pub mod player;
 pub mod plex;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -308,6 +309,10 @@ pub(crate) struct State {
     pub calls: Vec<Call>,
     failures: VecDeque<Failure>,
     pub echo_url: Option<String>,
+    /// Keep echo webhooks in [`State::captured`] instead of sending them (the
+    /// simulation delivers them itself, dropped or late like any other webhook).
+    pub echo_capture: bool,
+    pub captured: Vec<Outgoing>,
     pub plex_scrobble_echo: bool,
     pub echoes: Vec<Echo>,
     pub server_id: String,
@@ -383,7 +388,8 @@ impl Reply {
 }
 
 /// A webhook to send.
-pub(crate) struct Outgoing {
+#[derive(Debug, Clone)]
+pub struct Outgoing {
     pub event: String,
     pub item_id: String,
     pub content_type: String,
@@ -433,6 +439,8 @@ impl FakeServer {
             calls: Vec::new(),
             failures: VecDeque::new(),
             echo_url: None,
+            echo_capture: false,
+            captured: Vec::new(),
             plex_scrobble_echo: false,
             echoes: Vec::new(),
             server_id: server_id.into(),
@@ -675,6 +683,11 @@ impl FakeServer {
         self.lock().catalogue.set_state(&user, id, state);
     }
 
+    /// Set one user's state of an item.
+    pub fn set_state_of(&self, user: &str, id: &str, state: PlayState) {
+        self.lock().catalogue.set_state(user, id, state);
+    }
+
     /// Every call so far, in order.
     pub fn calls(&self) -> Vec<Call> {
         self.lock().calls.clone()
@@ -722,6 +735,17 @@ impl FakeServer {
         self.lock().plex_scrobble_echo = on;
     }
 
+    /// Keep the echo webhooks instead of sending them; [`FakeServer::take_captured`]
+    /// hands them out.
+    pub fn capture_echoes(&self, on: bool) {
+        self.lock().echo_capture = on;
+    }
+
+    /// The echo webhooks kept since the last call, oldest first.
+    pub fn take_captured(&self) -> Vec<Outgoing> {
+        std::mem::take(&mut self.lock().captured)
+    }
+
     /// Webhooks sent to the echo URL, with their answers.
     pub fn echoes(&self) -> Vec<Echo> {
         self.lock().echoes.clone()
@@ -739,7 +763,7 @@ impl FakeServer {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -802,10 +826,14 @@ async fn serve(
             .collect(),
         body: String::from_utf8_lossy(&body).into_owned(),
     };
-    let (failure, echo_url) = {
+    let (failure, echo_url, capture) = {
         let mut st = shared.lock().unwrap_or_else(|e| e.into_inner());
         st.calls.push(call.clone());
-        (st.failures.pop_front(), st.echo_url.clone())
+        (
+            st.failures.pop_front(),
+            st.echo_url.clone(),
+            st.echo_capture,
+        )
     };
     let reply = match failure {
         Some(Failure::Status(s)) => Reply::status(s, "Service Unavailable (injected)"),
@@ -820,7 +848,10 @@ async fn serve(
             }
         }
     };
-    if let (Some(out), Some(url)) = (reply.echo.as_ref(), echo_url) {
+    if let (Some(out), true) = (reply.echo.as_ref(), capture) {
+        let mut st = shared.lock().unwrap_or_else(|e| e.into_inner());
+        st.captured.push(out.clone());
+    } else if let (Some(out), Some(url)) = (reply.echo.as_ref(), echo_url) {
         send_echo(shared.clone(), http.clone(), url, out);
     }
     let mut builder = hyper::Response::builder()
