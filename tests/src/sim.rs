@@ -226,6 +226,9 @@ impl RealItem {
 /// Series entries of each server (added to the catalogues with the episodes).
 type Shows = [Vec<FakeItem>; 3];
 
+/// key, title, year, imdb, tmdb, on which servers (Plex, Jellyfin, Emby).
+type Movie = (&'static str, &'static str, i32, &'static str, &'static str, [bool; 3]);
+
 /// The library of the world (see the module doc).
 pub fn library() -> (Vec<RealItem>, Shows) {
     let mut n: u64 = 500;
@@ -234,7 +237,7 @@ pub fn library() -> (Vec<RealItem>, Shows) {
         make_id(kind, n)
     };
     let mut items = Vec::new();
-    let movies: [(&str, &str, i32, &str, &str, [bool; 3]); 10] = [
+    let movies: [Movie; 10] = [
         (
             "dune-1984",
             "Dune",
@@ -1008,6 +1011,8 @@ impl World {
         )
     }
 
+    // Indices run over people, items and servers together (parallel tables).
+    #[allow(clippy::needless_range_loop)]
     async fn check(&mut self) {
         let mut stored: Vec<Vec<Item>> = Vec::new();
         for person in PEOPLE {
