@@ -40,7 +40,7 @@ bench:
 	cargo run --release -p e2e --bin cold_start
 
 ## Convergence soak (issue 8): many seeds of the simulation, release build; prints the figures.
-SOAK_ARGS ?= --seeds 24 --actions 600
+SOAK_ARGS ?= --seeds 24 --actions 500
 soak:
 	cargo run --release -p e2e --bin soak -- $(SOAK_ARGS)
 

@@ -35,7 +35,12 @@
 //!   or export ran. Without that, "which came first" is undecidable at Plex's
 //!   resolution (an import stamps an unplay at 12:00:53.26, the person's play at
 //!   12:00:53.27 reaches Plex as 12:00:53) and a failure would say nothing about the
-//!   rules.
+//!   rules. Likewise an unplay that carries no time (a Plex unmark, which sends no
+//!   webhook, or a Jellyfin/Emby unmark whose webhook was dropped) can only be seen
+//!   by an import, which knows only that it happened since the last time it saw the
+//!   item played; so before the person's next action on that item an import of that
+//!   account runs (logged as "forced"). Without it no rule could tell whether the
+//!   unmark or a later play elsewhere came first.
 //! - **Delivery.** Each webhook, to each URL: 30 % dropped, 20 % held back and
 //!   delivered later in random order, the rest at once. Echoes of pushes (Jellyfin
 //!   `UserDataSaved`, Emby `item.markplayed`) go the same way. Between actions, at
@@ -140,6 +145,8 @@ pub struct Report {
     /// One line per broken invariant, with the item's history.
     pub failures: Vec<String>,
     pub elapsed: Duration,
+    /// Of which spent waiting to keep the world decidable.
+    pub waited: Duration,
 }
 
 impl Report {
@@ -183,7 +190,7 @@ impl Report {
         format!(
             "seed={} actions={} webhooks={} dropped={} late={} imports={} exports={} \
              watched={}/{} resume={}/{} ({:.1} %) false_matches={} leaks={} 5xx={} \
-             calls/action={:.2} time={:.1}s {}",
+             calls/action={:.2} time={:.1}s (waiting {:.1}s) {}",
             self.seed,
             self.actions,
             self.webhooks,
@@ -201,6 +208,7 @@ impl Report {
             self.server_errors,
             self.calls_per_action(),
             self.elapsed.as_secs_f64(),
+            self.waited.as_secs_f64(),
             match self.broken() {
                 b if b.is_empty() => "OK".to_string(),
                 b => format!("BROKEN: {}", b.join(",")),
@@ -227,7 +235,14 @@ impl RealItem {
 type Shows = [Vec<FakeItem>; 3];
 
 /// key, title, year, imdb, tmdb, on which servers (Plex, Jellyfin, Emby).
-type Movie = (&'static str, &'static str, i32, &'static str, &'static str, [bool; 3]);
+type Movie = (
+    &'static str,
+    &'static str,
+    i32,
+    &'static str,
+    &'static str,
+    [bool; 3],
+);
 
 /// The library of the world (see the module doc).
 pub fn library() -> (Vec<RealItem>, Shows) {
@@ -493,6 +508,8 @@ pub struct World {
     ready_at: Vec<Vec<Instant>>,
     /// No action before this (the second after the last import or export).
     quiet_until: Instant,
+    /// A time-less unplay of (person, item) on this server that no import saw yet.
+    unseen_unplay: Vec<Vec<Option<usize>>>,
     late: Vec<Delivery>,
     tasks_log: Vec<Entry>,
     report: Report,
@@ -610,6 +627,7 @@ impl World {
             history: vec![vec![Vec::new(); items.len()]; PEOPLE.len()],
             ready_at: vec![vec![now; items.len()]; PEOPLE.len()],
             quiet_until: now,
+            unseen_unplay: vec![vec![None; items.len()]; PEOPLE.len()],
             intent,
             fakes,
             by_id,
@@ -669,8 +687,21 @@ impl World {
     }
 
     async fn act(&mut self) {
-        tokio::time::sleep(self.quiet_until.saturating_duration_since(Instant::now())).await;
+        self.wait_until(self.quiet_until).await;
         let (p, i) = self.pick().await;
+        if let Some(s) = self.unseen_unplay[p][i] {
+            let payload = TaskPayload {
+                user: Some(PEOPLE[p].into()),
+                backend: Some(SERVERS[s].as_str().into()),
+                ..TaskPayload::default()
+            };
+            let what = format!(
+                "import {}/{} (forced: an unplay of {} only import can see)",
+                PEOPLE[p], SERVERS[s], self.items[i].key
+            );
+            self.run_import(payload, what).await;
+            self.wait_until(self.quiet_until).await;
+        }
         let item = self.items[i].clone();
         let on: Vec<usize> = (0..3).filter(|s| item.on[*s].is_some()).collect();
         let s = on[self.rng.random_range(0..on.len())];
@@ -721,10 +752,23 @@ impl World {
                 SERVERS[s], shown.played, shown.position_ms, names
             ),
         );
+        let mut owner_dropped = false;
         for hook in hooks {
-            self.send_everywhere(s, hook, Some((p, i))).await;
+            owner_dropped |= self.send_everywhere(s, hook, Some((p, i))).await;
+        }
+        if action == PlayerAction::MarkUnplayed
+            && (SERVERS[s] == BackendKind::Plex || owner_dropped)
+        {
+            self.unseen_unplay[p][i] = Some(s);
         }
         self.flush_echoes(true).await;
+    }
+
+    /// Sleep until `t`, counting the time spent waiting.
+    async fn wait_until(&mut self, t: Instant) {
+        let d = t.saturating_duration_since(Instant::now());
+        self.report.waited += d;
+        tokio::time::sleep(d).await;
     }
 
     /// A random (person, item), once its last action (and the library's last work on
@@ -733,12 +777,19 @@ impl World {
     async fn pick(&mut self) -> (usize, usize) {
         let p = self.rng.random_range(0..PEOPLE.len());
         let i = self.rng.random_range(0..self.items.len());
-        tokio::time::sleep(self.ready_at[p][i].saturating_duration_since(Instant::now())).await;
+        self.wait_until(self.ready_at[p][i]).await;
         (p, i)
     }
 
-    /// A server-wide webhook: to every person's URL for that server.
-    async fn send_everywhere(&mut self, s: usize, hook: Outgoing, owner: Option<(usize, usize)>) {
+    /// A server-wide webhook: to every person's URL for that server. Returns whether
+    /// the owner's copy was dropped.
+    async fn send_everywhere(
+        &mut self,
+        s: usize,
+        hook: Outgoing,
+        owner: Option<(usize, usize)>,
+    ) -> bool {
+        let mut owner_dropped = false;
         for to in 0..PEOPLE.len() {
             self.report.webhooks += 1;
             let d = Delivery {
@@ -750,6 +801,7 @@ impl World {
             let roll: f64 = self.rng.random();
             if roll < self.cfg.drop {
                 self.report.dropped += 1;
+                owner_dropped |= d.owner.is_some();
                 self.record(&d, Fate::Dropped);
             } else if roll < self.cfg.drop + self.cfg.late {
                 self.report.late += 1;
@@ -759,6 +811,7 @@ impl World {
                 self.deliver(d).await;
             }
         }
+        owner_dropped
     }
 
     fn record(&mut self, d: &Delivery, fate: Fate) {
@@ -901,6 +954,20 @@ impl World {
 
     async fn run_import(&mut self, payload: TaskPayload, what: String) {
         self.report.imports += 1;
+        for (p, row) in self.unseen_unplay.iter_mut().enumerate() {
+            for cell in row.iter_mut() {
+                let covered = cell.is_some_and(|s| {
+                    payload.user.as_deref().is_none_or(|u| u == PEOPLE[p])
+                        && payload
+                            .backend
+                            .as_deref()
+                            .is_none_or(|b| b == SERVERS[s].as_str())
+                });
+                if covered {
+                    *cell = None;
+                }
+            }
+        }
         let importer = Importer::new(
             &self.deps,
             ImportOptions {

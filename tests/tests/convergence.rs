@@ -8,8 +8,8 @@
 use e2e::sim::{self, Config};
 
 /// Seeds run here (each a fresh world; they run side by side).
-const SEEDS: [u64; 3] = [1, 2, 3];
-const ACTIONS: usize = 120;
+const SEEDS: [u64; 6] = [1, 2, 3, 4, 5, 6];
+const ACTIONS: usize = 70;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_server_ends_as_each_person_intended() {

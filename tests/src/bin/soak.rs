@@ -19,8 +19,8 @@ async fn main() {
     let args: Vec<String> = std::env::args().collect();
     let seeds = arg(&args, "--seeds", 24);
     let from = arg(&args, "--from", 1000);
-    let actions = arg(&args, "--actions", 600) as usize;
-    let parallel = arg(&args, "--parallel", 6).max(1) as usize;
+    let actions = arg(&args, "--actions", 500) as usize;
+    let parallel = arg(&args, "--parallel", 12).max(1) as usize;
     let final_rounds = arg(&args, "--final-rounds", 1) as usize;
     let verbose = args.iter().any(|a| a == "--verbose");
     let mut reports: Vec<Report> = Vec::new();
