@@ -138,6 +138,8 @@ pub struct Report {
     /// State-changing calls made on one person's account with no cause in that
     /// person's history, or with another account's token.
     pub leaks: usize,
+    /// Deliveries of one person's events to the other person's URL, turned away.
+    pub turned_away: usize,
     /// Mark played / unplayed / set progress calls the library made, all servers.
     pub state_calls: usize,
     /// Webhook answers with a status of 500 or more.
@@ -189,7 +191,7 @@ impl Report {
     pub fn summary(&self) -> String {
         format!(
             "seed={} actions={} webhooks={} dropped={} late={} imports={} exports={} \
-             watched={}/{} resume={}/{} ({:.1} %) false_matches={} leaks={} 5xx={} \
+             watched={}/{} resume={}/{} ({:.1} %) false_matches={} leaks={} turned_away={} 5xx={} \
              calls/action={:.2} time={:.1}s (waiting {:.1}s) {}",
             self.seed,
             self.actions,
@@ -205,6 +207,7 @@ impl Report {
             self.resume_share() * 100.0,
             self.false_matches,
             self.leaks,
+            self.turned_away,
             self.server_errors,
             self.calls_per_action(),
             self.elapsed.as_secs_f64(),
@@ -857,6 +860,25 @@ impl World {
             Some(true) => " changed",
             _ => "",
         };
+        // Another person's event must be turned away (`match_user`), never stored.
+        let from = hook_user(&d.hook);
+        if from.as_deref() != Some(self.accounts[d.to][d.server].user_id.as_str()) {
+            if status < 300 && outcome == "stored" {
+                self.report.leaks += 1;
+                self.report.failures.push(format!(
+                    "LEAK seed={} {} {} of user {:?} (item {}) stored for {}: {}",
+                    self.cfg.seed,
+                    SERVERS[d.server],
+                    d.hook.event,
+                    from,
+                    d.hook.item_id,
+                    PEOPLE[d.to],
+                    body
+                ));
+            } else {
+                self.report.turned_away += 1;
+            }
+        }
         self.record(&d, Fate::Answered(status, format!("{outcome}{changed}")));
     }
 
@@ -1323,6 +1345,19 @@ fn state_change_target(kind: BackendKind, call: &crate::fake::Call) -> Option<Ta
                 _ => None,
             }
         }
+    }
+}
+
+/// The account a webhook is about: Plex `Account.id`, Jellyfin `UserId`, Emby
+/// `User.Id` (the JSON is the whole body, or Plex's multipart `payload` part).
+fn hook_user(hook: &Outgoing) -> Option<String> {
+    let text = String::from_utf8_lossy(&hook.body);
+    let json = &text[text.find('{')?..=text.rfind('}')?];
+    let v: Value = serde_json::from_str(json).ok()?;
+    match (&v["Account"]["id"], &v["UserId"], &v["User"]["Id"]) {
+        (Value::Number(n), _, _) => Some(n.to_string()),
+        (_, Value::String(u), _) | (_, _, Value::String(u)) => Some(u.clone()),
+        _ => None,
     }
 }
 
