@@ -45,6 +45,12 @@
 //!   delivered later in random order, the rest at once. Echoes of pushes (Jellyfin
 //!   `UserDataSaved`, Emby `item.markplayed`) go the same way. Between actions, at
 //!   random: an import (all backends, or one person's one backend) and an export.
+//! - **Replaced files.** Now and then (2 % of steps) Jellyfin or Plex replaces an
+//!   item's file: the server drops the entry and adds it back under a new id with no
+//!   play state for anyone (Jellyfin's known limitation). Nobody acted, so every
+//!   person's intent stays as it was and the new entry must get it back. (Jellyfin's
+//!   `ItemAdded` webhook names no user and is refused under `match_user`, so it is not
+//!   sent.)
 //! - **End.** The held-back webhooks are delivered (shuffled), then `final_rounds`
 //!   times: import everything, publish the outbox, export.
 //!
@@ -95,6 +101,8 @@ pub struct Config {
     /// Chance, before each action, of an import / an export.
     pub import_rate: f64,
     pub export_rate: f64,
+    /// Chance, before each action, that a server replaces a file.
+    pub replace_rate: f64,
     /// Import + export rounds at the end.
     pub final_rounds: usize,
     /// Print each action as it happens.
@@ -110,6 +118,7 @@ impl Config {
             late: 0.20,
             import_rate: 0.06,
             export_rate: 0.04,
+            replace_rate: 0.02,
             final_rounds: 1,
             verbose: false,
         }
@@ -126,6 +135,7 @@ pub struct Report {
     pub late: usize,
     pub imports: usize,
     pub exports: usize,
+    pub replaced: usize,
     /// (person, item, server) triples checked for watched, and how many match intent.
     pub watched_checked: usize,
     pub watched_ok: usize,
@@ -191,7 +201,7 @@ impl Report {
     pub fn summary(&self) -> String {
         format!(
             "seed={} actions={} webhooks={} dropped={} late={} imports={} exports={} \
-             watched={}/{} resume={}/{} ({:.1} %) false_matches={} leaks={} turned_away={} 5xx={} \
+             replaced={} watched={}/{} resume={}/{} ({:.1} %) false_matches={} leaks={} turned_away={} 5xx={} \
              calls/action={:.2} time={:.1}s (waiting {:.1}s) {}",
             self.seed,
             self.actions,
@@ -200,6 +210,7 @@ impl Report {
             self.late,
             self.imports,
             self.exports,
+            self.replaced,
             self.watched_ok,
             self.watched_checked,
             self.resume_ok,
@@ -511,6 +522,8 @@ pub struct World {
     ready_at: Vec<Vec<Instant>>,
     /// No action before this (the second after the last import or export).
     quiet_until: Instant,
+    /// The last catalogue number given to a replaced file.
+    next_id: u64,
     /// A time-less unplay of (person, item) on this server that no import saw yet.
     unseen_unplay: Vec<Vec<Option<usize>>>,
     late: Vec<Delivery>,
@@ -631,6 +644,7 @@ impl World {
             ready_at: vec![vec![now; items.len()]; PEOPLE.len()],
             quiet_until: now,
             unseen_unplay: vec![vec![None; items.len()]; PEOPLE.len()],
+            next_id: 9000,
             intent,
             fakes,
             by_id,
@@ -667,6 +681,9 @@ impl World {
             }
             if self.rng.random_bool(self.cfg.export_rate) {
                 self.export().await;
+            }
+            if self.rng.random_bool(self.cfg.replace_rate) {
+                self.replace_file();
             }
             self.deliver_some_late().await;
             self.act().await;
@@ -765,6 +782,30 @@ impl World {
             self.unseen_unplay[p][i] = Some(s);
         }
         self.flush_echoes(true).await;
+    }
+
+    /// Jellyfin or Plex replaces the file of a random item it has.
+    fn replace_file(&mut self) {
+        let s = if self.rng.random_bool(0.7) { 1 } else { 0 };
+        let i = self.rng.random_range(0..self.items.len());
+        let Some(old) = self.items[i].id_on(s).map(str::to_string) else {
+            return;
+        };
+        self.next_id += 1;
+        let new_id = make_id(SERVERS[s], self.next_id);
+        let Some(item) = self.fakes[s].replace_file(&old, &new_id) else {
+            return;
+        };
+        self.report.replaced += 1;
+        self.items[i].on[s] = Some(item);
+        self.by_id.insert((s, new_id.clone()), i);
+        for p in 0..PEOPLE.len() {
+            let text = format!(
+                "FILE REPLACED on {}: id {old} is now {new_id}, no play state",
+                SERVERS[s]
+            );
+            self.note(p, i, text);
+        }
     }
 
     /// Sleep until `t`, counting the time spent waiting.

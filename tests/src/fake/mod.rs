@@ -265,6 +265,20 @@ impl Catalogue {
         self.index.get(id).map(|&i| &self.items[i])
     }
 
+    /// Take an entry out, with every user's state of it.
+    pub fn remove(&mut self, id: &str) -> Option<FakeItem> {
+        let at = self.index.get(id).copied()?;
+        let item = self.items.remove(at);
+        let rest = std::mem::take(&mut self.items);
+        self.index.clear();
+        self.episodes.clear();
+        for other in rest {
+            self.add(other);
+        }
+        self.state.retain(|(_, item_id), _| item_id != id);
+        Some(item)
+    }
+
     pub fn items(&self) -> &[FakeItem] {
         &self.items
     }
@@ -648,6 +662,17 @@ impl FakeServer {
 
     pub fn add(&self, item: FakeItem) {
         self.lock().catalogue.add(item);
+    }
+
+    /// The file of item `id` is replaced (an upgrade, a re-scan): the server drops the
+    /// entry and adds it again as `new_id`, same metadata, no one's play state (what
+    /// Jellyfin does; Plex can do the same with a new ratingKey).
+    pub fn replace_file(&self, id: &str, new_id: &str) -> Option<FakeItem> {
+        let mut st = self.lock();
+        let mut item = st.catalogue.remove(id)?;
+        item.id = new_id.to_string();
+        st.catalogue.add(item.clone());
+        Some(item)
     }
 
     pub fn item(&self, id: &str) -> Option<FakeItem> {
