@@ -105,6 +105,12 @@ pub struct Config {
     pub replace_rate: f64,
     /// Import + export rounds at the end.
     pub final_rounds: usize,
+    /// Half of the imports run alongside the next action (its webhooks and pushes),
+    /// as a scheduled import does in production: the races of an import page against
+    /// a push. Off in the test suite: it gives up the one-second separation between the
+    /// library's work and a person's actions, so a failure may also be a same-second
+    /// ambiguity; judge it from the history.
+    pub concurrent: bool,
     /// Print each action as it happens.
     pub verbose: bool,
 }
@@ -120,6 +126,7 @@ impl Config {
             export_rate: 0.04,
             replace_rate: 0.02,
             final_rounds: 1,
+            concurrent: false,
             verbose: false,
         }
     }
@@ -676,8 +683,15 @@ impl World {
     /// Run the whole simulation and check the world.
     pub async fn run(mut self) -> Report {
         for _ in 0..self.cfg.actions {
+            let mut alongside = None;
             if self.rng.random_bool(self.cfg.import_rate) {
-                self.import().await;
+                if self.cfg.concurrent && self.rng.random_bool(0.5) {
+                    let (payload, what) = self.import_payload();
+                    let what = format!("{what} (alongside the next action)");
+                    alongside = Some(self.start_import(payload, what));
+                } else {
+                    self.import().await;
+                }
             }
             if self.rng.random_bool(self.cfg.export_rate) {
                 self.export().await;
@@ -687,6 +701,13 @@ impl World {
             }
             self.deliver_some_late().await;
             self.act().await;
+            if let Some(task) = alongside {
+                let text = task
+                    .await
+                    .unwrap_or_else(|e| format!("import task failed: {e}"));
+                self.log_task(text);
+                self.flush_echoes(true).await;
+            }
         }
         // The end: everything held back arrives, then the scheduled tasks run.
         let mut late = std::mem::take(&mut self.late);
@@ -994,10 +1015,10 @@ impl World {
         self.tasks_log.push(Entry { at, text });
     }
 
-    async fn import(&mut self) {
+    /// An import of everything, or of one person's one backend.
+    fn import_payload(&mut self) -> (TaskPayload, String) {
         if self.rng.random_bool(0.5) {
-            self.import_all().await;
-            return;
+            return (TaskPayload::default(), "import all".into());
         }
         let p = self.rng.random_range(0..PEOPLE.len());
         let s = self.rng.random_range(0..3);
@@ -1006,8 +1027,12 @@ impl World {
             backend: Some(SERVERS[s].as_str().into()),
             ..TaskPayload::default()
         };
-        self.run_import(payload, format!("import {}/{}", PEOPLE[p], SERVERS[s]))
-            .await;
+        (payload, format!("import {}/{}", PEOPLE[p], SERVERS[s]))
+    }
+
+    async fn import(&mut self) {
+        let (payload, what) = self.import_payload();
+        self.run_import(payload, what).await;
     }
 
     async fn import_all(&mut self) {
@@ -1015,7 +1040,12 @@ impl World {
             .await;
     }
 
-    async fn run_import(&mut self, payload: TaskPayload, what: String) {
+    /// Start an import in its own task (it runs alongside whatever comes next).
+    fn start_import(
+        &mut self,
+        payload: TaskPayload,
+        what: String,
+    ) -> tokio::task::JoinHandle<String> {
         self.report.imports += 1;
         for (p, row) in self.unseen_unplay.iter_mut().enumerate() {
             for cell in row.iter_mut() {
@@ -1031,36 +1061,15 @@ impl World {
                 }
             }
         }
-        let importer = Importer::new(
-            &self.deps,
-            ImportOptions {
-                page_size: 7,
-                page_attempts: 2,
-                page_backoff: Duration::from_millis(5),
-                ..ImportOptions::default()
-            },
-        );
-        let text = match importer.run(&payload, Budget::unlimited()).await {
-            Ok(r) => {
-                let published = publish_changes(&self.deps, 500).await;
-                let counts: Vec<String> = r
-                    .backends
-                    .iter()
-                    .map(|b| {
-                        format!(
-                            "{}/{} changed={} unplayed={} created={}",
-                            b.user,
-                            b.backend,
-                            b.counts.changed,
-                            b.counts.unplayed,
-                            b.counts.created
-                        )
-                    })
-                    .collect();
-                format!("{what}: {} published={published}", counts.join("; "))
-            }
-            Err(e) => format!("{what}: failed: {e}"),
-        };
+        let deps = self.deps.clone();
+        tokio::spawn(async move { import_and_publish(deps, payload, what).await })
+    }
+
+    async fn run_import(&mut self, payload: TaskPayload, what: String) {
+        let text = self
+            .start_import(payload, what)
+            .await
+            .unwrap_or_else(|e| format!("import task failed: {e}"));
         self.log_task(text);
         self.flush_echoes(true).await;
     }
@@ -1386,6 +1395,36 @@ fn state_change_target(kind: BackendKind, call: &crate::fake::Call) -> Option<Ta
                 _ => None,
             }
         }
+    }
+}
+
+/// Import, then publish what it stored; a line for the task log.
+async fn import_and_publish(deps: Deps, payload: TaskPayload, what: String) -> String {
+    let importer = Importer::new(
+        &deps,
+        ImportOptions {
+            page_size: 7,
+            page_attempts: 2,
+            page_backoff: Duration::from_millis(5),
+            ..ImportOptions::default()
+        },
+    );
+    match importer.run(&payload, Budget::unlimited()).await {
+        Ok(r) => {
+            let published = publish_changes(&deps, 500).await;
+            let counts: Vec<String> = r
+                .backends
+                .iter()
+                .map(|b| {
+                    format!(
+                        "{}/{} changed={} unplayed={} created={}",
+                        b.user, b.backend, b.counts.changed, b.counts.unplayed, b.counts.created
+                    )
+                })
+                .collect();
+            format!("{what}: {} published={published}", counts.join("; "))
+        }
+        Err(e) => format!("{what}: failed: {e}"),
     }
 }
 

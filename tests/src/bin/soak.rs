@@ -2,7 +2,7 @@
 //! actions each; prints one line per seed and the totals, and the failures of the
 //! first broken seeds. Exits 1 when any invariant broke.
 //!
-//! `soak [--seeds N] [--from S] [--actions A] [--parallel P] [--final-rounds R] [--verbose]`
+//! `soak [--seeds N] [--from S] [--actions A] [--parallel P] [--final-rounds R] [--concurrent] [--verbose]`
 
 use e2e::sim::{self, Config, Report};
 
@@ -23,6 +23,7 @@ async fn main() {
     let parallel = arg(&args, "--parallel", 12).max(1) as usize;
     let final_rounds = arg(&args, "--final-rounds", 1) as usize;
     let verbose = args.iter().any(|a| a == "--verbose");
+    let concurrent = args.iter().any(|a| a == "--concurrent");
     let mut reports: Vec<Report> = Vec::new();
     let all: Vec<u64> = (from..from + seeds).collect();
     for chunk in all.chunks(parallel) {
@@ -32,6 +33,7 @@ async fn main() {
                 let mut cfg = Config::new(seed, actions);
                 cfg.final_rounds = final_rounds;
                 cfg.verbose = verbose;
+                cfg.concurrent = concurrent;
                 tokio::spawn(sim::run(cfg))
             })
             .collect();
