@@ -6,7 +6,7 @@ STORE ?= sqlite
 PIP ?= python3 -m pip
 export PATH := $(HOME)/.local/bin:$(PATH)
 
-.PHONY: run test lint build deploy bench tools-run tools-test tools-lint fmt clippy
+.PHONY: run test lint build deploy bench soak tools-run tools-test tools-lint fmt clippy
 
 ## Local emulation: every function under `cargo lambda watch` on 127.0.0.1:$(PORT).
 run: tools-run
@@ -38,6 +38,11 @@ bench:
 	cargo bench -p e2e --bench import
 	cargo build --release --workspace --bins
 	cargo run --release -p e2e --bin cold_start
+
+## Convergence soak (issue 8): many seeds of the simulation, release build; prints the figures.
+SOAK_ARGS ?= --seeds 24 --actions 500
+soak:
+	cargo run --release -p e2e --bin soak -- $(SOAK_ARGS)
 
 tools-run:
 	@command -v cargo-lambda >/dev/null || $(PIP) install --quiet cargo-lambda

@@ -6,6 +6,7 @@ pub mod emulator;
 pub mod fake;
 pub mod moto;
 pub mod serve;
+pub mod sim;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -571,7 +571,7 @@ async fn path8_a_replaced_file_gets_its_watched_back() {
     }
     h.import(None).await;
     let new_id = "0123456789abcdef0123456789abcdef";
-    assert!(h.jf.replace_file(&h.jf.id(MOVIE), new_id));
+    assert!(h.jf.replace_file(&h.jf.id(MOVIE), new_id).is_some());
     assert!(!h.jf.state(new_id).played);
     let r = h.import(None).await;
     for b in &r.backends {

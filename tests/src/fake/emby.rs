@@ -64,6 +64,45 @@ pub(crate) fn echo(st: &State, user: &str, item: &FakeItem, played: bool) -> Out
     }
 }
 
+/// `playback.pause` / `playback.stop` as Emby's webhooks send them: the item with the
+/// user's play state, and `PlaybackInfo` with the position and whether it finished.
+pub(crate) fn playback(
+    st: &State,
+    user: &str,
+    item: &FakeItem,
+    event: &str,
+    completed: bool,
+    position_ms: u64,
+) -> Outgoing {
+    let at = now();
+    let verb = match event {
+        "playback.pause" => "paused",
+        _ => "finished playing",
+    };
+    let body = json!({
+        "Title": format!("{user} has {verb} {} on Emby Web", item.title),
+        "Date": ticks_time(at),
+        "Event": event,
+        "User": {"Name": user, "Id": user},
+        "Item": item_json(st, Some(user), item, true, true),
+        "Server": {"Name": st.server_name, "Id": st.server_id, "Version": st.version},
+        "Session": {"RemoteEndPoint": "127.0.0.1", "Client": "Emby Web", "DeviceName": "Firefox", "Id": "fae88f772d354812f128b37ad9a5ee75"},
+        "PlaybackInfo": {
+            "PlayedToCompletion": completed,
+            "PositionTicks": position_ms * super::jellyfin::TICKS,
+            "PlaylistIndex": 0,
+            "PlaylistLength": 1,
+        },
+    });
+    Outgoing {
+        event: event.into(),
+        item_id: item.id.clone(),
+        content_type: "application/json".into(),
+        user_agent: "Emby Server/4.8.11.0",
+        body: body.to_string().into_bytes(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

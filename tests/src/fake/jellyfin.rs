@@ -383,6 +383,25 @@ fn echo(st: &State, user: &str, item: &FakeItem, played: bool) -> Outgoing {
 /// Jellyfin's webhook plugin `UserDataSaved` (SaveReason `TogglePlayed`), JSON sent as
 /// `text/plain` as the plugin does.
 fn echo_user_data_saved(st: &State, user: &str, item: &FakeItem, played: bool) -> Outgoing {
+    notification(
+        st,
+        user,
+        item,
+        "UserDataSaved",
+        json!({"Played": played, "SaveReason": "TogglePlayed"}),
+    )
+}
+
+/// A webhook plugin notification about `item` for `user` (the plugin's default
+/// template: flat PascalCase keys, `Provider_*` ids, the user's play state), with
+/// `fields` added or overriding.
+pub(crate) fn notification(
+    st: &State,
+    user: &str,
+    item: &FakeItem,
+    kind: &str,
+    fields: Value,
+) -> Outgoing {
     let s = st
         .catalogue
         .state(user, &item.id)
@@ -394,7 +413,7 @@ fn echo_user_data_saved(st: &State, user: &str, item: &FakeItem, played: bool) -
         "ServerName": st.server_name,
         "ServerVersion": st.version,
         "ServerUrl": "",
-        "NotificationType": "UserDataSaved",
+        "NotificationType": kind,
         "Timestamp": at.to_rfc3339(),
         "UtcTimestamp": ticks_time(at),
         "Name": item.title,
@@ -404,8 +423,7 @@ fn echo_user_data_saved(st: &State, user: &str, item: &FakeItem, played: bool) -
         "PlaybackPositionTicks": s.position_ms * TICKS_PER_MS,
         "PlayCount": s.play_count,
         "Favorite": false,
-        "Played": played,
-        "SaveReason": "TogglePlayed",
+        "Played": s.played,
         "NotificationUsername": user,
         "UserId": user,
     });
@@ -422,14 +440,19 @@ fn echo_user_data_saved(st: &State, user: &str, item: &FakeItem, played: bool) -
     for (k, val) in &item.guids {
         o.insert(format!("Provider_{k}"), json!(val));
     }
+    if let Value::Object(extra) = fields {
+        o.extend(extra);
+    }
     Outgoing {
-        event: "UserDataSaved".into(),
+        event: kind.into(),
         item_id: item.id.clone(),
         content_type: "text/plain; charset=utf-8".into(),
         user_agent: "Jellyfin-Server/10.10.3",
         body: v.to_string().into_bytes(),
     }
 }
+
+pub(crate) const TICKS: u64 = TICKS_PER_MS;
 
 #[cfg(test)]
 mod tests {

@@ -23,6 +23,7 @@
 
 pub mod emby;
 pub mod jellyfin;
+pub mod player;
 pub mod plex;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -264,17 +265,18 @@ impl Catalogue {
         self.index.get(id).map(|&i| &self.items[i])
     }
 
-    /// A replaced or upgraded file (Jellyfin, and Plex with a new ratingKey): the entry
-    /// gets a new id, and nobody's play state, the old id is gone. False when `old` is
-    /// not in the catalogue.
-    pub fn replace_file(&mut self, old: &str, new: &str) -> bool {
-        let Some(i) = self.index.remove(old) else {
-            return false;
-        };
-        self.items[i].id = new.to_string();
-        self.index.insert(new.to_string(), i);
-        self.state.retain(|(_, id), _| id != old);
-        true
+    /// Take an entry out, with every user's state of it.
+    pub fn remove(&mut self, id: &str) -> Option<FakeItem> {
+        let at = self.index.get(id).copied()?;
+        let item = self.items.remove(at);
+        let rest = std::mem::take(&mut self.items);
+        self.index.clear();
+        self.episodes.clear();
+        for other in rest {
+            self.add(other);
+        }
+        self.state.retain(|(_, item_id), _| item_id != id);
+        Some(item)
     }
 
     pub fn items(&self) -> &[FakeItem] {
@@ -324,6 +326,10 @@ pub(crate) struct State {
     /// usual, only after the delay (a page made now that arrives late).
     late_answers: Vec<(String, Duration)>,
     pub echo_url: Option<String>,
+    /// Keep echo webhooks in [`State::captured`] instead of sending them (the
+    /// simulation delivers them itself, dropped or late like any other webhook).
+    pub echo_capture: bool,
+    pub captured: Vec<Outgoing>,
     pub plex_scrobble_echo: bool,
     pub echoes: Vec<Echo>,
     pub server_id: String,
@@ -399,7 +405,8 @@ impl Reply {
 }
 
 /// A webhook to send.
-pub(crate) struct Outgoing {
+#[derive(Debug, Clone)]
+pub struct Outgoing {
     pub event: String,
     pub item_id: String,
     pub content_type: String,
@@ -450,6 +457,8 @@ impl FakeServer {
             failures: VecDeque::new(),
             late_answers: Vec::new(),
             echo_url: None,
+            echo_capture: false,
+            captured: Vec::new(),
             plex_scrobble_echo: false,
             echoes: Vec::new(),
             server_id: server_id.into(),
@@ -659,9 +668,15 @@ impl FakeServer {
         self.lock().catalogue.add(item);
     }
 
-    /// See [`Catalogue::replace_file`].
-    pub fn replace_file(&self, old: &str, new: &str) -> bool {
-        self.lock().catalogue.replace_file(old, new)
+    /// The file of item `id` is replaced (an upgrade, a re-scan): the server drops the
+    /// entry and adds it again as `new_id`, same metadata, no one's play state (what
+    /// Jellyfin does; Plex can do the same with a new ratingKey).
+    pub fn replace_file(&self, id: &str, new_id: &str) -> Option<FakeItem> {
+        let mut st = self.lock();
+        let mut item = st.catalogue.remove(id)?;
+        item.id = new_id.to_string();
+        st.catalogue.add(item.clone());
+        Some(item)
     }
 
     pub fn item(&self, id: &str) -> Option<FakeItem> {
@@ -695,6 +710,11 @@ impl FakeServer {
     pub fn set_state(&self, id: &str, state: PlayState) {
         let user = self.user_id();
         self.lock().catalogue.set_state(&user, id, state);
+    }
+
+    /// Set one user's state of an item.
+    pub fn set_state_of(&self, user: &str, id: &str, state: PlayState) {
+        self.lock().catalogue.set_state(user, id, state);
     }
 
     /// Every call so far, in order.
@@ -758,6 +778,17 @@ impl FakeServer {
         self.lock().plex_scrobble_echo = on;
     }
 
+    /// Keep the echo webhooks instead of sending them; [`FakeServer::take_captured`]
+    /// hands them out.
+    pub fn capture_echoes(&self, on: bool) {
+        self.lock().echo_capture = on;
+    }
+
+    /// The echo webhooks kept since the last call, oldest first.
+    pub fn take_captured(&self) -> Vec<Outgoing> {
+        std::mem::take(&mut self.lock().captured)
+    }
+
     /// Webhooks sent to the echo URL, with their answers.
     pub fn echoes(&self) -> Vec<Echo> {
         self.lock().echoes.clone()
@@ -775,7 +806,7 @@ impl FakeServer {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -838,10 +869,14 @@ async fn serve(
             .collect(),
         body: String::from_utf8_lossy(&body).into_owned(),
     };
-    let (failure, echo_url) = {
+    let (failure, echo_url, capture) = {
         let mut st = shared.lock().unwrap_or_else(|e| e.into_inner());
         st.calls.push(call.clone());
-        (st.failures.pop_front(), st.echo_url.clone())
+        (
+            st.failures.pop_front(),
+            st.echo_url.clone(),
+            st.echo_capture,
+        )
     };
     let reply = match failure {
         Some(Failure::Status(s)) => Reply::status(s, "Service Unavailable (injected)"),
@@ -868,7 +903,10 @@ async fn serve(
             reply
         }
     };
-    if let (Some(out), Some(url)) = (reply.echo.as_ref(), echo_url) {
+    if let (Some(out), true) = (reply.echo.as_ref(), capture) {
+        let mut st = shared.lock().unwrap_or_else(|e| e.into_inner());
+        st.captured.push(out.clone());
+    } else if let (Some(out), Some(url)) = (reply.echo.as_ref(), echo_url) {
         send_echo(shared.clone(), http.clone(), url, out);
     }
     let mut builder = hyper::Response::builder()

@@ -371,17 +371,30 @@ pub(crate) fn metadata(st: &State, user: &str, item: &FakeItem, with_guids: bool
 
 /// The `media.scrobble` webhook a Plex player would cause, multipart as Plex sends it.
 fn echo_scrobble(st: &State, user: &str, item: &FakeItem) -> Outgoing {
+    player_event(st, user, item, "media.scrobble")
+}
+
+/// A player's webhook (`media.scrobble`, `media.pause`, `media.stop`, ...) about
+/// `item` for the account `user`, multipart as Plex sends it, with that account's
+/// play state in `Metadata`. Plex sends every account's events to every webhook URL
+/// of the server owner's account.
+pub(crate) fn player_event(st: &State, user: &str, item: &FakeItem, event: &str) -> Outgoing {
+    let mut md = metadata(st, user, item, true);
+    md["librarySectionType"] = json!(match item.kind {
+        Kind::Movie => "movie",
+        _ => "show",
+    });
     let payload = json!({
-        "event": "media.scrobble",
+        "event": event,
         "user": true,
-        "owner": true,
+        "owner": st.users.first().is_some_and(|u| u == user),
         "Account": {"id": user.parse::<u64>().unwrap_or(1), "title": "fake"},
         "Server": {"title": st.server_name, "uuid": st.server_id},
         "Player": {"local": true, "publicAddress": "127.0.0.1", "title": "fake player", "uuid": "fakeplayer"},
-        "Metadata": metadata(st, user, item, true),
+        "Metadata": md,
     });
     Outgoing {
-        event: "media.scrobble".into(),
+        event: event.into(),
         item_id: item.id.clone(),
         content_type: format!("multipart/form-data; boundary={}", crate::BOUNDARY),
         user_agent: "PlexMediaServer/1.41.3.9314-a0bfb8370",
