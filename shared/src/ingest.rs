@@ -1,7 +1,10 @@
-//! Merging one event into the store: read, decide by the rules, write conditionally,
-//! and on a conflict (a concurrent webhook won the race) read again and re-decide.
+//! Merging one event (or a person's console action, [`mark`]) into the store: read,
+//! decide by the rules, write conditionally, and on a conflict (a concurrent webhook
+//! won the race) read again and re-decide.
 
 use std::collections::BTreeSet;
+
+use chrono::{DateTime, Utc};
 
 use crate::model::{Event, EventItem, Item, StateChange};
 use crate::store::{ItemWrite, Store, StoreError, WriteOutcome};
@@ -76,6 +79,58 @@ pub async fn apply(
             let ms = (1u64 << attempt.min(6)) + jitter % 8;
             tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
         }
+    }
+    Err(StoreError::Unavailable(
+        "too many concurrent writes to one item; try again".into(),
+    ))
+}
+
+/// A person's "Mark played" / "Mark unplayed" from the console: [`sync::mark`] on the
+/// item as stored, written conditionally on its version (with its change in the
+/// outbox, like a webhook's), re-read and re-decided on a conflict. `None` when the
+/// item does not exist.
+pub async fn mark(
+    store: &dyn Store,
+    user: &str,
+    item_id: &str,
+    watched: bool,
+    at: DateTime<Utc>,
+) -> Result<Option<Applied>, StoreError> {
+    for _ in 0..MAX_ATTEMPTS {
+        let Some(existing) = store.get_item(user, item_id).await? else {
+            return Ok(None);
+        };
+        let d = sync::mark(&existing, user, watched, at);
+        if !d.write {
+            return Ok(Some(Applied {
+                item: d.item,
+                no_change: d.no_change,
+                detail: d.detail,
+                change: None,
+                written: false,
+            }));
+        }
+        let outcome = store
+            .write_item(ItemWrite {
+                user,
+                item: &d.item,
+                expected_version: Some(existing.version),
+                new_keys: &[],
+                change: d.change.as_ref(),
+            })
+            .await?;
+        if outcome == WriteOutcome::Written {
+            let mut item = d.item;
+            item.version = existing.version + 1;
+            return Ok(Some(Applied {
+                item,
+                no_change: d.no_change,
+                detail: d.detail,
+                change: d.change,
+                written: true,
+            }));
+        }
+        tracing::debug!(user, "item write conflicted; reading again");
     }
     Err(StoreError::Unavailable(
         "too many concurrent writes to one item; try again".into(),

@@ -436,6 +436,57 @@ pub fn change_from(item: &Item, user: &str, backend: &str, kind: ChangeKind) -> 
     }
 }
 
+/// What a person's "Mark played" / "Mark unplayed" in the console (a console action,
+/// not a backend's report) does to an item: the same rule as a played/unplayed event,
+/// stamped `at` (the time of the click). A flip is pushed to every backend (the change
+/// has no origin); the same state again only moves the stamp forward (newest wins); a
+/// stamp that is not newer is stale.
+pub fn mark(old: &Item, user: &str, watched: bool, at: DateTime<Utc>) -> Decision {
+    let mut item = old.clone();
+    let (no_change, detail, change) = if item.watched == watched {
+        if at > item.state_updated_at {
+            item.state_updated_at = at;
+        }
+        (Some(NoChange::SameState), None, None)
+    } else if at <= item.state_updated_at {
+        (
+            Some(NoChange::Stale),
+            Some(format!(
+                "the time of this action {} is not newer than the stored state ({})",
+                at.to_rfc3339(),
+                item.state_updated_at.to_rfc3339()
+            )),
+            None,
+        )
+    } else {
+        item.watched = watched;
+        item.state_updated_at = at;
+        item.via = Some(CONSOLE.to_string());
+        item.progress_ms = None;
+        let change = StateChange {
+            id: crate::ids::new_id(),
+            user: user.to_string(),
+            item_id: item.id.clone(),
+            origin: None,
+            watched,
+            progress_ms: None,
+            state_updated_at: at,
+            kind: ChangeKind::Watched,
+        };
+        (None, None, Some(change))
+    };
+    Decision {
+        write: item_differs(old, &item),
+        item,
+        no_change,
+        detail,
+        change,
+    }
+}
+
+/// The `via` of a state a person set in the console (no backend may take this name).
+pub const CONSOLE: &str = "console";
+
 fn change_of(item: &Item, ctx: Context<'_>, kind: ChangeKind) -> StateChange {
     change_from(item, ctx.user, ctx.backend, kind)
 }
@@ -497,6 +548,39 @@ mod tests {
         d.item.state_updated_at = at(at_secs);
         d.item.version = 3;
         d.item
+    }
+
+    #[test]
+    fn console_mark_flips_when_newer_and_pushes_everywhere() {
+        let old = stored(false, NOW - 1000);
+        let d = mark(&old, "ana", true, at(NOW));
+        assert!(d.write && d.item.watched);
+        assert_eq!(d.item.state_updated_at, at(NOW));
+        assert_eq!(d.item.via.as_deref(), Some(CONSOLE));
+        let c = d.change.expect("a flip is pushed");
+        assert_eq!((c.origin, c.watched, c.kind), (None, true, ChangeKind::Watched));
+        // The backends' own states are theirs: a console action does not touch them.
+        assert_eq!(d.item.backends, old.backends);
+    }
+
+    #[test]
+    fn console_mark_of_the_same_state_moves_the_stamp_only() {
+        let old = stored(true, NOW - 1000);
+        let d = mark(&old, "ana", true, at(NOW));
+        assert_eq!(d.no_change, Some(NoChange::SameState));
+        assert!(d.change.is_none());
+        assert_eq!(d.item.state_updated_at, at(NOW));
+        assert!(d.write);
+        let again = mark(&d.item, "ana", true, at(NOW));
+        assert!(!again.write, "an identical repeat writes nothing");
+    }
+
+    #[test]
+    fn console_mark_older_than_the_stored_state_is_stale() {
+        let old = stored(true, NOW);
+        let d = mark(&old, "ana", false, at(NOW - 5));
+        assert_eq!(d.no_change, Some(NoChange::Stale));
+        assert!(!d.write && d.change.is_none() && d.item.watched);
     }
 
     #[test]
