@@ -161,6 +161,32 @@ async fn flow(mut env: Vec<(&'static str, String)>) {
         c.emu.port
     );
     assert!(url.starts_with(&prefix), "{url}");
+    // Reached by another address (`make run HOST=0.0.0.0`, from the LAN), the api hands
+    // out webhook URLs on that address, so a media server on another machine can use them.
+    let lan = c
+        .http
+        .get(c.emu.url("/lambda-url/api/v1/users/ana/backends/plex"))
+        .header("host", format!("192.168.1.50:{}", c.emu.port))
+        .bearer_auth(&c.emu.admin_key)
+        .send()
+        .await
+        .expect("api by LAN address")
+        .json::<Value>()
+        .await
+        .expect("JSON");
+    let lan_url = lan["webhook_url"].as_str().expect("webhook_url");
+    assert_eq!(
+        lan_url.replace(&format!("192.168.1.50:{}", c.emu.port), &format!("127.0.0.1:{}", c.emu.port)),
+        url,
+        "same token, the address asked"
+    );
+    // The console, at the api function's root.
+    for path in ["/lambda-url/api/", "/lambda-url/api/console/app.js"] {
+        let r = c.http.get(c.emu.url(path)).send().await.expect("console");
+        assert_eq!(r.status(), 200, "{path}");
+        assert_eq!(r.headers()["x-frame-options"], "DENY", "{path}");
+        assert!(r.headers().contains_key("content-security-policy"), "{path}");
+    }
     let scrobble = fixture("webhooks/plex/media.scrobble-movie-plexguid-movary.json");
     let (s, v) = c
         .post(
