@@ -510,11 +510,11 @@ async function mark(i, watched) {
   } catch (e) {
     return fail(e, out);
   }
-  out.textContent = r.changed
-    ? `Marked ${watched ? "played" : "unplayed"}${r.pushed ? " and pushed to the other backends" : "; the push waits in the outbox"}.`
+  const msg = r.changed
+    ? `Marked ${watched ? "played" : "unplayed"}${r.pushed ? " and pushed to the backends with export on" : "; the push waits in the outbox"}.`
     : `Nothing changed (${r.reason}${r.detail ? `: ${r.detail}` : ""}).`;
   await findItems();
-  if (r.changed) out.textContent += " ";
+  out.textContent = msg;
 }
 
 // ---------------------------------------------------------------- wiring
@@ -531,7 +531,7 @@ function wire() {
   $("add-backend").addEventListener("click", () => backendForm(null));
   $("d-backend").addEventListener("change", renderDeliveries);
   $("d-outcome").addEventListener("change", renderDeliveries);
-  $("d-refresh").addEventListener("click", () => loadDeliveries().catch(fail));
+  $("d-refresh").addEventListener("click", () => refreshAll().catch(fail));
   $("run-import").addEventListener("click", () => runTask("import").catch(fail));
   $("run-export").addEventListener("click", () => runTask("export").catch(fail));
   $("find-form").addEventListener("submit", (e) => findItems(e).catch(fail));

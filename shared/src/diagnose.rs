@@ -337,7 +337,11 @@ mod tests {
         assert_eq!(f.len(), 1, "{f:?}");
         assert_eq!(f[0].kind, FindingKind::OtherAccounts);
         assert_eq!(f[0].ids, vec!["23456".to_string(), "777".to_string()]);
-        assert!(f[0].message.contains("Turn on Match user"), "{}", f[0].message);
+        assert!(
+            f[0].message.contains("Turn on Match user"),
+            "{}",
+            f[0].message
+        );
     }
 
     #[test]
@@ -371,13 +375,20 @@ mod tests {
 
     #[test]
     fn plex_webhook_on_a_jellyfin_backend() {
-        let b = [backend("jellyfin", BackendKind::Jellyfin, Some("u1"), false)];
+        let b = [backend(
+            "jellyfin",
+            BackendKind::Jellyfin,
+            Some("u1"),
+            false,
+        )];
         let mut d = delivery(Some("jellyfin"), PLEX_UA, plex_body("1", "srv-1"), 1);
         d.status = "bad_payload".into();
         let f = diagnose("ana", &b, &[d], &[], now());
         assert_eq!(f.len(), 1, "{f:?}");
         assert_eq!(f[0].kind, FindingKind::WrongServerType);
-        assert!(f[0].message.starts_with("Plex webhooks arrive on 'jellyfin'"));
+        assert!(f[0]
+            .message
+            .starts_with("Plex webhooks arrive on 'jellyfin'"));
     }
 
     #[test]

@@ -558,7 +558,10 @@ mod tests {
         assert_eq!(d.item.state_updated_at, at(NOW));
         assert_eq!(d.item.via.as_deref(), Some(CONSOLE));
         let c = d.change.expect("a flip is pushed");
-        assert_eq!((c.origin, c.watched, c.kind), (None, true, ChangeKind::Watched));
+        assert_eq!(
+            (c.origin, c.watched, c.kind),
+            (None, true, ChangeKind::Watched)
+        );
         // The backends' own states are theirs: a console action does not touch them.
         assert_eq!(d.item.backends, old.backends);
     }

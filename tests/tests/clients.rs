@@ -152,7 +152,10 @@ async fn accounts_list_the_servers_people(kind: BackendKind) {
     };
     let calls = fake.calls();
     assert_eq!(calls.len(), 1, "{calls:?}");
-    assert_eq!((calls[0].method.as_str(), calls[0].path.as_str()), ("GET", path));
+    assert_eq!(
+        (calls[0].method.as_str(), calls[0].path.as_str()),
+        ("GET", path)
+    );
     // A token the server does not know is refused, and said so.
     let mut stranger = fake.backend("alice", "b");
     stranger.token = "not-a-token".into();

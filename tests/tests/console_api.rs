@@ -122,9 +122,16 @@ async fn mark_played_from_the_console_is_stored_and_pushed_to_every_server() {
         .api("POST", &format!("/v1/users/ana/items/{id}/played"), None)
         .await;
     assert_eq!(s, 200, "{v}");
-    assert_eq!((&v["changed"], &v["pushed"]), (&json!(true), &json!(true)), "{v}");
+    assert_eq!(
+        (&v["changed"], &v["pushed"]),
+        (&json!(true), &json!(true)),
+        "{v}"
+    );
     let item = &v["item"];
-    assert_eq!((&item["watched"], &item["via"]), (&json!(true), &json!("console")));
+    assert_eq!(
+        (&item["watched"], &item["via"]),
+        (&json!(true), &json!("console"))
+    );
     let stamp: chrono::DateTime<chrono::Utc> = item["state_updated_at"]
         .as_str()
         .and_then(|t| t.parse().ok())
@@ -140,7 +147,12 @@ async fn mark_played_from_the_console_is_stored_and_pushed_to_every_server() {
     assert_eq!(scrobbles[0].q("key"), Some(h.plex.id(MOVIE).as_str()));
     assert!(h.plex.state(&h.plex.id(MOVIE)).played);
     let jf_path = format!("/Users/{}/PlayedItems/{}", h.jf.user_id(), h.jf.id(MOVIE));
-    assert_eq!(h.jf.calls_matching("POST", &jf_path).len(), 1, "{:?}", h.jf.calls());
+    assert_eq!(
+        h.jf.calls_matching("POST", &jf_path).len(),
+        1,
+        "{:?}",
+        h.jf.calls()
+    );
     assert!(h.jf.state(&h.jf.id(MOVIE)).played);
 
     // The same again changes nothing and calls nobody.
@@ -150,7 +162,11 @@ async fn mark_played_from_the_console_is_stored_and_pushed_to_every_server() {
         .api("POST", &format!("/v1/users/ana/items/{id}/played"), None)
         .await;
     assert_eq!(s, 200);
-    assert_eq!((&v["changed"], &v["reason"]), (&json!(false), &json!("same state")), "{v}");
+    assert_eq!(
+        (&v["changed"], &v["reason"]),
+        (&json!(false), &json!("same state")),
+        "{v}"
+    );
     assert!(h.plex.calls_matching("GET", "/:/").is_empty());
     assert!(h.jf.calls_matching("POST", "/Users/").is_empty());
 
@@ -179,7 +195,9 @@ async fn mark_played_from_the_console_is_stored_and_pushed_to_every_server() {
 async fn accounts_of_a_backends_server() {
     let h = House::new().await;
     h.plex.add_account("23456789", "Ben");
-    let (s, v) = h.api("GET", "/v1/users/ana/backends/plex/accounts", None).await;
+    let (s, v) = h
+        .api("GET", "/v1/users/ana/backends/plex/accounts", None)
+        .await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(
         v["accounts"],
@@ -189,7 +207,10 @@ async fn accounts_of_a_backends_server() {
         .api("GET", "/v1/users/ana/backends/jellyfin/accounts", None)
         .await;
     assert_eq!(s, 200, "{v}");
-    assert_eq!(v["accounts"], json!([{"id": h.jf.user_id(), "name": "owner"}]));
+    assert_eq!(
+        v["accounts"],
+        json!([{"id": h.jf.user_id(), "name": "owner"}])
+    );
 
     // Without url and token there is nobody to ask; with a refused token, say so.
     h.api(
@@ -201,14 +222,27 @@ async fn accounts_of_a_backends_server() {
     let (s, v) = h
         .api("GET", "/v1/users/ana/backends/hook-only/accounts", None)
         .await;
-    assert_eq!((s, &v["error"]["code"]), (400, &json!("bad_request")), "{v}");
+    assert_eq!(
+        (s, &v["error"]["code"]),
+        (400, &json!("bad_request")),
+        "{v}"
+    );
     let mut body = h.plex.backend_body();
     body["token"] = json!("someone-elses-token");
-    h.api("PUT", "/v1/users/ana/backends/plex2", Some(body)).await;
-    let (s, v) = h.api("GET", "/v1/users/ana/backends/plex2/accounts", None).await;
-    assert_eq!((s, &v["error"]["code"]), (502, &json!("backend_failed")), "{v}");
+    h.api("PUT", "/v1/users/ana/backends/plex2", Some(body))
+        .await;
+    let (s, v) = h
+        .api("GET", "/v1/users/ana/backends/plex2/accounts", None)
+        .await;
+    assert_eq!(
+        (s, &v["error"]["code"]),
+        (502, &json!("backend_failed")),
+        "{v}"
+    );
     assert!(!v.to_string().contains("someone-elses-token"));
-    let (s, _) = h.api("GET", "/v1/users/ana/backends/nope/accounts", None).await;
+    let (s, _) = h
+        .api("GET", "/v1/users/ana/backends/nope/accounts", None)
+        .await;
     assert_eq!(s, 404);
 }
 
@@ -228,9 +262,10 @@ async fn diagnosis_names_other_accounts_and_servers_seen() {
     // A real Plex scrobble, about account 777 on another server, on Ana's Plex URL.
     let (_, b) = h.api("GET", "/v1/users/ana/backends/plex", None).await;
     let url = b["webhook_url"].as_str().expect("url").to_string();
-    let mut payload: Value =
-        serde_json::from_slice(&fixture("webhooks/plex/media.scrobble-movie-plexguid-movary.json"))
-            .expect("fixture");
+    let mut payload: Value = serde_json::from_slice(&fixture(
+        "webhooks/plex/media.scrobble-movie-plexguid-movary.json",
+    ))
+    .expect("fixture");
     payload["Account"]["id"] = json!(777);
     let w = wire(
         Transport::PlexMultipart,
@@ -247,12 +282,27 @@ async fn diagnosis_names_other_accounts_and_servers_seen() {
     let findings = v["findings"].as_array().expect("findings");
     let of = |kind: &str| findings.iter().find(|f| f["kind"] == kind).cloned();
     let other = of("other_accounts").expect("other accounts");
-    assert_eq!((&other["backend"], &other["ids"]), (&json!("plex"), &json!(["777"])));
-    assert!(other["message"].as_str().unwrap_or("").contains("Match user"), "{other}");
+    assert_eq!(
+        (&other["backend"], &other["ids"]),
+        (&json!("plex"), &json!(["777"]))
+    );
+    assert!(
+        other["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("Match user"),
+        "{other}"
+    );
     let server = of("other_server").expect("other server");
-    assert_eq!(server["ids"], json!(["27a04b118b1bf1f25f8e99306785453623e18b67"]));
+    assert_eq!(
+        server["ids"],
+        json!(["27a04b118b1bf1f25f8e99306785453623e18b67"])
+    );
     // Plex now has a delivery; Jellyfin still has none.
-    assert_eq!(of("never_delivered").expect("jellyfin")["backend"], "jellyfin");
+    assert_eq!(
+        of("never_delivered").expect("jellyfin")["backend"],
+        "jellyfin"
+    );
 }
 
 #[tokio::test]
@@ -264,7 +314,10 @@ async fn the_console_page_is_served_with_its_safety_headers() {
     assert_eq!(headers["x-frame-options"], "DENY");
     assert_eq!(headers["referrer-policy"], "no-referrer");
     let csp = headers["content-security-policy"].to_str().expect("csp");
-    assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"), "{csp}");
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
     let page = r.text().await.expect("html");
     assert!(page.contains("<label for=\"admin-key\">Admin key</label>"));
     let js = h
@@ -273,8 +326,16 @@ async fn the_console_page_is_served_with_its_safety_headers() {
         .send()
         .await
         .expect("js");
-    assert_eq!(js.headers()["content-type"], "text/javascript; charset=utf-8");
+    assert_eq!(
+        js.headers()["content-type"],
+        "text/javascript; charset=utf-8"
+    );
     // The page is public; the api behind it is not.
-    let r = h.http.get(h.served.url("/v1/users")).send().await.expect("api");
+    let r = h
+        .http
+        .get(h.served.url("/v1/users"))
+        .send()
+        .await
+        .expect("api");
     assert_eq!(r.status(), 401);
 }

@@ -93,7 +93,12 @@ mod tests {
 
     #[test]
     fn page_and_assets_with_safe_headers() {
-        for rel in ["/", "/console/app.js", "/console/style.css", "/console/api.js"] {
+        for rel in [
+            "/",
+            "/console/app.js",
+            "/console/style.css",
+            "/console/api.js",
+        ] {
             let r = serve(&Method::GET, rel, rel).expect("console asset");
             assert_eq!(r.status(), StatusCode::OK, "{rel}");
             let h = r.headers();

@@ -432,28 +432,6 @@ fn echo_user_data_saved(st: &State, user: &str, item: &FakeItem, played: bool) -
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn times_have_seven_fraction_digits() {
-        use chrono::TimeZone;
-        let t = Utc.with_ymd_and_hms(2025, 3, 15, 20, 38, 41).unwrap();
-        assert_eq!(ticks_time(t), "2025-03-15T20:38:41.0000000Z");
-    }
-
-    #[test]
-    fn reads_the_token_of_a_mediabrowser_header() {
-        assert_eq!(
-            mediabrowser_token(r#"MediaBrowser Client="x", Token="abc""#),
-            Some("abc")
-        );
-        assert_eq!(mediabrowser_token(r#"MediaBrowser Token="t1""#), Some("t1"));
-        assert_eq!(mediabrowser_token("Bearer abc"), None);
-    }
-}
-
 /// `GET /Users`: every account as a `UserDto` (the fields a client reads, and the
 /// shape around them).
 fn users(st: &State) -> Reply {
@@ -479,4 +457,26 @@ fn users(st: &State) -> Reply {
         })
         .collect();
     Reply::json(Value::Array(list))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_have_seven_fraction_digits() {
+        use chrono::TimeZone;
+        let t = Utc.with_ymd_and_hms(2025, 3, 15, 20, 38, 41).unwrap();
+        assert_eq!(ticks_time(t), "2025-03-15T20:38:41.0000000Z");
+    }
+
+    #[test]
+    fn reads_the_token_of_a_mediabrowser_header() {
+        assert_eq!(
+            mediabrowser_token(r#"MediaBrowser Client="x", Token="abc""#),
+            Some("abc")
+        );
+        assert_eq!(mediabrowser_token(r#"MediaBrowser Token="t1""#), Some("t1"));
+        assert_eq!(mediabrowser_token("Bearer abc"), None);
+    }
 }

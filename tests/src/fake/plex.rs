@@ -82,7 +82,10 @@ fn accounts(st: &State) -> Reply {
         "thumb": "",
     })];
     for user in &st.users {
-        let id: Value = user.parse::<u64>().map(Value::from).unwrap_or_else(|_| json!(user));
+        let id: Value = user
+            .parse::<u64>()
+            .map(Value::from)
+            .unwrap_or_else(|_| json!(user));
         list.push(json!({
             "id": id,
             "key": format!("/accounts/{user}"),

@@ -26,8 +26,8 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Deserialize;
 
 use crate::backends::client::{
-    same_item, seg, shares_guid, Call, ClientError, Endpoint, Identity, LibraryPage, MediaClient,
-    PageCursor, PageRequest, RemoteItem, RetryPolicy, Account,
+    same_item, seg, shares_guid, Account, Call, ClientError, Endpoint, Identity, LibraryPage,
+    MediaClient, PageCursor, PageRequest, RemoteItem, RetryPolicy,
 };
 use crate::backends::jellyfin::webhook::lenient::Scalar;
 use crate::guid;

@@ -29,8 +29,8 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use crate::backends::client::{
-    same_item, seg, shares_guid, Call, ClientError, Endpoint, Identity, LibraryPage, MediaClient,
-    PageCursor, PageRequest, RemoteItem, RetryPolicy, Account,
+    same_item, seg, shares_guid, Account, Call, ClientError, Endpoint, Identity, LibraryPage,
+    MediaClient, PageCursor, PageRequest, RemoteItem, RetryPolicy,
 };
 use crate::backends::plex::webhook::{AgentIds, Loose};
 use crate::model::{Backend, BackendKind, Guids, Item, ItemType};
@@ -316,7 +316,11 @@ impl MediaClient for PlexClient {
             .iter()
             .filter_map(|a| {
                 let id = a.id.text()?.trim().to_string();
-                let name = a.name.text().map(|n| n.trim().to_string()).unwrap_or_default();
+                let name = a
+                    .name
+                    .text()
+                    .map(|n| n.trim().to_string())
+                    .unwrap_or_default();
                 // Account 0 (no name) is the server itself, never a viewer.
                 (!id.is_empty() && !name.is_empty()).then_some(Account { id, name })
             })
