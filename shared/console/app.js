@@ -81,6 +81,7 @@ async function loadPeople(choose) {
 
 async function choosePerson(name) {
   state.person = name;
+  $("accounts").hidden = true;
   if (name) sessionStorage.setItem(PERSON, name);
   $("no-person").hidden = !!name;
   for (const id of ["backends", "deliveries", "tasks", "items"]) $(id).hidden = !name;
@@ -261,6 +262,7 @@ async function removeBackend(b) {
 // The server's accounts, each addable as a person with a backend that matches only
 // their events (user id + Match user), on the same server.
 async function listAccounts(b) {
+  const person = state.person;
   const box = $("accounts");
   box.hidden = false;
   $("accounts-title").textContent = `Accounts on ${b.name}'s server`;
@@ -275,6 +277,8 @@ async function listAccounts(b) {
     return fail(e, hint);
   }
   const { users } = await api("GET", "users");
+  // The person may have been switched meanwhile: this list was theirs, not the new one's.
+  if (state.person !== person) return;
   hint.textContent = `Add a person per account: each gets a ${b.type} backend named ${b.name} on this server with the account's user id and Match user on (webhooks only until you add their token).`;
   for (const a of accounts) {
     const name = plainName(a.name, `account-${a.id}`);
@@ -282,7 +286,7 @@ async function listAccounts(b) {
     const mine = b.user_id === a.id;
     ul.append(el("li", {},
       `${a.name || "(no name)"} — user id ${a.id} `,
-      mine ? el("em", {}, `(this is ${state.person})`) : taken ? el("em", {}, `(person ${name} exists)`)
+      mine ? el("em", {}, `(this is ${person})`) : taken ? el("em", {}, `(person ${name} exists)`)
         : el("button", { type: "button", onclick: () => addFromAccount(b, a, name) }, `Add ${name} as a person`),
     ));
   }
@@ -299,12 +303,12 @@ async function addFromAccount(b, a, name) {
   } catch (e) {
     return fail(e, $("accounts").querySelector(".hint"));
   }
-  status(`Added ${name} (user id ${a.id}) with backend ${b.name}: switch to ${name} to copy their webhook URL.`);
   const { users } = await api("GET", "users");
   const sel = clear($("person"));
   for (const u of users) sel.append(el("option", { value: u.name }, u.name));
   sel.value = state.person;
   await listAccounts(b);
+  status(`Added ${name} (user id ${a.id}) with backend ${b.name}: switch to ${name} to copy their webhook URL.`);
 }
 
 // ---------------------------------------------------------------- deliveries
