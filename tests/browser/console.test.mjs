@@ -179,6 +179,10 @@ test("the console, from sign-in to a pushed mark played", async (t) => {
     await button("Show payload", row).click();
     await textMatches(page.locator("#delivery-table tr.payload pre"), /"event": "media\.scrobble"/);
     await textMatches(backendRow("plex"), /stored/);
+    // Filters: by outcome, by backend.
+    await label("Show outcome").selectOption("stored");
+    await textMatches(page.locator("#delivery-table tbody tr").first(), /media\.scrobble\s+stored/);
+    await label("Show outcome").selectOption("");
     await shot("deliveries", page.locator("#deliveries"));
   });
 
@@ -219,6 +223,9 @@ test("the console, from sign-in to a pushed mark played", async (t) => {
     await label("Export").check();
     await button("Save").click();
     await textMatches(backendRow("jellyfin"), /jellyfin\s+jellyfin\s+http/);
+    await label("Show backend").selectOption("jellyfin");
+    await textMatches(page.locator("#delivery-table tbody"), /^No delivery to show\.$/);
+    await label("Show backend").selectOption("");
   });
 
   await t.test("run an import (dry run first) and an export", async () => {
