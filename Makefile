@@ -1,21 +1,31 @@
 # watchstate-serverless: the two commands are `make run` and `make test`.
 SHELL := /bin/bash
 PORT ?= 9000
+HOST ?= 127.0.0.1
+WATCHSTATE_DEMO ?= 0
 WATCHSTATE_DATA_DIR ?= .watchstate
 STORE ?= sqlite
 PIP ?= python3 -m pip
 export PATH := $(HOME)/.local/bin:$(PATH)
 
-.PHONY: run test lint build deploy bench soak tools-run tools-test tools-lint fmt clippy
+.PHONY: run test test-browser lint build deploy bench soak tools-run tools-test tools-browser tools-lint fmt clippy
 
-## Local emulation: every function under `cargo lambda watch` on 127.0.0.1:$(PORT).
+## Local emulation: every function under `cargo lambda watch` on $(HOST):$(PORT) (HOST=0.0.0.0
+## serves the LAN; WATCHSTATE_DEMO=1 adds the `demo` person the sample events address).
 run: tools-run
-	PORT=$(PORT) WATCHSTATE_DATA_DIR=$(WATCHSTATE_DATA_DIR) STORE=$(STORE) infra/local/run.sh
+	PORT=$(PORT) HOST=$(HOST) WATCHSTATE_DEMO=$(WATCHSTATE_DEMO) WATCHSTATE_DATA_DIR=$(WATCHSTATE_DATA_DIR) STORE=$(STORE) infra/local/run.sh
 
-## Every test: unit, contract (SQLite and DynamoDB on moto), end-to-end on the binaries.
-test: tools-test
+## Every test: unit, contract (SQLite and DynamoDB on moto), end-to-end on the binaries,
+## then the console in a real browser (chromium + playwright-core, tests/browser/).
+test: tools-test tools-browser
 	cargo build --workspace --bins
 	cargo test --workspace --no-fail-fast
+	cd tests/browser && time node --test --test-concurrency=1
+
+## The browser tests' console alone (after a `cargo build --workspace --bins`).
+test-browser: tools-browser
+	cargo build --workspace --bins
+	cd tests/browser && time node --test --test-concurrency=1
 
 ## fmt, clippy (warnings are errors), and the SAM template checks.
 lint: tools-lint
@@ -51,6 +61,12 @@ tools-test:
 	@command -v moto_server >/dev/null && python3 -c 'import flask, moto.server' 2>/dev/null \
 	  || $(PIP) install --quiet 'moto[server]'
 	@command -v cargo-lambda >/dev/null || $(PIP) install --quiet cargo-lambda
+
+# Debian's chromium (playwright-core drives it; it downloads no browser of its own) and
+# the test's npm packages, exactly as package-lock.json pins them.
+tools-browser:
+	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
+	@[ -d tests/browser/node_modules/playwright-core ] || (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
 
 CFN_LINT_VERSION := 1.58.0
 SAM_CLI_VERSION := 1.170.0

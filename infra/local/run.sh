@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # `make run`: the local emulation. Every function runs under `cargo lambda watch` on
-# 127.0.0.1:$PORT with the embedded store under $WATCHSTATE_DATA_DIR.
+# $HOST:$PORT (127.0.0.1:9000 unless said otherwise; HOST=0.0.0.0 serves the LAN) with
+# the embedded store under $WATCHSTATE_DATA_DIR. WATCHSTATE_DEMO=1 also creates the
+# `demo` person whose backends the sample events under events/ address.
 set -euo pipefail
 PORT="${PORT:-9000}"
+HOST="${HOST:-127.0.0.1}"
 export WATCHSTATE_DATA_DIR="${WATCHSTATE_DATA_DIR:-.watchstate}"
 mkdir -p "$WATCHSTATE_DATA_DIR"
 chmod 700 "$WATCHSTATE_DATA_DIR"
@@ -29,20 +32,36 @@ fi
 echo "Building the functions (the first build takes a few minutes)..."
 cargo build --workspace --bins --quiet
 
-base="http://127.0.0.1:$PORT/lambda-url"
+# This machine reaches the functions on loopback whatever HOST is (0.0.0.0 includes
+# it); a specific address is reached as itself.
+case "$HOST" in
+  0.0.0.0 | 127.0.0.1 | localhost) local_host=127.0.0.1 ;;
+  *) local_host="$HOST" ;;
+esac
+base="http://$local_host:$PORT/lambda-url"
+lan=""
+if [ "$HOST" = "0.0.0.0" ]; then
+  for ip in $(hostname -I 2>/dev/null || true); do
+    case "$ip" in *:*) ;; *) lan="$lan  http://$ip:$PORT/lambda-url/api/"$'\n' ;; esac
+  done
+  [ -n "$lan" ] && lan="From other machines of the LAN (webhook URLs then use that address):"$'\n'"$lan"
+fi
 cat <<MSG
 
-watchstate is starting on 127.0.0.1:$PORT (store: ${STORE:-sqlite}, data: $WATCHSTATE_DATA_DIR)
+watchstate is starting on $HOST:$PORT (store: ${STORE:-sqlite}, data: $WATCHSTATE_DATA_DIR)
 Admin key: $WATCHSTATE_ADMIN_KEY   (kept in $WATCHSTATE_DATA_DIR/admin-key unless set in WATCHSTATE_ADMIN_KEY)
 
-Add a user and a backend, then paste the returned webhook_url into the media server:
+Console: $base/api/   (sign in with the admin key; add people and backends, copy webhook URLs)
+$lan
+Or with curl: add a person and a backend, then paste the returned webhook_url into the media server:
   curl -X PUT -H "Authorization: Bearer \$KEY" $base/api/v1/users/me
   curl -X PUT -H "Authorization: Bearer \$KEY" $base/api/v1/users/me/backends/plex \\
        -d '{"type": "plex", "url": "http://plex.local:32400", "token": "...", "server_id": "..."}'
 See README.md for Jellyfin, Emby and Tautulli.
 
 MSG
-if [ "${WATCHSTATE_DEMO:-1}" = "1" ]; then
+# The demo person only when asked: a person's real data dir holds their own people.
+if [ "${WATCHSTATE_DEMO:-0}" = "1" ]; then
   # Once the api answers, make sure the demo backends the sample events address exist.
   (
     for _ in $(seq 1 600); do
@@ -58,7 +77,9 @@ if [ "${WATCHSTATE_DEMO:-1}" = "1" ]; then
     done
     echo "Demo user 'demo' ready: cargo lambda invoke webhook --data-file events/webhook-plex-scrobble.json"
   ) &
+else
+  echo "(WATCHSTATE_DEMO=1 make run also creates the 'demo' person the sample events under events/ address.)"
 fi
 # `cargo lambda invoke` defaults to [::1]; forward that to the loopback we serve.
 python3 "$(dirname "$0")/loopback6.py" "$PORT" &
-exec cargo lambda watch -A 127.0.0.1 -P "$PORT"
+exec cargo lambda watch -A "$HOST" -P "$PORT"

@@ -1,10 +1,11 @@
-//! Merging one event into the store: read, decide by the rules, write conditionally,
+//! Merging one event (or a person's console action, [`mark`]) into the store: read, decide by the rules, write conditionally,
 //! and on a conflict (a concurrent webhook won the race) read again and re-decide.
 //! Also the lookup every path shares: find the stored item of a report by its keys,
 //! passing over items whose guids contradict it ([`find_match`]).
 
 use std::collections::BTreeSet;
 
+use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
 
 use crate::model::{Event, EventItem, Item, StateChange};
@@ -212,4 +213,57 @@ pub async fn apply(
         change: done.change,
         written: done.written,
     })
+}
+
+/// A person's "Mark played" / "Mark unplayed" from the console ([`sync::mark`]),
+/// through the same conditional write as a webhook (its change in the outbox). `None`
+/// when the item does not exist.
+pub async fn mark(
+    store: &dyn Store,
+    user: &str,
+    item_id: &str,
+    watched: bool,
+    at: DateTime<Utc>,
+) -> Result<Option<Applied>, StoreError> {
+    let done = write_conditionally(
+        store,
+        user,
+        || {
+            Box::pin(async {
+                Ok(Read {
+                    existing: store.get_item(user, item_id).await?,
+                    foreign: Vec::new(),
+                    extra: (),
+                })
+            })
+        },
+        |r| match &r.existing {
+            None => Planned {
+                item: None,
+                change: None,
+                outcome: None,
+            },
+            Some(existing) => {
+                let d = sync::mark(existing, user, watched, at);
+                let outcome = Some((d.no_change, d.detail, d.item.clone()));
+                Planned {
+                    item: d.write.then_some(d.item),
+                    change: d.change.filter(|_| d.write),
+                    outcome,
+                }
+            }
+        },
+    )
+    .await?;
+    Ok(done.outcome.map(|(no_change, detail, decided)| Applied {
+        item: if done.written {
+            done.item.unwrap_or(decided)
+        } else {
+            decided
+        },
+        no_change,
+        detail,
+        change: done.change,
+        written: done.written,
+    }))
 }

@@ -6,12 +6,14 @@
 //! - [`sync`]: the rules; [`ingest`]: applying them against the store.
 //! - [`push`]: carrying a change to the other backends.
 //! - [`store`], [`bus`]: ports with their local and AWS adapters.
-//! - [`http`]: the webhook and api handlers over plain `http` types.
+//! - [`http`]: the webhook and api handlers over plain `http` types, and the console.
+//! - [`diagnose`]: the delivery log's common problems, explained.
 //! - [`tasks`]: the scheduled import and export that repair what webhooks missed.
 
 pub mod backends;
 pub mod bus;
 pub mod config;
+pub mod diagnose;
 pub mod entry;
 pub mod guid;
 pub mod http;

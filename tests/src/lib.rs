@@ -185,6 +185,7 @@ impl Local {
                 admin_key: ADMIN_KEY.into(),
                 token_secret: TokenSecret::new("test-secret"),
                 tasks: None,
+                bus: None,
             },
             store,
             base: WebhookBase("http://test.local/webhook/".into()),

@@ -68,6 +68,10 @@ impl Client {
 }
 
 fn invoke(emu: &Emulator, function: &str, event: &str) -> Value {
+    invoke_on(emu.port, function, event, &emu.log_text())
+}
+
+fn invoke_on(port: u16, function: &str, event: &str, log: &str) -> Value {
     let out = Command::new("cargo")
         .args([
             "lambda",
@@ -76,7 +80,7 @@ fn invoke(emu: &Emulator, function: &str, event: &str) -> Value {
             "--invoke-address",
             "127.0.0.1",
             "--invoke-port",
-            &emu.port.to_string(),
+            &port.to_string(),
             "--data-file",
             event,
             "--output-format",
@@ -87,9 +91,8 @@ fn invoke(emu: &Emulator, function: &str, event: &str) -> Value {
         .expect("cargo lambda invoke");
     assert!(
         out.status.success(),
-        "invoke {event}: {}\n{}",
+        "invoke {event}: {}\n{log}",
         String::from_utf8_lossy(&out.stderr),
-        emu.log_text()
     );
     serde_json::from_slice(&out.stdout).expect("invoke prints the function's JSON response")
 }
@@ -161,6 +164,38 @@ async fn flow(mut env: Vec<(&'static str, String)>) {
         c.emu.port
     );
     assert!(url.starts_with(&prefix), "{url}");
+    // Reached by another address (`make run HOST=0.0.0.0`, from the LAN), the api hands
+    // out webhook URLs on that address, so a media server on another machine can use them.
+    let lan = c
+        .http
+        .get(c.emu.url("/lambda-url/api/v1/users/ana/backends/plex"))
+        .header("host", format!("192.168.1.50:{}", c.emu.port))
+        .bearer_auth(&c.emu.admin_key)
+        .send()
+        .await
+        .expect("api by LAN address")
+        .json::<Value>()
+        .await
+        .expect("JSON");
+    let lan_url = lan["webhook_url"].as_str().expect("webhook_url");
+    assert_eq!(
+        lan_url.replace(
+            &format!("192.168.1.50:{}", c.emu.port),
+            &format!("127.0.0.1:{}", c.emu.port)
+        ),
+        url,
+        "same token, the address asked"
+    );
+    // The console, at the api function's root.
+    for path in ["/lambda-url/api/", "/lambda-url/api/console/app.js"] {
+        let r = c.http.get(c.emu.url(path)).send().await.expect("console");
+        assert_eq!(r.status(), 200, "{path}");
+        assert_eq!(r.headers()["x-frame-options"], "DENY", "{path}");
+        assert!(
+            r.headers().contains_key("content-security-policy"),
+            "{path}"
+        );
+    }
     let scrobble = fixture("webhooks/plex/media.scrobble-movie-plexguid-movary.json");
     let (s, v) = c
         .post(
@@ -269,4 +304,127 @@ async fn flow(mut env: Vec<(&'static str, String)>) {
         !logs.contains(&c.emu.admin_key),
         "the admin key must not be logged"
     );
+}
+
+/// `make run` itself (`infra/local/run.sh`), in its own process group; TERM, then KILL,
+/// the whole group on drop (cargo lambda watch, its functions, the [::1] forwarder).
+struct MakeRun {
+    child: std::process::Child,
+    port: u16,
+    key: String,
+    _data: tempfile::TempDir,
+}
+
+impl MakeRun {
+    async fn start(env: &[(&str, &str)]) -> MakeRun {
+        use std::os::unix::process::CommandExt;
+        let data = tempfile::tempdir().expect("tempdir");
+        let port = e2e::emulator::free_port();
+        let key = "make-run-key".to_string();
+        let log = std::fs::File::create(data.path().join("run.log")).expect("log");
+        let mut cmd = Command::new("infra/local/run.sh");
+        cmd.current_dir(workspace_root())
+            .env("PORT", port.to_string())
+            .env("WATCHSTATE_DATA_DIR", data.path())
+            .env("WATCHSTATE_ADMIN_KEY", &key)
+            .env_remove("WATCHSTATE_DEMO")
+            .env_remove("WATCHSTATE_TOKEN_SECRET")
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .process_group(0);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let run = MakeRun {
+            child: cmd.spawn().expect("infra/local/run.sh"),
+            port,
+            key,
+            _data: data,
+        };
+        let http = reqwest::Client::new();
+        for _ in 0..600 {
+            if let Ok(r) = http.get(run.url("/v1/health")).send().await {
+                if r.status().is_success() {
+                    return run;
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
+        panic!("make run did not answer:\n{}", run.log());
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}/lambda-url/api{path}", self.port)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self._data.path().join("run.log")).unwrap_or_default()
+    }
+
+    async fn get(&self, path: &str) -> (u16, Value) {
+        let r = reqwest::Client::new()
+            .get(self.url(path))
+            .bearer_auth(&self.key)
+            .send()
+            .await
+            .expect("api");
+        let s = r.status().as_u16();
+        (s, r.json().await.unwrap_or(Value::Null))
+    }
+}
+
+impl Drop for MakeRun {
+    fn drop(&mut self) {
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
+        for _ in 0..50 {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+        let _ = self.child.wait();
+    }
+}
+
+/// The demo person (and the sample events' flow) only with `WATCHSTATE_DEMO=1`;
+/// `HOST=0.0.0.0` still answers on loopback and prints the console's address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn make_run_creates_the_demo_person_only_when_asked() {
+    let plain = MakeRun::start(&[]).await;
+    let (s, v) = plain.get("/v1/users").await;
+    assert_eq!(
+        (s, &v["users"]),
+        (200, &json!([])),
+        "no demo person by default: {v}"
+    );
+    assert!(
+        plain.log().contains("/lambda-url/api/"),
+        "prints the console: {}",
+        plain.log()
+    );
+    drop(plain);
+
+    let demo = MakeRun::start(&[("WATCHSTATE_DEMO", "1"), ("HOST", "0.0.0.0")]).await;
+    let mut backends = Value::Null;
+    for _ in 0..120 {
+        let (s, v) = demo.get("/v1/users/demo/backends").await;
+        if s == 200 && v["backends"].as_array().is_some_and(|b| b.len() == 3) {
+            backends = v;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    assert!(backends.is_object(), "demo backends:\n{}", demo.log());
+    let r = invoke_on(
+        demo.port,
+        "webhook",
+        "events/webhook-plex-scrobble.json",
+        &demo.log(),
+    );
+    assert_eq!(r["statusCode"], 200, "{r}");
+    let body: Value = serde_json::from_str(r["body"].as_str().unwrap_or("")).expect("body");
+    assert_eq!(body["status"], "stored", "{body}");
 }

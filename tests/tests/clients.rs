@@ -127,7 +127,46 @@ per_kind!(
     library_pages_cover_everything,
     library_resumes_from_a_carried_cursor,
     echo_webhook_is_what_the_server_sends,
+    accounts_list_the_servers_people,
 );
+
+/// The server's accounts with the ids their webhooks carry: Plex `GET /accounts`
+/// without the system account 0; Jellyfin and Emby `GET /Users`.
+async fn accounts_list_the_servers_people(kind: BackendKind) {
+    let fake = FakeServer::with_sample(kind).await;
+    let ben = match kind {
+        BackendKind::Plex => "23456789",
+        _ => "b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2",
+    };
+    fake.add_account(ben, "Ben");
+    let accounts = client(&fake).accounts().await.expect("accounts");
+    let got: Vec<(String, String)> = accounts.into_iter().map(|a| (a.id, a.name)).collect();
+    assert_eq!(
+        got,
+        vec![
+            (fake.user_id(), "owner".to_string()),
+            (ben.to_string(), "Ben".to_string())
+        ]
+    );
+    let path = match kind {
+        BackendKind::Plex => "/accounts",
+        _ => "/Users",
+    };
+    let calls = fake.calls();
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert_eq!(
+        (calls[0].method.as_str(), calls[0].path.as_str()),
+        ("GET", path)
+    );
+    // A token the server does not know is refused, and said so.
+    let mut stranger = fake.backend("alice", "b");
+    stranger.token = "not-a-token".into();
+    let e = client_with(&stranger, http(), RetryPolicy::quick())
+        .accounts()
+        .await
+        .expect_err("refused");
+    assert_eq!(e.status(), Some(401), "{e}");
+}
 
 async fn identity(kind: BackendKind) {
     let fake = FakeServer::start(kind).await;

@@ -65,6 +65,7 @@ impl House {
             admin_key: KEY.into(),
             token_secret: TokenSecret::new("push-secret"),
             tasks: None,
+            bus: None,
         };
         let served = serve(webhook, api).await;
         let mut h = House {

@@ -1,4 +1,5 @@
-//! The api function: `/v1/*` (users, backends, items, deliveries, tasks). Glue only:
+//! The api function: `/v1/*` (users, backends, items, deliveries, tasks) and the
+//! console at its root. Glue only:
 //! the behaviour is `watchstate::http::api`; `POST /v1/tasks/{import|export}` runs the
 //! import and export functions' code (`watchstate::tasks`) within the request's time.
 
@@ -16,6 +17,7 @@ async fn main() -> Result<(), Error> {
         store: deps.store.clone(),
         admin_key,
         token_secret,
+        bus: deps.bus.clone(),
         tasks: Some(Arc::new(tasks::Tasks::new(deps))),
     });
     lambda_http::run(service_fn(move |req: Request| {

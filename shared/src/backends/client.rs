@@ -4,7 +4,7 @@
 //! one implementation, [`crate::backends::jellyfin::client`], with Emby's differences
 //! in [`crate::backends::emby::client`]).
 //!
-//! This module holds the trait, the values it speaks ([`RemoteItem`], [`Identity`],
+//! This module holds the trait, the values it speaks ([`RemoteItem`], [`Identity`], [`Account`],
 //! [`PageRequest`], [`LibraryPage`], [`ClientError`]) and the plumbing every client
 //! shares ([`Endpoint`]: one request with auth, status mapping, retries and token
 //! redaction).
@@ -73,6 +73,19 @@ pub trait MediaClient: Send + Sync {
     /// One page of the library's movies and episodes, with play state. Start with
     /// [`PageRequest::first`]; continue with [`LibraryPage::next`] until it is `None`.
     async fn library_page(&self, request: &PageRequest) -> Result<LibraryPage, ClientError>;
+
+    /// The accounts the server knows (Plex: the server's `/accounts`; Jellyfin and
+    /// Emby: `/Users`), so a household can add one person per account with its user
+    /// id. Needs a token allowed to list them (the server owner's, an API key).
+    async fn accounts(&self) -> Result<Vec<Account>, ClientError>;
+}
+
+/// One account of a media server: the id its webhooks carry (Plex `Account.id`,
+/// Jellyfin `UserId`, Emby `User.Id`) and its name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Account {
+    pub id: String,
+    pub name: String,
 }
 
 /// The server behind a backend.

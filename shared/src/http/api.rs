@@ -1,6 +1,8 @@
-//! The management api under `/v1`: users, backends (with their webhook URLs), items,
-//! the delivery log and tasks. Every route but `/v1/health` needs
-//! `Authorization: Bearer {admin key}`.
+//! The management api under `/v1`: users, backends (with their webhook URLs and their
+//! server's accounts), items (and a person's "mark played/unplayed"), the delivery log
+//! with its diagnosis, and tasks. Every route but `/v1/health` needs
+//! `Authorization: Bearer {admin key}`. The function's root serves the console
+//! ([`super::console`]).
 
 // Handlers return the error answer itself (a `Reply`); it is built once per request,
 // so its size does not matter and boxing it would only add noise.
@@ -14,6 +16,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{error_reply, header_str, json_reply, query_get, query_pairs, Reply, Request};
+use crate::bus::{self, Bus};
 use crate::guid;
 use crate::model::{Backend, BackendKind, BackendOptions, Delivery, Item, ItemType, TaskOptions};
 use crate::store::{ItemQuery, Store, StoreError};
@@ -45,6 +48,9 @@ pub struct ApiService {
     pub admin_key: String,
     pub token_secret: TokenSecret,
     pub tasks: Option<Arc<dyn TaskRunner>>,
+    /// Where a person's "mark played/unplayed" goes once stored (`None` leaves it in
+    /// the outbox for the next drain).
+    pub bus: Option<Arc<dyn Bus>>,
 }
 
 /// Where webhook URLs point: the deployment's base plus `/webhook/`, e.g.
@@ -113,6 +119,9 @@ impl ApiService {
         // Behind API Gateway the path is `/v1/...`; under `cargo lambda watch` it may
         // carry the function's prefix (`/lambda-url/api/v1/...`).
         let path = req.uri().path();
+        if let Some(page) = super::console::serve(req.method(), path, function_relative(path)) {
+            return Ok(page);
+        }
         let path = path.find("/v1/").map(|i| &path[i..]).unwrap_or(path);
         let path = path.trim_end_matches('/');
         let segs: Vec<String> = path
@@ -154,6 +163,13 @@ impl ApiService {
             (&Method::DELETE, ["users", user, "backends", name]) => {
                 self.delete_backend(user, name).await
             }
+            (&Method::GET, ["users", user, "backends", name, "accounts"]) => {
+                self.accounts(user, name).await
+            }
+            (&Method::POST, ["users", user, "items", id, mark @ ("played" | "unplayed")]) => {
+                self.mark(user, id, *mark == "played").await
+            }
+            (&Method::GET, ["users", user, "diagnosis"]) => self.diagnosis(user).await,
             (&Method::GET, ["users", user, "items"]) => self.items(user, &q).await,
             (&Method::GET, ["users", user, "items", id]) => self.item(user, id).await,
             (&Method::GET, ["users", user, "deliveries"]) => self.deliveries(Some(user), &q).await,
@@ -276,6 +292,11 @@ impl ApiService {
     ) -> ApiResult {
         self.require_user(user).await?;
         check_name("backend", name)?;
+        if name == crate::sync::CONSOLE {
+            return Err(bad_request(format!(
+                "backend name '{name}' is taken: it marks what a person set in the console"
+            )));
+        }
         let body: BackendBody = serde_json::from_slice(req.body())
             .map_err(|e| bad_request(format!("backend body: {e}")))?;
         let kind = BackendKind::parse(&body.kind).ok_or_else(|| {
@@ -442,6 +463,95 @@ impl ApiService {
         Ok(json_reply(StatusCode::OK, &json!({"deliveries": views})))
     }
 
+    /// The accounts the backend's server knows, to add one person per account.
+    async fn accounts(&self, user: &str, name: &str) -> ApiResult {
+        use crate::backends::client::{client_for, http_client};
+        let Some(b) = self
+            .store
+            .get_backend(user, name)
+            .await
+            .map_err(store_err)?
+        else {
+            return Err(not_found(format!("no backend '{name}' for user '{user}'")));
+        };
+        if b.url.is_empty() || b.token.is_empty() {
+            return Err(bad_request(format!(
+                "backend '{name}' needs 'url' and 'token' to list its server's accounts"
+            )));
+        }
+        let accounts = client_for(&b, http_client())
+            .accounts()
+            .await
+            .map_err(|e| {
+                let msg = match e.status() {
+                    Some(401) | Some(403) => format!(
+                        "the {} server refused to list its accounts with this token (it takes the server owner's token or an API key)",
+                        b.kind
+                    ),
+                    _ => format!("cannot list the accounts of the {} server: {e}", b.kind),
+                };
+                error_reply(StatusCode::BAD_GATEWAY, "backend_failed", msg)
+            })?;
+        Ok(json_reply(
+            StatusCode::OK,
+            &json!({"backend": b.name, "type": b.kind, "server_id": b.server_id, "accounts": accounts}),
+        ))
+    }
+
+    /// A person's "Mark played" / "Mark unplayed": stored like any change (its stamp is
+    /// now), then pushed to every backend through the bus.
+    async fn mark(&self, user: &str, id: &str, watched: bool) -> ApiResult {
+        self.require_user(user).await?;
+        let Some(applied) = crate::ingest::mark(self.store.as_ref(), user, id, watched, Utc::now())
+            .await
+            .map_err(store_err)?
+        else {
+            return Err(not_found(format!("no item '{id}' for user '{user}'")));
+        };
+        let pushed = match (&applied.change, &self.bus) {
+            (Some(change), Some(bus)) => {
+                bus::publish_and_ack(self.store.as_ref(), bus.as_ref(), change).await
+            }
+            _ => false,
+        };
+        // Push recorded what it learned on the item: show the item as it is now.
+        let item = match self.store.get_item(user, id).await {
+            Ok(Some(i)) => i,
+            _ => applied.item,
+        };
+        let mut body = json!({
+            "item": item_view(&item),
+            "changed": applied.no_change.is_none(),
+            "pushed": pushed,
+        });
+        if let Some(r) = applied.no_change {
+            body["reason"] = json!(r.as_str());
+        }
+        if let Some(d) = applied.detail {
+            body["detail"] = json!(d);
+        }
+        Ok(json_reply(StatusCode::OK, &body))
+    }
+
+    /// Common setup problems read from the delivery log ([`crate::diagnose`]).
+    async fn diagnosis(&self, user: &str) -> ApiResult {
+        self.require_user(user).await?;
+        let backends = self.store.list_backends(user).await.map_err(store_err)?;
+        let deliveries = self
+            .store
+            .list_deliveries(Some(user), 500)
+            .await
+            .map_err(store_err)?;
+        let unclaimed = self
+            .store
+            .list_deliveries(None, 200)
+            .await
+            .map_err(store_err)?;
+        let findings =
+            crate::diagnose::diagnose(user, &backends, &deliveries, &unclaimed, Utc::now());
+        Ok(json_reply(StatusCode::OK, &json!({"findings": findings})))
+    }
+
     async fn run_task(&self, task: &str, req: &Request) -> ApiResult {
         let request: TaskRequest = if req.body().iter().all(u8::is_ascii_whitespace) {
             TaskRequest::default()
@@ -531,6 +641,15 @@ fn guid_query_keys(g: &str) -> Option<Vec<String>> {
     ])
 }
 
+/// The path below the function's root: `/lambda-url/api/x` (cargo lambda watch) and
+/// `/x` (API Gateway) are both `/x`.
+fn function_relative(path: &str) -> &str {
+    match path.strip_prefix("/lambda-url/") {
+        Some(rest) => rest.find('/').map(|i| &rest[i..]).unwrap_or(""),
+        None => path,
+    }
+}
+
 fn known_route(rest: &[&str]) -> bool {
     matches!(
         rest,
@@ -538,9 +657,12 @@ fn known_route(rest: &[&str]) -> bool {
             | ["users", _]
             | ["users", _, "backends"]
             | ["users", _, "backends", _]
+            | ["users", _, "backends", _, "accounts"]
             | ["users", _, "items"]
             | ["users", _, "items", _]
+            | ["users", _, "items", _, "played" | "unplayed"]
             | ["users", _, "deliveries"]
+            | ["users", _, "diagnosis"]
             | ["deliveries", "unclaimed"]
             | ["tasks", "import" | "export"]
             | ["tasks", "runs"]

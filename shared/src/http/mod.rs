@@ -1,8 +1,9 @@
 //! The two HTTP faces (DESIGN 6) over plain `http` types, so the same handlers serve
 //! API Gateway, `cargo lambda watch` and in-process tests: [`webhook`] for media
-//! servers, [`api`] for people and scripts.
+//! servers, [`api`] for people and scripts, and [`console`], the web page over the api.
 
 pub mod api;
+pub mod console;
 pub mod webhook;
 
 use bytes::Bytes;

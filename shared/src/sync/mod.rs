@@ -21,6 +21,7 @@
 //! somewhere. An unwatched item without an unplay is "nothing known": it is never
 //! pushed as an unplay.
 
+pub mod console;
 pub mod keys;
 pub mod listing;
 pub mod matching;
@@ -35,6 +36,7 @@ use serde::Serialize;
 
 use crate::model::{ChangeKind, EventItem, Guids, Item, ItemType, StateChange};
 
+pub use console::{mark, CONSOLE};
 pub use keys::{backend_key, event_keys, guid_key, item_keys, LookupKey};
 pub use webhook::decide;
 

@@ -4,7 +4,7 @@
 //! listings, `UserData` with ticks (10,000 per ms), `ProviderIds` (`Imdb`, `Tmdb`,
 //! `Tvdb`) only when `Fields` asks for them on listings, as the servers do.
 //!
-//! Routes: `GET /System/Info`; `GET /Users/{user}/Items` (filters `IncludeItemTypes`,
+//! Routes: `GET /System/Info`; `GET /Users` (a bare array of `UserDto`); `GET /Users/{user}/Items` (filters `IncludeItemTypes`,
 //! `searchTerm`, `Ids`, Emby's `AnyProviderIdEquals`; paging `StartIndex`/`Limit`);
 //! `GET /Users/{user}/Items/{id}`; `POST|DELETE /Users/{user}/PlayedItems/{id}`
 //! (`DatePlayed`: RFC 3339 on Jellyfin, `yyyyMMddHHmmss` on Emby, 400 otherwise);
@@ -46,6 +46,7 @@ pub(crate) fn route(st: &mut State, req: &Req) -> Reply {
             "LocalAddress": "http://127.0.0.1:8096",
             "StartupWizardCompleted": true,
         })),
+        ("GET", ["Users"]) => users(st),
         (_, ["Users", user, rest @ ..]) => {
             if !st.users.iter().any(|u| u == user) {
                 return Reply::status(404, "User not found");
@@ -453,6 +454,32 @@ pub(crate) fn notification(
 }
 
 pub(crate) const TICKS: u64 = TICKS_PER_MS;
+/// `GET /Users`: every account as a `UserDto` (the fields a client reads, and the
+/// shape around them).
+fn users(st: &State) -> Reply {
+    let list: Vec<Value> = st
+        .users
+        .iter()
+        .enumerate()
+        .map(|(i, id)| {
+            json!({
+                "Name": st.names.get(id).cloned().unwrap_or_default(),
+                "ServerId": st.server_id,
+                "Id": id,
+                "HasPassword": true,
+                "HasConfiguredPassword": true,
+                "HasConfiguredEasyPassword": false,
+                "EnableAutoLogin": false,
+                "LastLoginDate": "2025-05-30T19:02:11.0000000Z",
+                "LastActivityDate": "2025-05-31T21:40:03.0000000Z",
+                "Configuration": {"PlayDefaultAudioTrack": true, "SubtitleMode": "Default"},
+                "Policy": {"IsAdministrator": i == 0, "IsHidden": i == 0, "IsDisabled": false},
+                "PrimaryImageAspectRatio": 1.0,
+            })
+        })
+        .collect();
+    Reply::json(Value::Array(list))
+}
 
 #[cfg(test)]
 mod tests {

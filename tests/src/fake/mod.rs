@@ -339,6 +339,8 @@ pub(crate) struct State {
     /// known token may act for any known user, like an API key).
     pub tokens: HashMap<String, String>,
     pub users: Vec<String>,
+    /// user id -> account name (Plex `/accounts`, Jellyfin/Emby `/Users`).
+    pub names: HashMap<String, String>,
 }
 
 impl State {
@@ -466,6 +468,7 @@ impl FakeServer {
             version: version.into(),
             tokens: HashMap::from([(token.clone(), user.to_string())]),
             users: vec![user.to_string()],
+            names: HashMap::from([(user.to_string(), "owner".to_string())]),
         };
         let state = Arc::new(Mutex::new(state));
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -662,6 +665,16 @@ impl FakeServer {
         if !st.users.iter().any(|u| u == user) {
             st.users.push(user.into());
         }
+    }
+
+    /// An account the server knows (listed by Plex `/accounts`, Jellyfin/Emby
+    /// `/Users`), without a token of its own.
+    pub fn add_account(&self, user: &str, name: &str) {
+        let mut st = self.lock();
+        if !st.users.iter().any(|u| u == user) {
+            st.users.push(user.into());
+        }
+        st.names.insert(user.into(), name.into());
     }
 
     pub fn add(&self, item: FakeItem) {

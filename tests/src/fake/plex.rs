@@ -7,7 +7,8 @@
 //! `3` Music (`artist`, always empty). Paging by `X-Plex-Container-Start`/`-Size`
 //! (headers or query), answered with `totalSize`/`offset` and
 //! `X-Plex-Container-Total-Size`. Auth: `X-Plex-Token` header or query; `/identity`
-//! answers without one, as Plex does.
+//! answers without one, as Plex does. `/accounts` (the server's accounts, as
+//! `MediaContainer.Account[]` with numeric ids) answers the owner's token only.
 
 use serde_json::{json, Map, Value};
 
@@ -36,6 +37,9 @@ pub(crate) fn route(st: &mut State, req: &Req) -> Reply {
     };
     let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
     match (req.method.as_str(), segs.as_slice()) {
+        // Only the server owner's token may list the server's accounts.
+        ("GET", ["accounts"]) if st.users.first() == Some(&user) => accounts(st),
+        ("GET", ["accounts"]) => Reply::unauthorized(),
         ("GET", ["library", "sections"]) => sections(),
         ("GET", ["library", "sections", id, "all"]) => section_all(st, &user, req, id),
         ("GET", ["library", "metadata", key]) => match st.catalogue.get(key) {
@@ -67,6 +71,37 @@ pub(crate) fn route(st: &mut State, req: &Req) -> Reply {
         ("GET" | "POST", [":", "timeline"]) => timeline(st, &user, req),
         _ => Reply::not_found(),
     }
+}
+
+/// `GET /accounts`: the system account 0 (no name) first, then every account, as
+/// Plex Media Server lists them.
+fn accounts(st: &State) -> Reply {
+    let mut list = vec![json!({
+        "id": 0, "key": "/accounts/0", "name": "", "defaultAudioLanguage": "en",
+        "autoSelectAudio": true, "defaultSubtitleLanguage": "en", "subtitleMode": 0,
+        "thumb": "",
+    })];
+    for user in &st.users {
+        let id: Value = user
+            .parse::<u64>()
+            .map(Value::from)
+            .unwrap_or_else(|_| json!(user));
+        list.push(json!({
+            "id": id,
+            "key": format!("/accounts/{user}"),
+            "name": st.names.get(user).cloned().unwrap_or_default(),
+            "defaultAudioLanguage": "en",
+            "autoSelectAudio": true,
+            "defaultSubtitleLanguage": "en",
+            "subtitleMode": 1,
+            "thumb": format!("https://plex.tv/users/{user:0>16}/avatar?c=1707110967"),
+        }));
+    }
+    Reply::json(json!({"MediaContainer": {
+        "size": list.len(),
+        "identifier": "com.plexapp.system.accounts",
+        "Account": list,
+    }}))
 }
 
 fn include_guids(req: &Call) -> bool {

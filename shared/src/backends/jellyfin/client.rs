@@ -11,6 +11,7 @@
 //! | mark unplayed | `DELETE /Users/{user}/PlayedItems/{id}` |
 //! | progress | `POST /Users/{user}/Items/{id}/UserData` with `{"PlaybackPositionTicks": ms * 10000}` |
 //! | find (Jellyfin) | `GET /Users/{user}/Items?searchTerm=..&Recursive=true&IncludeItemTypes=Movie,Series&Fields=ProviderIds`, episodes through `GET /Shows/{series}/Episodes?season=..&Fields=ProviderIds&UserId={user}`; kept only when ids match |
+//! | accounts | `GET /Users` (a bare array of `UserDto`: `Id`, `Name`) |
 //! | library | `GET /Users/{user}/Items?Recursive=true&IncludeItemTypes=Movie,Episode&Fields=ProviderIds,DateCreated,Path&EnableUserData=true&EnableImages=false&StartIndex=..&Limit=..&SortBy=DateCreated,SortName&SortOrder=Ascending`; series guids from `IncludeItemTypes=Series` |
 //!
 //! Jellyfin's auth header: `Authorization: MediaBrowser Token="<token>"`. Times are
@@ -25,8 +26,8 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Deserialize;
 
 use crate::backends::client::{
-    same_item, seg, shares_guid, Call, ClientError, Endpoint, Identity, LibraryPage, MediaClient,
-    PageCursor, PageRequest, RemoteItem, RetryPolicy,
+    same_item, seg, shares_guid, Account, Call, ClientError, Endpoint, Identity, LibraryPage,
+    MediaClient, PageCursor, PageRequest, RemoteItem, RetryPolicy,
 };
 use crate::backends::jellyfin::webhook::lenient::Scalar;
 use crate::guid;
@@ -273,6 +274,28 @@ impl MediaBrowserClient {
 
 #[async_trait]
 impl MediaClient for MediaBrowserClient {
+    async fn accounts(&self) -> Result<Vec<Account>, ClientError> {
+        #[derive(Deserialize)]
+        struct RawUser {
+            #[serde(rename = "Id")]
+            id: Option<String>,
+            #[serde(rename = "Name")]
+            name: Option<String>,
+        }
+        let call = Call::get("/Users");
+        let users: Vec<RawUser> = self.api.get_json(&call).await?;
+        Ok(users
+            .into_iter()
+            .filter_map(|u| {
+                let id = u.id.filter(|i| !i.trim().is_empty())?;
+                Some(Account {
+                    name: u.name.unwrap_or_default(),
+                    id,
+                })
+            })
+            .collect())
+    }
+
     async fn identity(&self) -> Result<Identity, ClientError> {
         let call = Call::get("/System/Info");
         let info: RawInfo = self.api.get_json(&call).await?;

@@ -9,6 +9,7 @@
 //! | mark unplayed | `GET /:/unscrobble?identifier=com.plexapp.plugins.library&key={ratingKey}` |
 //! | progress | `POST /:/timeline?ratingKey=..&key=/library/metadata/..&identifier=..&state=stopped&time=..&duration=..` |
 //! | find | `GET /hubs/search?query=..&includeGuids=1&limit=50`; episodes through the show's `GET /library/metadata/{show}/allLeaves?includeGuids=1` |
+//! | accounts | `GET /accounts` (`MediaContainer.Account[]`: `id`, `name`; id 0 with no name is the server's system account, left out) |
 //! | library | `GET /library/sections`, then per movie/show section `GET /library/sections/{id}/all?type=1|4&includeGuids=1&sort=addedAt:asc` paged with `X-Plex-Container-Start`/`-Size`; show guids from `type=2` |
 //!
 //! Guids: every `Guid[].id` and the legacy `guid` go through
@@ -28,8 +29,8 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use crate::backends::client::{
-    same_item, seg, shares_guid, Call, ClientError, Endpoint, Identity, LibraryPage, MediaClient,
-    PageCursor, PageRequest, RemoteItem, RetryPolicy,
+    same_item, seg, shares_guid, Account, Call, ClientError, Endpoint, Identity, LibraryPage,
+    MediaClient, PageCursor, PageRequest, RemoteItem, RetryPolicy,
 };
 use crate::backends::plex::webhook::{AgentIds, Loose};
 use crate::model::{Backend, BackendKind, Guids, Item, ItemType};
@@ -288,6 +289,44 @@ fn section_order(a: &str, b: &str) -> std::cmp::Ordering {
 
 #[async_trait]
 impl MediaClient for PlexClient {
+    async fn accounts(&self) -> Result<Vec<Account>, ClientError> {
+        #[derive(Deserialize)]
+        struct Answer<'a> {
+            #[serde(rename = "MediaContainer", borrow)]
+            container: AccountList<'a>,
+        }
+        #[derive(Deserialize)]
+        struct AccountList<'a> {
+            #[serde(rename = "Account", default, borrow)]
+            accounts: Vec<RawAccount<'a>>,
+        }
+        #[derive(Deserialize)]
+        struct RawAccount<'a> {
+            #[serde(default, borrow)]
+            id: Loose<'a>,
+            #[serde(default, borrow)]
+            name: Loose<'a>,
+        }
+        let call = Call::get("/accounts");
+        let answer = self.api.send(&call).await?;
+        let list: Answer<'_> = self.api.decode(&call, &answer.body)?;
+        Ok(list
+            .container
+            .accounts
+            .iter()
+            .filter_map(|a| {
+                let id = a.id.text()?.trim().to_string();
+                let name = a
+                    .name
+                    .text()
+                    .map(|n| n.trim().to_string())
+                    .unwrap_or_default();
+                // Account 0 (no name) is the server itself, never a viewer.
+                (!id.is_empty() && !name.is_empty()).then_some(Account { id, name })
+            })
+            .collect())
+    }
+
     async fn identity(&self) -> Result<Identity, ClientError> {
         let call = Call::get("/identity");
         let (c, _) = self.container(&call).await?;
