@@ -320,7 +320,7 @@ async fn a_first_import_reaches_jellyfin_in_batches_one_call_at_a_time_per_serve
         "{invocations} push invocations for {changes} changes: more than 1/20"
     );
     assert!(
-        peak >= 1 && peak <= CONCURRENCY,
+        (1..=CONCURRENCY).contains(&peak),
         "{peak} concurrent calls to one server"
     );
     // Nothing lost: every item played on Plex is played on Jellyfin now.

@@ -218,8 +218,9 @@ fn alarms(t: &Value) -> Vec<(String, String, String, Value)> {
 
 fn has_alarm(all: &[(String, String, String, Value)], ns: &str, metric: &str, on: &str) -> bool {
     all.iter().any(|(n, m, _, v)| {
-        n == ns && m == metric && tagged(v).is_some_and(|(_, t)| t.starts_with(on))
-            || n == ns && m == metric && v.as_str() == Some(on)
+        n == ns
+            && m == metric
+            && (tagged(v).is_some_and(|(_, t)| t.starts_with(on)) || v.as_str() == Some(on))
     })
 }
 
