@@ -134,7 +134,9 @@ pub async fn push_event(
     bus: Option<&dyn crate::bus::Bus>,
     event: lambda_runtime::LambdaEvent<serde_json::Value>,
 ) -> Result<serde_json::Value, lambda_runtime::Error> {
-    let deadline = Some(crate::fanout::deadline_of(event.context.deadline));
+    // A context without a deadline (0: a test or a hand-made event) sets no limit.
+    let deadline =
+        (event.context.deadline > 0).then(|| crate::fanout::deadline_of(event.context.deadline));
     let (ids, changes, single) = if event.payload.get("Records").is_some() {
         let batch: SqsBatch =
             serde_json::from_value(event.payload).map_err(|e| format!("not an SQS batch: {e}"))?;
