@@ -282,7 +282,7 @@ mod tests {
             user_id: user_id.map(str::to_string),
             options: BackendOptions {
                 match_user,
-                match_server: false,
+                ..BackendOptions::default()
             },
             import: TaskOptions::default(),
             export: TaskOptions::default(),

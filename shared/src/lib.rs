@@ -4,7 +4,7 @@
 //! - [`model`], [`guid`], [`when`]: the normalized vocabulary.
 //! - [`backends`]: one folder per media server (webhook parser, API client).
 //! - [`sync`]: the rules; [`ingest`]: applying them against the store.
-//! - [`push`]: carrying a change to the other backends.
+//! - [`push`]: carrying a change to the other backends; [`fanout`]: batches of them.
 //! - [`store`], [`bus`]: ports with their local and AWS adapters.
 //! - [`http`]: the webhook and api handlers over plain `http` types, and the console.
 //! - [`diagnose`]: the delivery log's common problems, explained.
@@ -15,12 +15,16 @@ pub mod bus;
 pub mod config;
 pub mod diagnose;
 pub mod entry;
+pub mod fanout;
 pub mod guid;
 pub mod http;
 pub mod ids;
 pub mod ingest;
+pub mod metrics;
 pub mod model;
+pub mod permissions;
 pub mod push;
+pub mod secrets;
 pub mod store;
 pub mod sync;
 pub mod tasks;

@@ -36,7 +36,8 @@ pub fn mark(old: &Item, user: &str, watched: bool, at: DateTime<Utc>) -> Decisio
     } else {
         flip(&mut item, watched, at, CONSOLE);
         let change = StateChange {
-            id: crate::ids::new_id(),
+            // Time-ordered, so the outbox reads oldest first by its key.
+            id: crate::ids::time_ordered_id(Utc::now()),
             user: user.to_string(),
             item_id: item.id.clone(),
             origin: None,
