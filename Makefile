@@ -53,7 +53,7 @@ lambda-build: tools-run
 ## configuration, AWS endpoints on moto, next to hello-world built the same way.
 bench-lambda: tools-run tools-test
 	$(LAMBDA_BUILD) --x86-64 -p hello-lambda $(FUNCTIONS:%=-p %)
-	cargo run --release -p e2e --bin cold_start -- --deployed --lambda-dir target/lambda
+	cargo run -p e2e --bin cold_start -- --deployed --lambda-dir target/lambda
 
 ## CDK app (infra/cdk): npm ci when package-lock.json changed, then compile.
 cdk-install: $(CDK_DIR)/node_modules/.package-lock.json

@@ -7,14 +7,30 @@
 //!   admin key, so rotating the admin key alone also rotates webhook URLs; `make run`
 //!   sets [`LOCAL_TOKEN_SECRET`]).
 //! - `WATCHSTATE_PUBLIC_URL`: the deployment's base URL, when a custom domain fronts it.
+//!
+//! Every AWS client of a process is built from one [`sdk_config`], loaded once: region,
+//! credentials and endpoint come from the environment, nothing is called over the
+//! network until a client makes its first request (DESIGN 8: no network call at init).
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::store::dynamo::DynamoStore;
-use crate::store::sqlite::SqliteStore;
 use crate::store::{Store, StoreError};
 use crate::token::TokenSecret;
+
+static SDK_CONFIG: tokio::sync::OnceCell<aws_config::SdkConfig> =
+    tokio::sync::OnceCell::const_new();
+
+/// The process's AWS configuration (region, credential chain, `AWS_ENDPOINT_URL` for
+/// moto), shared by the DynamoDB, EventBridge, SSM and SQS clients. Loading reads the
+/// environment only; credentials are resolved lazily at the first request. One per
+/// process: its HTTP connection pool belongs to the runtime that first used it.
+pub async fn sdk_config() -> &'static aws_config::SdkConfig {
+    SDK_CONFIG
+        .get_or_init(|| aws_config::defaults(aws_config::BehaviorVersion::latest()).load())
+        .await
+}
 
 pub fn data_dir() -> PathBuf {
     std::env::var_os("WATCHSTATE_DATA_DIR")
@@ -32,20 +48,31 @@ pub async fn store() -> Result<Arc<dyn Store>, StoreError> {
     if let Some(table) = env("TABLE_NAME") {
         // Region, credentials and `AWS_ENDPOINT_URL` (moto locally) come from the
         // environment, as in every AWS SDK.
-        let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .load()
-            .await;
+        let conf = sdk_config().await;
         tracing::info!(
             table = %table,
             endpoint = env("AWS_ENDPOINT_URL").as_deref().unwrap_or("AWS"),
             "DynamoDB store"
         );
-        let client = aws_sdk_dynamodb::Client::new(&conf);
+        let client = aws_sdk_dynamodb::Client::new(conf);
         return Ok(Arc::new(DynamoStore::new(client, table)));
     }
+    embedded_store()
+}
+
+#[cfg(feature = "local")]
+fn embedded_store() -> Result<Arc<dyn Store>, StoreError> {
     let path = data_dir().join("watchstate.db");
     tracing::info!(path = %path.display(), "embedded store");
-    Ok(Arc::new(SqliteStore::open(&path)?))
+    Ok(Arc::new(crate::store::sqlite::SqliteStore::open(&path)?))
+}
+
+/// A Lambda build has no embedded store: without `TABLE_NAME` it cannot start.
+#[cfg(not(feature = "local"))]
+fn embedded_store() -> Result<Arc<dyn Store>, StoreError> {
+    Err(StoreError::Unavailable(
+        "TABLE_NAME is not set, and this build has no embedded store (build with the `local` feature)".into(),
+    ))
 }
 
 pub fn admin_key() -> String {
@@ -56,7 +83,8 @@ pub fn token_secret() -> TokenSecret {
     TokenSecret::new(env("WATCHSTATE_TOKEN_SECRET").unwrap_or_else(admin_key))
 }
 
-/// The admin key and the token secret, read once at cold start: `WATCHSTATE_ADMIN_KEY`
+/// The admin key and the token secret, read once per process (the api reads them at
+/// its first request, not during init): `WATCHSTATE_ADMIN_KEY`
 /// if set (local), else the SSM SecureString named by `WATCHSTATE_ADMIN_KEY_PARAMETER`
 /// (AWS), so the key never sits in the template or the function's configuration.
 pub async fn api_secrets() -> Result<(String, TokenSecret), String> {
@@ -66,10 +94,7 @@ pub async fn api_secrets() -> Result<(String, TokenSecret), String> {
     let Some(name) = env("WATCHSTATE_ADMIN_KEY_PARAMETER") else {
         return Ok((String::new(), token_secret()));
     };
-    let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .load()
-        .await;
-    let key = admin_key_from_ssm(&aws_sdk_ssm::Client::new(&conf), &name).await?;
+    let key = admin_key_from_ssm(&aws_sdk_ssm::Client::new(sdk_config().await), &name).await?;
     let secret = env("WATCHSTATE_TOKEN_SECRET").unwrap_or_else(|| key.clone());
     Ok((key, TokenSecret::new(secret)))
 }

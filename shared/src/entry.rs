@@ -1,11 +1,18 @@
 //! Entry points: adapting Lambda events to the handlers. The only module besides the
 //! adapters that knows Lambda types; the functions' `main`s call into it.
 
+#[cfg(feature = "http-events")]
 use bytes::Bytes;
+#[cfg(all(feature = "http-events", feature = "media"))]
 use lambda_http::request::RequestContext;
-use lambda_http::{Body, RequestExt};
+#[cfg(feature = "http-events")]
+use lambda_http::Body;
+#[cfg(all(feature = "http-events", feature = "media"))]
+use lambda_http::RequestExt;
 
+#[cfg(all(feature = "http-events", feature = "media"))]
 use crate::http::api::WebhookBase;
+#[cfg(feature = "http-events")]
 use crate::http::Reply;
 
 /// Install the tracing subscriber (JSON when `AWS_LAMBDA_LOG_FORMAT=JSON`).
@@ -14,6 +21,7 @@ pub fn init_tracing() {
 }
 
 /// A Lambda HTTP request as the handlers take it.
+#[cfg(feature = "http-events")]
 pub fn to_request(req: lambda_http::Request) -> crate::http::Request {
     let (parts, body) = req.into_parts();
     let bytes = match body {
@@ -27,6 +35,7 @@ pub fn to_request(req: lambda_http::Request) -> crate::http::Request {
     http::Request::from_parts(parts, bytes)
 }
 
+#[cfg(feature = "http-events")]
 pub fn to_response(reply: Reply) -> lambda_http::Response<Body> {
     let (parts, body) = reply.into_parts();
     lambda_http::Response::from_parts(parts, Body::Text(body))
@@ -35,6 +44,7 @@ pub fn to_response(reply: Reply) -> lambda_http::Response<Body> {
 /// Where webhook URLs point, from the request that asked: `WATCHSTATE_PUBLIC_URL` if
 /// set; behind API Gateway its domain and stage; under `cargo lambda watch` the
 /// emulator's host and the webhook function's `/lambda-url/webhook` prefix.
+#[cfg(all(feature = "http-events", feature = "media"))]
 pub fn webhook_base(req: &lambda_http::Request) -> WebhookBase {
     if let Some(base) = crate::config::public_url() {
         return WebhookBase(format!("{base}/webhook/"));
@@ -66,6 +76,58 @@ pub fn webhook_base(req: &lambda_http::Request) -> WebhookBase {
     WebhookBase(format!("https://{host}/webhook/"))
 }
 
+/// The api's service, built at its first request: the admin key is read from SSM
+/// then, not during init (DESIGN 8: no network call at cold start). A failed read
+/// fails that request only; the next one tries again.
+#[cfg(all(feature = "http-events", feature = "media"))]
+pub struct LazyApi {
+    deps: crate::tasks::Deps,
+    service: tokio::sync::OnceCell<std::sync::Arc<crate::http::api::ApiService>>,
+}
+
+#[cfg(all(feature = "http-events", feature = "media"))]
+impl LazyApi {
+    pub fn new(deps: crate::tasks::Deps) -> LazyApi {
+        LazyApi {
+            deps,
+            service: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    pub async fn service(&self) -> Result<std::sync::Arc<crate::http::api::ApiService>, String> {
+        self.service
+            .get_or_try_init(|| async {
+                let (admin_key, token_secret) = crate::config::api_secrets().await?;
+                Ok(std::sync::Arc::new(crate::http::api::ApiService {
+                    store: self.deps.store.clone(),
+                    admin_key,
+                    token_secret,
+                    tasks: Some(std::sync::Arc::new(crate::tasks::Tasks::new(
+                        self.deps.clone(),
+                    ))),
+                }))
+            })
+            .await
+            .cloned()
+    }
+
+    /// One api request: the service's answer, or 503 when the admin key cannot be read.
+    pub async fn handle(&self, req: lambda_http::Request) -> lambda_http::Response<Body> {
+        let base = webhook_base(&req);
+        match self.service().await {
+            Ok(service) => to_response(service.handle(to_request(req), &base).await),
+            Err(reason) => {
+                tracing::error!(%reason, "api not ready");
+                to_response(crate::http::error_reply(
+                    http::StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "the admin key cannot be read; see the function's log",
+                ))
+            }
+        }
+    }
+}
+
 /// An EventBridge event carrying a state change (`detail-type: StateChange`).
 #[derive(Debug, serde::Deserialize)]
 pub struct BusEvent {
@@ -74,6 +136,7 @@ pub struct BusEvent {
     pub detail: crate::model::StateChange,
 }
 
+#[cfg(feature = "media")]
 /// The push function's handler: push the change; fail (so EventBridge retries, then
 /// parks it in the dead-letter queue) only when a backend failed in a way a retry
 /// can fix. Leftovers in the outbox are drained on the way out.

@@ -8,6 +8,11 @@
 //! - [`store`], [`bus`]: ports with their local and AWS adapters.
 //! - [`http`]: the webhook and api handlers over plain `http` types.
 //! - [`tasks`]: the scheduled import and export that repair what webhooks missed.
+//!
+//! Features (what a build carries): `local` (the embedded SQLite store and the
+//! in-process bus), `media` (the media-server API clients, push, tasks and the api),
+//! `http-events` (the lambda_http glue of [`entry`]). Lambda builds take only what
+//! their function runs; see the functions' `Cargo.toml`.
 
 pub mod backends;
 pub mod bus;
@@ -18,9 +23,11 @@ pub mod http;
 pub mod ids;
 pub mod ingest;
 pub mod model;
+#[cfg(feature = "media")]
 pub mod push;
 pub mod store;
 pub mod sync;
+#[cfg(feature = "media")]
 pub mod tasks;
 pub mod token;
 pub mod when;

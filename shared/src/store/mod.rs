@@ -10,6 +10,7 @@
 //! between "stored" and "published".
 
 pub mod dynamo;
+#[cfg(feature = "local")]
 pub mod sqlite;
 
 use async_trait::async_trait;
