@@ -28,8 +28,57 @@ static SDK_CONFIG: tokio::sync::OnceCell<aws_config::SdkConfig> =
 /// process: its HTTP connection pool belongs to the runtime that first used it.
 pub async fn sdk_config() -> &'static aws_config::SdkConfig {
     SDK_CONFIG
-        .get_or_init(|| aws_config::defaults(aws_config::BehaviorVersion::latest()).load())
+        .get_or_init(|| {
+            aws_config::defaults(aws_config::BehaviorVersion::latest())
+                .http_client(sdk_http_client())
+                .load()
+        })
         .await
+}
+
+/// The SDK's own HTTPS client (hyper, rustls with aws-lc: the same TLS stack as the
+/// media-server client), made at the first request and trusting the compiled-in
+/// Mozilla roots. The default one reads and parses the system's certificate store
+/// whenever a client is built, which puts that work into every function's init.
+fn sdk_http_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    use aws_smithy_http_client::tls;
+    use aws_smithy_runtime_api::client::http::{HttpClient, SharedHttpClient};
+    static HTTPS: std::sync::OnceLock<SharedHttpClient> = std::sync::OnceLock::new();
+    aws_smithy_runtime_api::client::http::http_client_fn(|settings, components| {
+        HTTPS
+            .get_or_init(|| {
+                let roots = tls::TrustStore::empty()
+                    .with_native_roots(false)
+                    .with_pem_certificate(compiled_in_roots_pem());
+                let context = tls::TlsContext::builder()
+                    .with_trust_store(roots)
+                    .build()
+                    .expect("a TLS context of PEM roots builds");
+                aws_smithy_http_client::Builder::new()
+                    .tls_provider(tls::Provider::Rustls(
+                        tls::rustls_provider::CryptoMode::AwsLc,
+                    ))
+                    .tls_context(context)
+                    .build_https()
+            })
+            .http_connector(settings, components)
+    })
+}
+
+/// webpki-root-certs as the PEM bundle the SDK's trust store takes.
+fn compiled_in_roots_pem() -> Vec<u8> {
+    use base64::Engine;
+    let mut pem = String::new();
+    for cert in webpki_root_certs::TLS_SERVER_ROOT_CERTS {
+        let body = base64::engine::general_purpose::STANDARD.encode(cert.as_ref());
+        pem.push_str("-----BEGIN CERTIFICATE-----\n");
+        for line in body.as_bytes().chunks(64) {
+            pem.push_str(&String::from_utf8_lossy(line));
+            pem.push('\n');
+        }
+        pem.push_str("-----END CERTIFICATE-----\n");
+    }
+    pem.into_bytes()
 }
 
 pub fn data_dir() -> PathBuf {
@@ -128,4 +177,22 @@ pub const LOCAL_TOKEN_SECRET: &str = "watchstate-local";
 
 pub fn public_url() -> Option<String> {
     env("WATCHSTATE_PUBLIC_URL").map(|u| u.trim_end_matches('/').to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_compiled_in_roots_come_back_whole_from_their_pem() {
+        let pem = super::compiled_in_roots_pem();
+        let parsed = rustls::pki_types::CertificateDer::pem_slice_iter(&pem)
+            .collect::<Result<Vec<_>, _>>()
+            .expect("valid PEM");
+        let roots = webpki_root_certs::TLS_SERVER_ROOT_CERTS;
+        assert!(roots.len() > 100, "{} roots", roots.len());
+        assert_eq!(parsed.len(), roots.len());
+        assert!(parsed
+            .iter()
+            .zip(roots)
+            .all(|(a, b)| a.as_ref() == b.as_ref()));
+    }
 }
