@@ -44,7 +44,7 @@ def http_event(method, path, headers, body, binary, query=""):
                "content-length": str(len(body))}
     return {
         "version": "2.0",
-        "routeKey": f"ANY {'/webhook/{token}' if path.startswith('/webhook/') else '/v1/{proxy+}'}",
+        "routeKey": f"{method} /webhook/{{token}}" if path.startswith("/webhook/") else "ANY /v1/{proxy+}",
         "rawPath": path,
         "rawQueryString": query,
         "headers": headers,
@@ -56,7 +56,7 @@ def http_event(method, path, headers, body, binary, query=""):
             "http": {"method": method, "path": path, "protocol": "HTTP/1.1",
                      "sourceIp": "203.0.113.10", "userAgent": headers.get("user-agent", "")},
             "requestId": "c6af9ac6-7b61-11e6-9a41-93e8deadbeef",
-            "routeKey": "ANY /webhook/{token}" if path.startswith("/webhook/") else "ANY /v1/{proxy+}",
+            "routeKey": f"{method} /webhook/{{token}}" if path.startswith("/webhook/") else "ANY /v1/{proxy+}",
             "stage": "$default",
             "time": "27/Nov/2026:05:00:00 +0000",
             "timeEpoch": 1795755600000,
@@ -93,6 +93,25 @@ def main():
     emby = (FIX / "written/emby/item.markplayed-movie-4.8.json").read_bytes()
     webhook("emby-markplayed", "emby", "POST", mp, "Emby Server/4.8.11.0",
             multipart([("data", None, None, emby)]), True)
+    # The push queue's batch as Lambda's event source mapping delivers it: each body is
+    # the EventBridge event of one state change.
+    change = {"id": "0006448a5c2b3e00-0123456789ab", "user": "demo", "item_id": "sample-item",
+              "origin": "plex", "watched": True, "progress_ms": None,
+              "state_updated_at": "2026-11-27T05:00:00Z", "kind": "watched"}
+    bus_event = {"version": "0", "id": "6a7e8feb-b491-4cf7-a9f1-bf3703467718",
+                 "detail-type": "StateChange", "source": "watchstate",
+                 "account": "123456789012", "time": "2026-11-27T05:00:00Z",
+                 "region": "eu-west-1", "resources": [], "detail": change}
+    write("push-sqs-batch.json", {"Records": [{
+        "messageId": "059f36b4-87a3-44ab-83d2-661975830a7d",
+        "receiptHandle": "AQEBwJnKyrHigUMZj6rYigCgxlaS3SLy0a",
+        "body": json.dumps(bus_event),
+        "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1795755600000"},
+        "messageAttributes": {},
+        "md5OfBody": hashlib.md5(json.dumps(bus_event).encode()).hexdigest(),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:eu-west-1:123456789012:watchstate-PushQueue",
+        "awsRegion": "eu-west-1"}]})
     write("api-health.json", http_event("GET", "/v1/health", {}, b"", False))
     write("api-list-users.json", http_event(
         "GET", "/v1/users", {"authorization": "Bearer replace-with-your-admin-key"}, b"", False))

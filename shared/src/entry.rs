@@ -7,7 +7,7 @@ use bytes::Bytes;
 use lambda_http::request::RequestContext;
 #[cfg(feature = "http-events")]
 use lambda_http::Body;
-#[cfg(all(feature = "http-events", feature = "media"))]
+#[cfg(feature = "http-events")]
 use lambda_http::RequestExt;
 
 #[cfg(all(feature = "http-events", feature = "media"))]
@@ -15,15 +15,48 @@ use crate::http::api::WebhookBase;
 #[cfg(feature = "http-events")]
 use crate::http::Reply;
 
-/// Install the tracing subscriber (JSON when `AWS_LAMBDA_LOG_FORMAT=JSON`).
+/// Install the tracing subscriber: as lambda_runtime's default (level from
+/// `AWS_LAMBDA_LOG_LEVEL` or `RUST_LOG`, JSON when `AWS_LAMBDA_LOG_FORMAT=JSON`), but
+/// every line carries its timestamp (RFC 3339, UTC): with JSON logs Lambda adds none.
 pub fn init_tracing() {
-    lambda_runtime::tracing::init_default_subscriber();
+    let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
+    let _ = tracing::subscriber::set_global_default(subscriber(json, std::io::stdout));
+}
+
+/// The subscriber [`init_tracing`] installs, writing to `writer`.
+pub fn subscriber<W>(json: bool, writer: W) -> Box<dyn tracing::Subscriber + Send + Sync>
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    use tracing_subscriber::filter::{EnvFilter, LevelFilter};
+    let level = std::env::var("AWS_LAMBDA_LOG_LEVEL")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .ok()
+        .and_then(|l| l.parse::<LevelFilter>().ok())
+        .unwrap_or(LevelFilter::INFO);
+    let builder = tracing_subscriber::fmt()
+        .with_target(false)
+        .with_env_filter(
+            EnvFilter::builder()
+                .with_default_directive(level.into())
+                .from_env_lossy(),
+        )
+        .with_writer(writer);
+    if json {
+        Box::new(builder.json().finish())
+    } else {
+        Box::new(builder.finish())
+    }
 }
 
 /// A Lambda HTTP request as the handlers take it.
 #[cfg(feature = "http-events")]
 pub fn to_request(req: lambda_http::Request) -> crate::http::Request {
-    let (parts, body) = req.into_parts();
+    let deadline = req.lambda_context_ref().map(|c| c.deadline);
+    let (mut parts, body) = req.into_parts();
+    if let Some(d) = deadline {
+        parts.extensions.insert(crate::http::Deadline(d));
+    }
     let bytes = match body {
         Body::Empty => Bytes::new(),
         Body::Text(s) => Bytes::from(s),
@@ -136,28 +169,121 @@ pub struct BusEvent {
     pub detail: crate::model::StateChange,
 }
 
+/// One message of an SQS batch (the fields push reads).
 #[cfg(feature = "media")]
-/// The push function's handler: push the change; fail (so EventBridge retries, then
-/// parks it in the dead-letter queue) only when a backend failed in a way a retry
-/// can fix. Leftovers in the outbox are drained on the way out.
+#[derive(Debug, serde::Deserialize)]
+struct SqsMessage {
+    #[serde(rename = "messageId")]
+    message_id: String,
+    #[serde(default)]
+    body: String,
+}
+
+#[cfg(feature = "media")]
+#[derive(Debug, serde::Deserialize)]
+struct SqsBatch {
+    #[serde(rename = "Records")]
+    records: Vec<SqsMessage>,
+}
+
+/// The push function's handler. On AWS it receives SQS batches from the push queue
+/// (`{"Records": [...]}`, each body an EventBridge `StateChange` event): the batch is
+/// pushed by [`crate::fanout::push_batch`] under the invocation's deadline, and the
+/// changes to deliver again are answered as `batchItemFailures`. A single
+/// EventBridge event (a manual `cargo lambda invoke`) is pushed the same way; it
+/// fails the invocation when a retry could help. Leftovers in the outbox are
+/// drained on the way out.
+#[cfg(feature = "media")]
 pub async fn push_event(
     pusher: &crate::push::Pusher,
     bus: Option<&dyn crate::bus::Bus>,
     event: lambda_runtime::LambdaEvent<serde_json::Value>,
 ) -> Result<serde_json::Value, lambda_runtime::Error> {
-    let parsed: BusEvent = serde_json::from_value(event.payload)
-        .map_err(|e| format!("not a StateChange event: {e}"))?;
-    let report = pusher.push(&parsed.detail).await?;
+    let deadline = Some(crate::fanout::deadline_of(event.context.deadline));
+    let (ids, changes, single) = if event.payload.get("Records").is_some() {
+        let batch: SqsBatch =
+            serde_json::from_value(event.payload).map_err(|e| format!("not an SQS batch: {e}"))?;
+        let mut ids = Vec::new();
+        let mut changes = Vec::new();
+        for m in batch.records {
+            match serde_json::from_str::<BusEvent>(&m.body) {
+                Ok(e) => {
+                    ids.push(m.message_id);
+                    changes.push(e.detail);
+                }
+                // Not a change: nothing to push, and never will be.
+                Err(e) => {
+                    tracing::warn!(message = %m.message_id, error = %e, "message is no StateChange event; dropped")
+                }
+            }
+        }
+        (ids, changes, false)
+    } else {
+        let parsed: BusEvent = serde_json::from_value(event.payload)
+            .map_err(|e| format!("not a StateChange event: {e}"))?;
+        (vec![parsed.detail.id.clone()], vec![parsed.detail], true)
+    };
+    let batch = crate::fanout::push_batch(pusher, &changes, deadline).await;
     if let Some(bus) = bus {
         crate::bus::drain(pusher.store.as_ref(), bus, 25).await;
     }
-    if report.retryable_failure() {
-        return Err(format!(
-            "push of change {} failed on a backend; EventBridge will retry: {}",
-            report.change,
-            serde_json::to_string(&report.backends).unwrap_or_default()
-        )
-        .into());
+    tracing::info!(
+        changes = changes.len(),
+        failed = batch.failed.len(),
+        lanes = batch.lanes,
+        "push batch"
+    );
+    if single {
+        if !batch.failed.is_empty() {
+            return Err(format!(
+                "push of change {} failed on a backend; it will be retried: {}",
+                changes[0].id,
+                serde_json::to_string(&batch.reports[0].backends).unwrap_or_default()
+            )
+            .into());
+        }
+        return Ok(serde_json::to_value(&batch.reports[0]).unwrap_or_default());
     }
-    Ok(serde_json::to_value(&report).unwrap_or_default())
+    let failures: Vec<serde_json::Value> = batch
+        .failed
+        .iter()
+        .map(|&i| serde_json::json!({"itemIdentifier": ids[i]}))
+        .collect();
+    Ok(serde_json::json!({"batchItemFailures": failures}))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct Buf(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0
+                .lock()
+                .map_err(|_| std::io::ErrorKind::Other)?
+                .extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn json_log_lines_carry_a_timestamp() {
+        let buf = Buf::default();
+        let writer = buf.clone();
+        let sub = super::subscriber(true, move || writer.clone());
+        tracing::subscriber::with_default(sub, || tracing::warn!(backend = "jf", "push failed"));
+        let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        let line: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+        let ts = line["timestamp"].as_str().expect("timestamp");
+        assert!(chrono::DateTime::parse_from_rfc3339(ts).is_ok(), "{ts}");
+        assert_eq!(line["fields"]["message"], "push failed");
+        assert_eq!(line["level"], "WARN");
+    }
 }

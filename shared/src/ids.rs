@@ -18,3 +18,9 @@ pub fn new_id() -> String {
 pub fn time_ordered_id(at: chrono::DateTime<chrono::Utc>) -> String {
     format!("{:016x}-{}", at.timestamp_micros().max(0), &new_id()[..12])
 }
+
+/// The smallest [`time_ordered_id`] of an instant: ids of that instant or later sort
+/// at or after it.
+pub fn time_ordered_id_floor(at: chrono::DateTime<chrono::Utc>) -> String {
+    format!("{:016x}-", at.timestamp_micros().max(0))
+}

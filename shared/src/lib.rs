@@ -4,7 +4,7 @@
 //! - [`model`], [`guid`], [`when`]: the normalized vocabulary.
 //! - [`backends`]: one folder per media server (webhook parser, API client).
 //! - [`sync`]: the rules; [`ingest`]: applying them against the store.
-//! - [`push`]: carrying a change to the other backends.
+//! - [`push`]: carrying a change to the other backends; [`fanout`]: batches of them.
 //! - [`store`], [`bus`]: ports with their local and AWS adapters.
 //! - [`http`]: the webhook and api handlers over plain `http` types.
 //! - [`tasks`]: the scheduled import and export that repair what webhooks missed.
@@ -18,13 +18,18 @@ pub mod backends;
 pub mod bus;
 pub mod config;
 pub mod entry;
+#[cfg(feature = "media")]
+pub mod fanout;
 pub mod guid;
 pub mod http;
 pub mod ids;
 pub mod ingest;
+pub mod metrics;
 pub mod model;
+pub mod permissions;
 #[cfg(feature = "media")]
 pub mod push;
+pub mod secrets;
 pub mod store;
 pub mod sync;
 #[cfg(feature = "media")]

@@ -282,6 +282,13 @@ pub struct BackendOptions {
     pub match_user: bool,
     #[serde(default)]
     pub match_server: bool,
+    /// On AWS, accept an `http://` url (the token then travels in clear).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_insecure_http: bool,
+    /// On AWS, accept a loopback, link-local or private address (a deployment inside
+    /// a VPC that reaches the home network).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_private_address: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]

@@ -141,6 +141,16 @@ impl Pusher {
     /// emulation's dead-letter place).
     pub async fn push_and_log(&self, change: &StateChange) -> Result<PushReport, StoreError> {
         let report = self.push(change).await?;
+        self.log_failures(change, &report).await?;
+        Ok(report)
+    }
+
+    /// Record every backend of a report that failed in the delivery log.
+    pub async fn log_failures(
+        &self,
+        change: &StateChange,
+        report: &PushReport,
+    ) -> Result<(), StoreError> {
         for (backend, outcome) in &report.backends {
             if let Outcome::Failed { reason, .. } = outcome {
                 let now = Utc::now();
@@ -163,7 +173,7 @@ impl Pusher {
                 self.store.record_delivery(&d).await?;
             }
         }
-        Ok(report)
+        Ok(())
     }
 }
 
@@ -340,5 +350,20 @@ impl crate::bus::local::ChangeHandler for LocalPush {
             .await
             .map(|_| ())
             .map_err(|e| e.to_string())
+    }
+
+    /// The same batch code as the push function on AWS ([`crate::fanout`]).
+    async fn handle_batch(&self, changes: &[StateChange]) -> Vec<Result<(), String>> {
+        let batch = crate::fanout::push_batch(&self.0, changes, None).await;
+        let mut out = Vec::with_capacity(changes.len());
+        for (change, report) in changes.iter().zip(&batch.reports) {
+            out.push(
+                self.0
+                    .log_failures(change, report)
+                    .await
+                    .map_err(|e| e.to_string()),
+            );
+        }
+        out
     }
 }

@@ -425,7 +425,8 @@ pub fn enrich(item: &mut Item, meta: Meta<'_>) {
 /// The change record of an item's current state, coming from `backend`.
 pub fn change_from(item: &Item, user: &str, backend: &str, kind: ChangeKind) -> StateChange {
     StateChange {
-        id: crate::ids::new_id(),
+        // Time-ordered, so the outbox reads oldest first by its key.
+        id: crate::ids::time_ordered_id(chrono::Utc::now()),
         user: user.to_string(),
         item_id: item.id.clone(),
         origin: Some(backend.to_string()),

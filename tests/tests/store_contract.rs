@@ -349,6 +349,8 @@ fn backend(user: &str, name: &str, hash: &str) -> Backend {
         options: BackendOptions {
             match_user: true,
             match_server: false,
+            allow_insecure_http: false,
+            allow_private_address: false,
         },
         import: TaskOptions {
             enabled: true,

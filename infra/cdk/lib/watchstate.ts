@@ -1,7 +1,8 @@
 /**
  * The Watchstate construct: the whole watchstate deployment (HTTP API, the five Rust
- * functions, one DynamoDB table, the EventBridge bus feeding push, the schedules, the
- * dead-letter queue) as one CDK construct, with the same resources, settings and
+ * functions, one DynamoDB table, the EventBridge bus and push queue feeding push, the
+ * schedules, the dead-letter queue, the KMS key sealing tokens, the alarms) as one CDK
+ * construct, with the same resources, settings and
  * permissions as the SAM template `infra/template.yaml`. SAM parameters are props
  * here; `test/compare.test.mjs` fails when the two drift apart.
  *
@@ -17,17 +18,21 @@ import {
   Aws,
   CfnOutput,
   Duration,
+  Fn,
   RemovalPolicy,
   Stack,
   aws_apigatewayv2 as apigw,
   aws_apigatewayv2_integrations as integrations,
+  aws_cloudwatch as cloudwatch,
   aws_dynamodb as dynamodb,
   aws_events as events,
   aws_events_targets as targets,
   aws_iam as iam,
+  aws_kms as kms,
   aws_lambda as lambda,
   aws_logs as logs,
   aws_scheduler as scheduler,
+  aws_sns as sns,
   aws_sqs as sqs,
 } from "aws-cdk-lib";
 import { Construct } from "constructs";
@@ -40,6 +45,20 @@ export interface WatchstateProps {
   readonly architecture?: lambda.Architecture;
   /** Existing SSM SecureString holding the api's admin key. Default `/watchstate/admin-key`. */
   readonly adminKeyParameterName?: string;
+  /** Existing SSM SecureString webhook tokens derive from. Default `/watchstate/token-secret`. */
+  readonly tokenSecretParameterName?: string;
+  /** Where the alarms are mailed (SNS email subscription). Default: none. */
+  readonly alarmEmail?: string;
+  /** State changes per push invocation. Default 100. */
+  readonly pushBatchSize?: number;
+  /** How long the push queue gathers a batch, seconds. Default 5. */
+  readonly pushBatchWindowSeconds?: number;
+  /** Push invocations at once (so calls at once per media server). Default 2. */
+  readonly pushMaxConcurrency?: number;
+  /** Webhook requests per second the webhook route accepts. Default 20. */
+  readonly webhookThrottleRate?: number;
+  /** Webhook requests the webhook route accepts in a burst. Default 40. */
+  readonly webhookThrottleBurst?: number;
   /** Base URL fronting the HTTP API when a custom domain is used. Default: none. */
   readonly publicUrl?: string;
   /** When the import runs. Default hourly on the hour (UTC). */
@@ -50,11 +69,11 @@ export interface WatchstateProps {
   readonly schedulesEnabled?: boolean;
   /** RUST_LOG of every function. Default `info`. */
   readonly logLevel?: string;
-  /** How long the functions' logs are kept. Default 30 days. */
+  /** How long the functions' and the API's logs are kept. Default 30 days. */
   readonly logRetention?: logs.RetentionDays;
   /**
-   * Prefix of the named resources (bus, log groups, schedules). Default: the stack
-   * name, as in the SAM template; set it when one stack holds two deployments.
+   * Prefix of the named resources (bus, log groups, schedules, key alias). Default: the
+   * stack name, as in the SAM template; set it when one stack holds two deployments.
    */
   readonly name?: string;
   /** Where `cargo lambda build` put the binaries. Default `<repo>/target/lambda`. */
@@ -68,6 +87,13 @@ export interface WatchstateProps {
 /** The SAM template's parameter defaults. */
 export const DEFAULTS = {
   adminKeyParameterName: "/watchstate/admin-key",
+  tokenSecretParameterName: "/watchstate/token-secret",
+  alarmEmail: "",
+  pushBatchSize: 100,
+  pushBatchWindowSeconds: 5,
+  pushMaxConcurrency: 2,
+  webhookThrottleRate: 20,
+  webhookThrottleBurst: 40,
   publicUrl: "",
   importSchedule: "cron(0 * * * ? *)",
   exportSchedule: "cron(30 * * * ? *)",
@@ -78,35 +104,26 @@ export const DEFAULTS = {
 const REPO_ROOT = path.resolve(__dirname, "..", "..", "..", "..");
 const PLACEHOLDER = path.resolve(__dirname, "..", "..", "placeholder");
 
-/** DynamoDBCrudPolicy of SAM: what the store needs on the table. */
-const TABLE_ACTIONS = [
-  "dynamodb:GetItem",
-  "dynamodb:DeleteItem",
-  "dynamodb:PutItem",
-  "dynamodb:Scan",
-  "dynamodb:Query",
-  "dynamodb:UpdateItem",
-  "dynamodb:BatchWriteItem",
-  "dynamodb:BatchGetItem",
-  "dynamodb:DescribeTable",
-  "dynamodb:ConditionCheckItem",
-];
+/** What each function may do on the table: exactly the calls its code makes. */
+const TABLE_ACTIONS: Record<FunctionBinary, string[]> = {
+  webhook: ["dynamodb:BatchGetItem", "dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
+  api: ["dynamodb:BatchGetItem", "dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"],
+  push: ["dynamodb:BatchGetItem", "dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"],
+  import: ["dynamodb:BatchGetItem", "dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"],
+  export: ["dynamodb:BatchGetItem", "dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"],
+};
 
-/** SQSPollerPolicy of SAM: what the export's dead-letter sweep needs. */
-const QUEUE_POLL_ACTIONS = [
-  "sqs:ChangeMessageVisibility",
-  "sqs:ChangeMessageVisibilityBatch",
-  "sqs:DeleteMessage",
-  "sqs:DeleteMessageBatch",
-  "sqs:GetQueueAttributes",
-  "sqs:ReceiveMessage",
-];
+const ACCESS_LOG_FORMAT =
+  '{"requestId":"$context.requestId","requestTime":"$context.requestTimeEpoch","routeKey":"$context.routeKey","status":"$context.status","responseLength":"$context.responseLength","integrationLatency":"$context.integrationLatency","integrationError":"$context.integrationErrorMessage"}';
 
 export class Watchstate extends Construct {
   public readonly table: dynamodb.Table;
   public readonly bus: events.EventBus;
   public readonly httpApi: apigw.HttpApi;
+  public readonly pushQueue: sqs.Queue;
   public readonly deadLetterQueue: sqs.Queue;
+  public readonly tokenKey: kms.Key;
+  public readonly alarmTopic: sns.CfnTopic;
   public readonly functions: Record<FunctionBinary, lambda.Function>;
   /** `https://{api}.execute-api.{region}.{suffix}`: webhooks at `/webhook/{token}`, the api at `/v1/`. */
   public readonly baseUrl: string;
@@ -116,10 +133,11 @@ export class Watchstate extends Construct {
     const stack = Stack.of(this);
     const name = props.name ?? Aws.STACK_NAME;
     const adminKey = props.adminKeyParameterName ?? DEFAULTS.adminKeyParameterName;
+    const tokenSecret = props.tokenSecretParameterName ?? DEFAULTS.tokenSecretParameterName;
     const retention = props.logRetention ?? DEFAULTS.logRetention;
     const code = props.code ?? ((binary: FunctionBinary) => this.builtCode(binary, props));
 
-    // --- Store ---------------------------------------------------------------------
+    // --- Store and the key sealing media server tokens -------------------------------
     this.table = new dynamodb.Table(this, "Table", {
       partitionKey: { name: "pk", type: dynamodb.AttributeType.STRING },
       sortKey: { name: "sk", type: dynamodb.AttributeType.STRING },
@@ -128,18 +146,29 @@ export class Watchstate extends Construct {
       pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
       removalPolicy: RemovalPolicy.RETAIN,
     });
+    this.tokenKey = new kms.Key(this, "TokenKey", {
+      description: "watchstate media server tokens at rest",
+      enableKeyRotation: true,
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+    new kms.Alias(this, "TokenKeyAlias", { aliasName: `alias/${name}-tokens`, targetKey: this.tokenKey });
 
-    // --- Fan-out: bus -> push, with retries and a dead-letter queue -----------------
+    // --- Fan-out: bus -> push queue -> push, with a dead-letter queue ----------------
     this.bus = new events.EventBus(this, "Bus", { eventBusName: `${name}-bus` });
-    // State changes that could not be pushed; the export sweeps it.
     this.deadLetterQueue = new sqs.Queue(this, "PushDeadLetterQueue", {
       retentionPeriod: Duration.days(14),
       encryption: sqs.QueueEncryption.SQS_MANAGED,
       removalPolicy: RemovalPolicy.DESTROY,
     });
+    this.pushQueue = new sqs.Queue(this, "PushQueue", {
+      visibilityTimeout: Duration.seconds(360),
+      retentionPeriod: Duration.days(4),
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      deadLetterQueue: { queue: this.deadLetterQueue, maxReceiveCount: 4 },
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
 
     // --- Functions -----------------------------------------------------------------
-    const tableArns = [this.table.tableArn, `${this.table.tableArn}/index/*`];
     const fn = (
       id: string,
       binary: FunctionBinary,
@@ -164,70 +193,86 @@ export class Watchstate extends Construct {
           TABLE_NAME: this.table.tableName,
           EVENT_BUS_NAME: this.bus.eventBusName,
           RUST_LOG: props.logLevel ?? DEFAULTS.logLevel,
+          // Backend urls must be https and public unless a backend allows otherwise.
+          WATCHSTATE_DEPLOYMENT: "aws",
           ...settings.environment,
         },
       });
-      f.addToRolePolicy(new iam.PolicyStatement({ actions: TABLE_ACTIONS, resources: tableArns }));
-      f.addToRolePolicy(
-        new iam.PolicyStatement({ actions: ["events:PutEvents"], resources: [this.bus.eventBusArn] }),
-      );
+      // X-Ray as SAM's `Tracing: Active` has it: the mode and the managed write policy.
+      (f.node.defaultChild as lambda.CfnFunction).tracingConfig = { mode: "Active" };
+      f.role?.addManagedPolicy(iam.ManagedPolicy.fromAwsManagedPolicyName("AWSXrayWriteOnlyAccess"));
+      f.addToRolePolicy(new iam.PolicyStatement({ sid: "Table", actions: TABLE_ACTIONS[binary], resources: [this.table.tableArn] }));
+      f.addToRolePolicy(new iam.PolicyStatement({ sid: "Bus", actions: ["events:PutEvents"], resources: [this.bus.eventBusArn] }));
       return f;
     };
+    const decryptTokens = (f: lambda.Function, actions = ["kms:Decrypt"]) =>
+      f.addToRolePolicy(new iam.PolicyStatement({ sid: "TokenKey", actions, resources: [this.tokenKey.keyArn] }));
+    const tokenKeyEnv = { WATCHSTATE_TOKEN_KEY_ID: this.tokenKey.keyId };
 
     const webhook = fn("WebhookFunction", "webhook", {
       description: "POST|PUT /webhook/{token} from Plex, Tautulli, Jellyfin and Emby",
     });
+
     const api = fn("ApiFunction", "api", {
       description: "/v1/* management api (users, backends, items, deliveries, tasks)",
+      timeout: 30,
       environment: {
         WATCHSTATE_ADMIN_KEY_PARAMETER: adminKey,
+        WATCHSTATE_TOKEN_SECRET_PARAMETER: tokenSecret,
         WATCHSTATE_PUBLIC_URL: props.publicUrl ?? DEFAULTS.publicUrl,
+        ...tokenKeyEnv,
       },
     });
-    const parameterArn = stack.formatArn({
-      service: "ssm",
-      resource: "parameter",
-      resourceName: adminKey.replace(/^\//, ""),
-    });
-    api.addToRolePolicy(
-      new iam.PolicyStatement({ sid: "ReadAdminKey", actions: ["ssm:GetParameter"], resources: [parameterArn] }),
-    );
+    decryptTokens(api, ["kms:Decrypt", "kms:Encrypt"]);
+    const parameterArn = (p: string) =>
+      `arn:${Aws.PARTITION}:ssm:${Aws.REGION}:${Aws.ACCOUNT_ID}:parameter${p}`;
+    const secretArns = [parameterArn(adminKey), parameterArn(tokenSecret)];
+    api.addToRolePolicy(new iam.PolicyStatement({ sid: "Secrets", actions: ["ssm:GetParameter"], resources: secretArns }));
     // The aws/ssm key's id is not known here: Decrypt on any key of the account, but
-    // only through SSM and only for this one parameter.
+    // only through SSM and only for these parameters.
     api.addToRolePolicy(
       new iam.PolicyStatement({
-        sid: "DecryptAdminKey",
+        sid: "DecryptSecrets",
         actions: ["kms:Decrypt"],
         resources: [stack.formatArn({ service: "kms", resource: "key", resourceName: "*" })],
         conditions: {
           StringEquals: {
-            "kms:ViaService": `ssm.${stack.region}.amazonaws.com`,
-            "kms:EncryptionContext:PARAMETER_ARN": parameterArn,
+            "kms:ViaService": `ssm.${Aws.REGION}.amazonaws.com`,
+            "kms:EncryptionContext:PARAMETER_ARN": secretArns,
           },
         },
       }),
     );
 
     const push = fn("PushFunction", "push", {
-      description: "Pushes one StateChange from the bus to the user's other backends",
+      description: "Pushes batches of StateChanges from the push queue to the users' other backends",
       timeout: 60,
+      environment: tokenKeyEnv,
     });
-    // EventBridge invokes asynchronously: function errors are retried by Lambda, and
-    // what still fails is parked in the dead-letter queue.
+    decryptTokens(push);
     push.addToRolePolicy(
-      new iam.PolicyStatement({ actions: ["sqs:SendMessage"], resources: [this.deadLetterQueue.queueArn] }),
+      new iam.PolicyStatement({
+        sid: "PushQueue",
+        actions: ["sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"],
+        resources: [this.pushQueue.queueArn],
+      }),
     );
-    this.invokeConfig("PushFunctionEventInvokeConfig", push, {
-      maximumRetryAttempts: 2,
-      maximumEventAgeInSeconds: 21600,
-      destinationConfig: { onFailure: { destination: this.deadLetterQueue.queueArn } },
-    });
+    new lambda.CfnEventSourceMapping(this, "PushQueueToPush", {
+      eventSourceArn: this.pushQueue.queueArn,
+      functionName: push.functionName,
+      batchSize: props.pushBatchSize ?? DEFAULTS.pushBatchSize,
+      maximumBatchingWindowInSeconds: props.pushBatchWindowSeconds ?? DEFAULTS.pushBatchWindowSeconds,
+      functionResponseTypes: ["ReportBatchItemFailures"],
+      scalingConfig: { maximumConcurrency: props.pushMaxConcurrency ?? DEFAULTS.pushMaxConcurrency },
+    }).node.addDependency(push);
 
     const importFn = fn("ImportFunction", "import", {
       description: "Scheduled import (paged, resumable) of every backend's played state",
       memory: 512,
       timeout: 900,
+      environment: tokenKeyEnv,
     });
+    decryptTokens(importFn);
     // A failed run is not retried: the next scheduled run resumes where it stopped.
     this.invokeConfig("ImportFunctionEventInvokeConfig", importFn, { maximumRetryAttempts: 0 });
 
@@ -235,10 +280,15 @@ export class Watchstate extends Construct {
       description: "Scheduled export to every backend; also sweeps the push dead-letter queue",
       memory: 512,
       timeout: 900,
-      environment: { DEAD_LETTER_QUEUE_URL: this.deadLetterQueue.queueUrl },
+      environment: { DEAD_LETTER_QUEUE_URL: this.deadLetterQueue.queueUrl, ...tokenKeyEnv },
     });
+    decryptTokens(exportFn);
     exportFn.addToRolePolicy(
-      new iam.PolicyStatement({ actions: QUEUE_POLL_ACTIONS, resources: [this.deadLetterQueue.queueArn] }),
+      new iam.PolicyStatement({
+        sid: "DeadLetters",
+        actions: ["sqs:DeleteMessage", "sqs:ReceiveMessage"],
+        resources: [this.deadLetterQueue.queueArn],
+      }),
     );
     this.invokeConfig("ExportFunctionEventInvokeConfig", exportFn, { maximumRetryAttempts: 0 });
 
@@ -247,36 +297,63 @@ export class Watchstate extends Construct {
     // --- HTTP API ------------------------------------------------------------------
     this.httpApi = new apigw.HttpApi(this, "HttpApi", { apiName: name, createDefaultStage: false });
     (this.httpApi.node.defaultChild as apigw.CfnApi).failOnWarnings = true;
-    this.httpApi.addStage("HttpApiApiGatewayDefaultStage", {
+    const accessLog = new logs.LogGroup(this, "ApiAccessLogGroup", {
+      logGroupName: `/aws/apigateway/${name}-access`,
+      retention,
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+    // RouteSettings is a plain JSON map in CloudFormation: its keys as CloudFormation spells them.
+    const webhookThrottle = {
+      ThrottlingBurstLimit: props.webhookThrottleBurst ?? DEFAULTS.webhookThrottleBurst,
+      ThrottlingRateLimit: props.webhookThrottleRate ?? DEFAULTS.webhookThrottleRate,
+    };
+    new apigw.CfnStage(this, "HttpApiApiGatewayDefaultStage", {
+      apiId: this.httpApi.apiId,
       stageName: "$default",
       autoDeploy: true,
-      throttle: { burstLimit: 100, rateLimit: 50 },
+      defaultRouteSettings: { throttlingBurstLimit: 100, throttlingRateLimit: 50 },
+      routeSettings: { "POST /webhook/{token}": webhookThrottle, "PUT /webhook/{token}": webhookThrottle },
+      accessLogSettings: { destinationArn: accessLog.logGroupArn, format: ACCESS_LOG_FORMAT },
     });
-    this.httpApi.addRoutes({
-      path: "/webhook/{token}",
-      methods: [apigw.HttpMethod.ANY],
-      integration: new integrations.HttpLambdaIntegration("Webhook", webhook),
-    });
+    for (const method of [apigw.HttpMethod.POST, apigw.HttpMethod.PUT]) {
+      this.httpApi.addRoutes({
+        path: "/webhook/{token}",
+        methods: [method],
+        integration: new integrations.HttpLambdaIntegration(`Webhook${method}`, webhook),
+      });
+    }
     this.httpApi.addRoutes({
       path: "/v1/{proxy+}",
       methods: [apigw.HttpMethod.ANY],
       integration: new integrations.HttpLambdaIntegration("Api", api),
     });
-    this.baseUrl = `https://${this.httpApi.apiId}.execute-api.${stack.region}.${stack.urlSuffix}`;
+    this.baseUrl = `https://${this.httpApi.apiId}.execute-api.${Aws.REGION}.${Aws.URL_SUFFIX}`;
 
     // --- Rules and schedules ---------------------------------------------------------
-    new events.Rule(this, "StateChangeRule", {
-      description: "Every state change goes to the push function",
+    const stateChanges = new events.Rule(this, "StateChangeRule", {
+      description: "Every state change goes to the push queue",
       eventBus: this.bus,
       eventPattern: { source: ["watchstate"], detailType: ["StateChange"] },
-      targets: [
-        new targets.LambdaFunction(push, {
-          retryAttempts: 185,
-          maxEventAge: Duration.hours(24),
-          deadLetterQueue: this.deadLetterQueue,
-        }),
-      ],
     });
+    // The target as the template has it; the queue policies allow exactly SendMessage
+    // from this rule (targets.SqsQueue would also grant GetQueueAttributes/GetQueueUrl).
+    stateChanges.addTarget({
+      bind: () => ({
+        arn: this.pushQueue.queueArn,
+        retryPolicy: { maximumRetryAttempts: 185, maximumEventAgeInSeconds: 86400 },
+        deadLetterConfig: { arn: this.deadLetterQueue.queueArn },
+      }),
+    });
+    for (const queue of [this.pushQueue, this.deadLetterQueue]) {
+      queue.addToResourcePolicy(
+        new iam.PolicyStatement({
+          principals: [new iam.ServicePrincipal("events.amazonaws.com")],
+          actions: ["sqs:SendMessage"],
+          resources: [queue.queueArn],
+          conditions: { ArnEquals: { "aws:SourceArn": stateChanges.ruleArn } },
+        }),
+      );
+    }
     // An import that runs out of its budget publishes the rest as an ImportPage event;
     // this rule hands it to the next invocation.
     new events.Rule(this, "ImportFunctionContinue", {
@@ -287,6 +364,55 @@ export class Watchstate extends Construct {
     const enabled = props.schedulesEnabled ?? true;
     this.schedule("ImportFunctionSchedule", `${name}-import`, importFn, props.importSchedule ?? DEFAULTS.importSchedule, enabled);
     this.schedule("ExportFunctionSchedule", `${name}-export`, exportFn, props.exportSchedule ?? DEFAULTS.exportSchedule, enabled);
+
+    // --- Alarms ----------------------------------------------------------------------
+    const email = props.alarmEmail ?? DEFAULTS.alarmEmail;
+    this.alarmTopic = new sns.CfnTopic(this, "AlarmTopic", {
+      displayName: "watchstate alarms",
+      subscription: email ? [{ protocol: "email", endpoint: email }] : undefined,
+    });
+    const alarm = (
+      alarmId: string,
+      description: string,
+      namespace: string,
+      metricName: string,
+      dimensions: Record<string, string>,
+      statistic: string,
+      threshold: number,
+    ) =>
+      new cloudwatch.CfnAlarm(this, alarmId, {
+        alarmDescription: description,
+        namespace,
+        metricName,
+        dimensions: Object.entries(dimensions).map(([n, value]) => ({ name: n, value })),
+        statistic,
+        period: 300,
+        evaluationPeriods: 1,
+        threshold,
+        comparisonOperator: "GreaterThanThreshold",
+        treatMissingData: "notBreaching",
+        alarmActions: [this.alarmTopic.ref],
+        okActions: [this.alarmTopic.ref],
+      });
+    const dlq = { QueueName: this.deadLetterQueue.queueName };
+    alarm("DeadLetterDepthAlarm", "State changes are parked in the push dead-letter queue (export sweeps it hourly)", "AWS/SQS", "ApproximateNumberOfMessagesVisible", dlq, "Maximum", 0);
+    alarm("DeadLetterAgeAlarm", "A parked state change is over 3 days old (the dead-letter queue keeps 14 days)", "AWS/SQS", "ApproximateAgeOfOldestMessage", dlq, "Maximum", 259200);
+    alarm("PushQueueAgeAlarm", "State changes wait over 15 minutes in the push queue", "AWS/SQS", "ApproximateAgeOfOldestMessage", { QueueName: this.pushQueue.queueName }, "Maximum", 900);
+    const ruleName = Fn.select(1, Fn.split("|", (stateChanges.node.defaultChild as events.CfnRule).ref));
+    alarm("StateChangeRuleFailedAlarm", "EventBridge could not deliver state changes to the push queue", "AWS/Events", "FailedInvocations", { EventBusName: this.bus.eventBusName, RuleName: ruleName }, "Sum", 0);
+    alarm("HttpApi5xxAlarm", "The HTTP API answered 5xx (the webhook answers 503 only when the store is down)", "AWS/ApiGateway", "5xx", { ApiId: this.httpApi.apiId, Stage: "$default" }, "Sum", 0);
+    const fnAlarms: [string, string, lambda.Function][] = [
+      ["Webhook", "webhook", webhook],
+      ["Api", "api", api],
+      ["Push", "push", push],
+      ["Import", "import", importFn],
+      ["Export", "export", exportFn],
+    ];
+    for (const [prefix, label, f] of fnAlarms) {
+      const dims = { FunctionName: f.functionName };
+      alarm(`${prefix}ErrorsAlarm`, `The ${label} function failed (errors, timeouts)`, "AWS/Lambda", "Errors", dims, "Sum", 0);
+      alarm(`${prefix}ThrottlesAlarm`, `The ${label} function was throttled`, "AWS/Lambda", "Throttles", dims, "Sum", 0);
+    }
   }
 
   /** The function's `cargo lambda build` output, or the placeholder (with a warning). */
@@ -345,5 +471,17 @@ export function addOutputs(scope: Construct, w: Watchstate) {
   new CfnOutput(scope, "PushDeadLetterQueueUrl", {
     description: "State changes that could not be pushed (swept by export)",
     value: w.deadLetterQueue.queueUrl,
+  });
+  new CfnOutput(scope, "PushQueueUrl", {
+    description: "State changes on their way to the push function",
+    value: w.pushQueue.queueUrl,
+  });
+  new CfnOutput(scope, "AlarmTopicArn", {
+    description: "SNS topic of every alarm (subscribe to it, or set AlarmEmail)",
+    value: w.alarmTopic.ref,
+  });
+  new CfnOutput(scope, "TokenKeyArn", {
+    description: "KMS key sealing media server tokens at rest",
+    value: w.tokenKey.keyArn,
   });
 }

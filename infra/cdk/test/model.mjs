@@ -27,7 +27,21 @@ function namer(template) {
 
 function resolver(template, names) {
   const params = template.Parameters ?? {};
+  const conditions = template.Conditions ?? {};
+  // A condition with every parameter at its default (the CDK props' defaults).
+  const holds = (c) => {
+    if (typeof c === "string") return holds(conditions[c]);
+    const [k] = Object.keys(c);
+    const a = c[k];
+    if (k === "Condition") return holds(conditions[a]);
+    if (k === "Fn::Not") return !holds(a[0]);
+    if (k === "Fn::And") return a.every(holds);
+    if (k === "Fn::Or") return a.some(holds);
+    if (k === "Fn::Equals") return JSON.stringify(resolve(a[0])) === JSON.stringify(resolve(a[1]));
+    throw new Error(`condition ${k} not understood`);
+  };
   const ref = (id) => {
+    if (id === "AWS::NoValue") return "${AWS::NoValue}";
     if (PSEUDO.test(id)) return "${" + id + "}";
     if (id in params) return resolve(params[id].Default ?? "");
     if (id in names) return `<${names[id]}>`;
@@ -45,7 +59,7 @@ function resolver(template, names) {
     });
   }
   function resolve(v) {
-    if (Array.isArray(v)) return v.map(resolve);
+    if (Array.isArray(v)) return v.map(resolve).filter((x) => x !== "${AWS::NoValue}");
     if (v === null || typeof v !== "object") return v;
     const keys = Object.keys(v);
     if (keys.length === 1) {
@@ -55,8 +69,16 @@ function resolver(template, names) {
       if (k === "Fn::GetAtt") return getAtt(a);
       if (k === "Fn::Sub") return Array.isArray(a) ? sub(a[0], a[1]) : sub(a);
       if (k === "Fn::Join") return resolve(a[1]).map(String).join(a[0]);
+      if (k === "Fn::If") return resolve(holds(a[0]) ? a[1] : a[2]);
+      if (k === "Fn::Split") return `split(${a[0]},${resolve(a[1])})`;
+      if (k === "Fn::Select") return `select(${a[0]},${resolve(a[1])})`;
     }
-    return Object.fromEntries(keys.sort().map((k) => [k, resolve(v[k])]));
+    const out = {};
+    for (const k of keys.sort()) {
+      const r = resolve(v[k]);
+      if (r !== "${AWS::NoValue}") out[k] = r;
+    }
+    return out;
   }
   return resolve;
 }
@@ -163,6 +185,7 @@ export function model(template) {
       description: p.Description,
       environment: resolve(p.Environment?.Variables ?? {}),
       logging: resolve(p.LoggingConfig ?? {}),
+      tracing: p.TracingConfig?.Mode ?? "PassThrough",
       reservedConcurrency: p.ReservedConcurrentExecutions,
       deadLetter: p.DeadLetterConfig ? nameOfRef(p.DeadLetterConfig.TargetArn) : undefined,
       kmsKey: p.KmsKeyArn ? nameOfRef(p.KmsKeyArn) : undefined,
@@ -219,7 +242,15 @@ export function model(template) {
   }
   for (const [, r] of byType("AWS::ApiGatewayV2::Stage")) {
     const p = resolve(r.Properties);
-    m.stages.push({ name: p.StageName, autoDeploy: p.AutoDeploy, defaults: p.DefaultRouteSettings ?? {} });
+    m.stages.push({
+      name: p.StageName,
+      autoDeploy: p.AutoDeploy,
+      defaults: p.DefaultRouteSettings ?? {},
+      routes: p.RouteSettings ?? {},
+      accessLog: p.AccessLogSettings
+        ? { destination: refsOf(p.AccessLogSettings.DestinationArn), format: p.AccessLogSettings.Format }
+        : undefined,
+    });
   }
 
   for (const [id, r] of byType("AWS::DynamoDB::Table")) {

@@ -2,6 +2,7 @@
 //! client; this module owns what is common to all webhooks: taking the JSON out of its
 //! transport (multipart, form, raw body) and telling which server sent it.
 
+pub mod address;
 #[cfg(feature = "media")]
 pub mod client;
 pub mod emby;

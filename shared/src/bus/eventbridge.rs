@@ -91,17 +91,86 @@ pub fn retries() -> RetryConfig {
         .with_initial_backoff(INITIAL_BACKOFF)
 }
 
-#[async_trait]
-impl Bus for EventBridgeBus {
-    async fn publish(&self, change: &StateChange) -> Result<(), BusError> {
+/// Most entries one PutEvents takes.
+const MAX_ENTRIES: usize = 10;
+
+impl EventBridgeBus {
+    fn entry(&self, change: &StateChange) -> Result<PutEventsRequestEntry, BusError> {
         let detail = serde_json::to_string(change)
             .map_err(|e| BusError::Unavailable(format!("cannot encode the change: {e}")))?;
-        let entry = PutEventsRequestEntry::builder()
+        Ok(PutEventsRequestEntry::builder()
             .event_bus_name(&self.bus_name)
             .source(SOURCE)
             .detail_type(DETAIL_TYPE)
             .detail(detail)
-            .build();
+            .build())
+    }
+}
+
+#[async_trait]
+impl Bus for EventBridgeBus {
+    /// Ten changes per PutEvents; after a call that failed as a whole (EventBridge
+    /// unreachable), the rest fail without trying, so an outage costs one timeout.
+    async fn publish_batch(&self, changes: &[StateChange]) -> Vec<Result<(), BusError>> {
+        let mut out = Vec::with_capacity(changes.len());
+        let mut down: Option<String> = None;
+        for chunk in changes.chunks(MAX_ENTRIES) {
+            if let Some(reason) = &down {
+                out.extend(
+                    chunk
+                        .iter()
+                        .map(|_| Err(BusError::Unavailable(reason.clone()))),
+                );
+                continue;
+            }
+            let entries: Result<Vec<_>, _> = chunk.iter().map(|c| self.entry(c)).collect();
+            let entries = match entries {
+                Ok(e) => e,
+                Err(e) => {
+                    out.extend(
+                        chunk
+                            .iter()
+                            .map(|_| Err(BusError::Unavailable(e.to_string()))),
+                    );
+                    continue;
+                }
+            };
+            match self
+                .client
+                .put_events()
+                .set_entries(Some(entries))
+                .send()
+                .await
+            {
+                Ok(o) => {
+                    let results = o.entries();
+                    for i in 0..chunk.len() {
+                        let code = results.get(i).and_then(|e| e.error_code());
+                        out.push(match (results.get(i), code) {
+                            (Some(_), None) => Ok(()),
+                            (_, c) => Err(BusError::Unavailable(format!(
+                                "PutEvents rejected the event: {}",
+                                c.unwrap_or("unknown")
+                            ))),
+                        });
+                    }
+                }
+                Err(e) => {
+                    let reason = describe(&e);
+                    out.extend(
+                        chunk
+                            .iter()
+                            .map(|_| Err(BusError::Unavailable(reason.clone()))),
+                    );
+                    down = Some(reason);
+                }
+            }
+        }
+        out
+    }
+
+    async fn publish(&self, change: &StateChange) -> Result<(), BusError> {
+        let entry = self.entry(change)?;
         let out = self
             .client
             .put_events()

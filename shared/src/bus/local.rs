@@ -12,6 +12,15 @@ use crate::model::StateChange;
 #[async_trait]
 pub trait ChangeHandler: Send + Sync {
     async fn handle(&self, change: &StateChange) -> Result<(), String>;
+
+    /// Several changes at once, one result each.
+    async fn handle_batch(&self, changes: &[StateChange]) -> Vec<Result<(), String>> {
+        let mut out = Vec::with_capacity(changes.len());
+        for c in changes {
+            out.push(self.handle(c).await);
+        }
+        out
+    }
 }
 
 pub struct LocalBus {
@@ -31,5 +40,14 @@ impl Bus for LocalBus {
             .handle(change)
             .await
             .map_err(BusError::Unavailable)
+    }
+
+    async fn publish_batch(&self, changes: &[StateChange]) -> Vec<Result<(), BusError>> {
+        self.handler
+            .handle_batch(changes)
+            .await
+            .into_iter()
+            .map(|r| r.map_err(BusError::Unavailable))
+            .collect()
     }
 }

@@ -27,7 +27,22 @@ pub enum BusError {
 #[async_trait]
 pub trait Bus: Send + Sync {
     async fn publish(&self, change: &StateChange) -> Result<(), BusError>;
+
+    /// Publish several changes (an import's, a drain's): one result per change, in
+    /// order. Adapters send them in as few requests as they can (EventBridge: 10 per
+    /// PutEvents; in process: one push batch).
+    async fn publish_batch(&self, changes: &[StateChange]) -> Vec<Result<(), BusError>> {
+        let mut out = Vec::with_capacity(changes.len());
+        for c in changes {
+            out.push(self.publish(c).await);
+        }
+        out
+    }
 }
+
+/// How long a drain owns the outbox rows it claimed: another drain skips them until
+/// then, so two overlapping drains never publish the same change.
+pub const CLAIM_LEASE_SECONDS: i64 = 300;
 
 /// Publish one change and take it out of the outbox. A failure leaves it there for
 /// [`drain`]; it is logged, never returned to the webhook sender.
@@ -49,26 +64,60 @@ pub async fn publish_and_ack(store: &dyn Store, bus: &dyn Bus, change: &StateCha
     }
 }
 
-/// Publish what the outbox still holds, oldest first. Returns (published, failed).
+/// Publish what the outbox still holds, oldest first, in batches. Each row is claimed
+/// first (conditionally: a row another drain holds is skipped), so overlapping drains
+/// publish every change once; what fails to publish is released for the next drain.
+/// Stops at the first batch the bus refuses. Returns (published, failed).
 pub async fn drain(store: &dyn Store, bus: &dyn Bus, limit: usize) -> (usize, usize) {
-    let pending = match store.pending_changes(limit).await {
+    let lease = chrono::Duration::seconds(CLAIM_LEASE_SECONDS);
+    let claimed = match store.claim_changes(limit, chrono::Utc::now(), lease).await {
         Ok(p) => p,
         Err(e) => {
             tracing::warn!(error = %e, "cannot read the outbox");
             return (0, 0);
         }
     };
+    crate::metrics::outbox_depth(claimed.len());
     let (mut ok, mut failed) = (0, 0);
-    for change in &pending {
-        if publish_and_ack(store, bus, change).await {
-            ok += 1;
-        } else {
-            failed += 1;
+    for (i, batch) in claimed.chunks(DRAIN_BATCH).enumerate() {
+        let results = bus.publish_batch(batch).await;
+        let mut refused = true;
+        for (change, result) in batch.iter().zip(results) {
+            match result {
+                Ok(()) => {
+                    refused = false;
+                    ok += 1;
+                    if let Err(e) = store.ack_change(&change.id).await {
+                        // Published but still in the outbox: it goes out again after
+                        // the lease, and push treats it as the no-op it is.
+                        tracing::warn!(change = %change.id, error = %e, "published change not acknowledged");
+                    }
+                }
+                Err(e) => {
+                    failed += 1;
+                    tracing::warn!(change = %change.id, error = %e, "publish failed; change stays in the outbox");
+                    release(store, &change.id).await;
+                }
+            }
+        }
+        if refused {
             // The bus is down: the rest would fail the same way.
+            for change in claimed.iter().skip((i + 1) * DRAIN_BATCH) {
+                release(store, &change.id).await;
+            }
             break;
         }
     }
     (ok, failed)
+}
+
+/// Changes handed to the bus at once by a drain.
+const DRAIN_BATCH: usize = 100;
+
+async fn release(store: &dyn Store, id: &str) {
+    if let Err(e) = store.release_change(id).await {
+        tracing::warn!(change = %id, error = %e, "claim not released; it lapses by itself");
+    }
 }
 
 /// The bus this process publishes to: EventBridge when `EVENT_BUS_NAME` is set (AWS),

@@ -37,6 +37,10 @@ pub struct TaskRequest {
     /// Export only: compare everything, not only what changed since the last export.
     #[serde(default)]
     pub full: bool,
+    /// The invocation's deadline (epoch ms, from Lambda), never from the body: the
+    /// task's budget is taken from it.
+    #[serde(skip)]
+    pub deadline_ms: Option<u64>,
 }
 
 #[derive(Clone)]
@@ -299,6 +303,10 @@ impl ApiService {
                 "url '{url}' must start with http:// or https://"
             )));
         }
+        let options = body.options.unwrap_or_default();
+        crate::backends::address::UrlRules::from_env()
+            .check(&url, &options)
+            .map_err(bad_request)?;
         // Leaving the token out keeps the one stored, so options can change without it.
         let token = match (body.token, &existing) {
             (Some(t), _) => t,
@@ -312,7 +320,6 @@ impl ApiService {
                 "import and export talk to the media server: they need 'url' and 'token'",
             ));
         }
-        let options = body.options.unwrap_or_default();
         let empty_none = |s: Option<String>| s.filter(|s| !s.trim().is_empty());
         let user_id = empty_none(body.user_id);
         let server_id = empty_none(body.server_id);
@@ -449,6 +456,10 @@ impl ApiService {
             serde_json::from_slice(req.body())
                 .map_err(|e| bad_request(format!("task body: {e}")))?
         };
+        let request = TaskRequest {
+            deadline_ms: req.extensions().get::<super::Deadline>().map(|d| d.0),
+            ..request
+        };
         let Some(tasks) = &self.tasks else {
             return Err(error_reply(
                 StatusCode::NOT_IMPLEMENTED,
@@ -478,11 +489,36 @@ impl ApiService {
 /// `?verify=true`: the url answers as that kind of server, the server id matches (or
 /// is filled in when not given), and the token (and user id) are accepted.
 async fn verify(b: &mut Backend) -> Result<(), String> {
-    use crate::backends::client::{client_for, http_client, PageRequest};
+    let url = b.url.clone();
+    tokio::time::timeout(VERIFY_LIMIT, verify_once(b))
+        .await
+        .unwrap_or_else(|_| {
+            Err(format!(
+                "the server at {url} did not answer within {} s",
+                VERIFY_LIMIT.as_secs()
+            ))
+        })
+}
+
+/// `?verify=true` answers within this, whatever the server does (one attempt per
+/// call, no retries): well inside the api's timeout and API Gateway's 30 s.
+pub const VERIFY_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+async fn verify_once(b: &mut Backend) -> Result<(), String> {
+    use crate::backends::client::{client_with, http_client_with, PageRequest, RetryPolicy};
+    use std::time::Duration;
     if b.url.is_empty() || b.token.is_empty() {
         return Err("verify needs 'url' and 'token'".into());
     }
-    let client = client_for(b, http_client());
+    let once = RetryPolicy {
+        attempts: 1,
+        ..RetryPolicy::default()
+    };
+    let client = client_with(
+        b,
+        http_client_with(Duration::from_secs(3), Duration::from_secs(5)),
+        once,
+    );
     let id = client.identity().await.map_err(|e| match e.status() {
         Some(401) | Some(403) => format!("the {} server refused the token", b.kind),
         _ => format!("cannot reach a {} server at {}: {e}", b.kind, b.url),

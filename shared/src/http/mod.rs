@@ -11,6 +11,11 @@ use http::{header, HeaderMap, Response, StatusCode};
 use serde::Serialize;
 use serde_json::json;
 
+/// The Lambda invocation's deadline (epoch ms), put on a request's extensions by
+/// [`crate::entry::to_request`]: work a request starts is budgeted from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deadline(pub u64);
+
 /// Every answer is JSON.
 pub type Reply = Response<String>;
 

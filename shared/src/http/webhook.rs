@@ -200,10 +200,13 @@ impl WebhookService {
     }
 
     async fn record(&self, req: &Request, received_at: DateTime<Utc>, reply: &Reply, log: Log) {
-        let (body, truncated) = match &log.payload {
-            Some(p) => capped(&p.json),
+        // A stranger's request (no backend claimed it) is kept as metadata only: its
+        // body would cost us storage for content nobody asked us to keep.
+        let (body, truncated) = match (&log.backend, &log.payload) {
+            (None, _) => (None, false),
+            (Some(_), Some(p)) => capped(&p.json),
             // Unreadable transport: keep what came, minus nothing we can tell apart.
-            None => capped(req.body()),
+            (Some(_), None) => capped(req.body()),
         };
         let delivery = Delivery {
             id: crate::ids::time_ordered_id(received_at),
@@ -218,7 +221,7 @@ impl WebhookService {
             changed: log.changed,
             content_type: header_str(req.headers(), header::CONTENT_TYPE).map(str::to_string),
             user_agent: header_str(req.headers(), header::USER_AGENT).map(str::to_string),
-            body: Some(body),
+            body,
             body_truncated: truncated,
         };
         tracing::info!(
@@ -230,20 +233,21 @@ impl WebhookService {
             reason = delivery.reason.as_deref().unwrap_or("-"),
             "webhook delivery"
         );
+        crate::metrics::delivery(&delivery.status);
         if let Err(e) = self.store.record_delivery(&delivery).await {
             tracing::error!(error = %e, "delivery log write failed");
         }
     }
 }
 
-fn capped(bytes: &[u8]) -> (String, bool) {
+fn capped(bytes: &[u8]) -> (Option<String>, bool) {
     if bytes.len() <= DELIVERY_BODY_CAP {
-        (String::from_utf8_lossy(bytes).into_owned(), false)
+        (Some(String::from_utf8_lossy(bytes).into_owned()), false)
     } else {
         let mut s = String::from_utf8_lossy(&bytes[..DELIVERY_BODY_CAP]).into_owned();
         // A cut inside a multi-byte character becomes U+FFFD; that is fine for a log.
         s.shrink_to_fit();
-        (s, true)
+        (Some(s), true)
     }
 }
 

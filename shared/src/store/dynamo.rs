@@ -6,16 +6,17 @@
 //! |---|---|---|---|
 //! | user | `USERS` | `{user}` | `created_at` (RFC 3339) |
 //! | backend | `U#{user}` | `B#{name}` | `data` (backend JSON), `token_hash` |
-//! | token index | `H#{sha256 hex}` | `H` | `data` (full backend copy), `user`, `name` |
+//! | token index | `H#{sha256 hex}` | `H` | `data` (backend copy without its media server token), `user`, `name` |
 //! | item | `I#{user}` | `{item id}` | `data` (item JSON), `version`, `bkeys` |
 //! | lookup key | `K#{user}#{key}` (over 2 KiB: `K#{user}#~{sha256 hex}`) | `K` | `item` (owner id); for `B#` keys also `data`, `version`, `bkeys`: a copy of an item |
-//! | outbox | `OUTBOX` | `{change id}` | `data` (change JSON), `seq` (time-ordered id) |
-//! | delivery | `D#{user}` (`D-` when unclaimed) | `{delivery id}` (time-ordered) | `data`, `expires_at` = received + 7 days |
+//! | outbox | `OUTBOX` | `{change id}` (time-ordered) | `data` (change JSON), `seq`, `claimed_until` (epoch ms, while a drain holds it) |
+//! | delivery | `D#{user}` (`D-` when unclaimed) | `{delivery id}` (time-ordered) | `data` (without the body), `body` (deflated, binary), `expires_at` = received + 7 days (unclaimed: 1 day) |
+//! | unclaimed count | `D-HOURS` | `{hour, epoch s}` | `kept` (counter, conditional on the cap), `expires_at` |
 //! | task run | `RUNS` | `{run id}` | `data` |
 //!
 //! Round trips (DESIGN 5 and 8):
 //! - `backend_by_token_hash`: one GetItem of the token index, which holds the whole
-//!   backend.
+//!   backend but its media server token (only the backend record has that).
 //! - `find_item`: one BatchGetItem of every candidate lookup key (consistent). The
 //!   record of a backend's own item id (`B#{backend}#{id}`, always in a webhook) holds a
 //!   full copy of the item with its version, so a webhook about a known item is read in
@@ -43,9 +44,11 @@
 //! always go in the one transaction; guid keys beyond that limit are written right after
 //! (never failing, as on update).
 //!
-//! The outbox is one partition keyed by change id (acknowledged with one DeleteItem);
-//! `pending_changes` reads it whole and orders by `seq`. It holds only what was not
-//! published yet, so it is normally empty.
+//! The outbox is one partition keyed by change id, which sorts by time (acknowledged
+//! with one DeleteItem). A drain reads it oldest first with a limit and claims each
+//! row with a conditional UpdateItem (`claimed_until`, a lease), so two overlapping
+//! drains never publish the same change; a failed publish releases the claim. It
+//! holds only what was not published yet, so it is normally empty.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
@@ -63,7 +66,8 @@ use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
 
 use super::{
-    ItemQuery, ItemWrite, Page, Result, Store, StoreError, TaskRun, WriteOutcome, DELIVERY_TTL_DAYS,
+    body, delivery_expiry, ItemQuery, ItemWrite, Page, Result, Store, StoreError, TaskRun,
+    WriteOutcome, UNCLAIMED_PER_HOUR,
 };
 use crate::model::{Backend, Delivery, Item, StateChange, User};
 
@@ -94,6 +98,8 @@ pub struct DynamoStore {
 const USERS: &str = "USERS";
 const OUTBOX: &str = "OUTBOX";
 const RUNS: &str = "RUNS";
+/// Per clock hour, how many unclaimed deliveries were kept (sk: the hour, epoch s).
+const UNCLAIMED_COUNT: &str = "D-HOURS";
 
 fn backend_pk(user: &str) -> String {
     format!("U#{user}")
@@ -352,6 +358,36 @@ impl DynamoStore {
         map.get(&(user.to_string(), id.to_string()))
             .filter(|(v, _)| *v == version)
             .map(|(_, b)| b.clone())
+    }
+
+    /// Count one more unclaimed delivery in its clock hour, unless the hour has
+    /// reached the cap: one conditional UpdateItem. False when over the cap.
+    async fn count_unclaimed(&self, d: &Delivery) -> Result<bool> {
+        let hour = d.received_at.timestamp().div_euclid(3600) * 3600;
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(UNCLAIMED_COUNT, hour.to_string())))
+            .update_expression("ADD #n :one SET #exp = :exp")
+            .condition_expression("attribute_not_exists(#n) OR #n < :cap")
+            .expression_attribute_names("#n", "kept")
+            .expression_attribute_names("#exp", "expires_at")
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":cap", n(UNCLAIMED_PER_HOUR))
+            .expression_attribute_values(":exp", n(hour + 2 * 3600))
+            .send()
+            .await;
+        match out {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(unavailable("UpdateItem", e)),
+        }
     }
 
     // ---- request helpers ---------------------------------------------------------
@@ -892,6 +928,12 @@ impl Store for DynamoStore {
 
     async fn put_backend(&self, backend: &Backend) -> Result<()> {
         let data = to_json(backend)?;
+        // The webhook path never needs the media server token: only the backend
+        // record holds it.
+        let index_data = to_json(&Backend {
+            token: String::new(),
+            ..backend.clone()
+        })?;
         let hash = backend.webhook_token_hash.as_str();
         for _ in 0..BACKEND_ATTEMPTS {
             let old = self.load_backend_hash(&backend.user, &backend.name).await?;
@@ -905,7 +947,7 @@ impl Store for DynamoStore {
                     .value(":old", s(h.clone())),
             };
             let mut index = key(token_pk(hash), "H");
-            index.insert("data".into(), s(data.clone()));
+            index.insert("data".into(), s(index_data.clone()));
             index.insert("user".into(), s(backend.user.clone()));
             index.insert("name".into(), s(backend.name.clone()));
             let mut ops = vec![
@@ -1245,9 +1287,26 @@ impl Store for DynamoStore {
     }
 
     async fn record_delivery(&self, d: &Delivery) -> Result<()> {
-        let expires = (d.received_at + chrono::Duration::days(DELIVERY_TTL_DAYS)).timestamp();
+        let expires = delivery_expiry(d).timestamp();
+        if d.user.is_none() && !self.count_unclaimed(d).await? {
+            tracing::debug!("unclaimed delivery over the hourly cap; not kept");
+            return Ok(());
+        }
         let mut r = key(delivery_pk(d.user.as_deref()), d.id.clone());
-        r.insert("data".into(), s(to_json(d)?));
+        // The body goes compressed in its own attribute, not in the JSON.
+        r.insert(
+            "data".into(),
+            s(to_json(&Delivery {
+                body: None,
+                ..d.clone()
+            })?),
+        );
+        if let Some(b) = d.body.as_deref() {
+            r.insert(
+                "body".into(),
+                AttributeValue::B(aws_sdk_dynamodb::primitives::Blob::new(body::pack(b)?)),
+            );
+        }
         r.insert("expires_at".into(), n(expires));
         self.client
             .put_item()
@@ -1268,22 +1327,96 @@ impl Store for DynamoStore {
         self.query(&delivery_pk(user), None, false, Some(limit), Some(live))
             .await?
             .iter()
-            .map(|r| from_json(r, "data"))
+            .map(|r| {
+                let mut d: Delivery = from_json(r, "data")?;
+                if let Some(AttributeValue::B(b)) = r.get("body") {
+                    d.body = Some(body::unpack(b.as_ref())?);
+                }
+                Ok(d)
+            })
             .collect()
     }
 
     async fn pending_changes(&self, limit: usize) -> Result<Vec<StateChange>> {
-        let records = self.query(OUTBOX, None, true, None, None).await?;
-        let mut ordered = Vec::with_capacity(records.len());
-        for r in &records {
-            ordered.push((get_s(r, "seq")?, r));
-        }
-        ordered.sort_by(|a, b| a.0.cmp(b.0));
-        ordered
-            .into_iter()
-            .take(limit)
-            .map(|(_, r)| from_json(r, "data"))
+        // Change ids sort by time: the partition reads oldest first.
+        self.query(OUTBOX, None, true, Some(limit.clamp(1, 1000)), None)
+            .await?
+            .iter()
+            .map(|r| from_json(r, "data"))
             .collect()
+    }
+
+    async fn claim_changes(
+        &self,
+        limit: usize,
+        now: DateTime<Utc>,
+        lease: chrono::Duration,
+    ) -> Result<Vec<StateChange>> {
+        let limit = limit.clamp(1, 1000);
+        let free = || {
+            Expr::new("attribute_not_exists(#cl) OR #cl < :now")
+                .name("#cl", "claimed_until")
+                .value(":now", n(now.timestamp_millis()))
+        };
+        let candidates = self
+            .query(OUTBOX, None, true, Some(limit), Some(free()))
+            .await?;
+        let until = (now + lease).timestamp_millis();
+        let mut claimed = Vec::with_capacity(candidates.len());
+        for r in &candidates {
+            let change: StateChange = from_json(r, "data")?;
+            let mut cond = free();
+            let out = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key(OUTBOX, get_s(r, "sk")?)))
+                .update_expression("SET #cl = :until")
+                .condition_expression(format!("attribute_exists(#pk) AND ({})", cond.text))
+                .set_expression_attribute_names(cond.names().map(|mut m| {
+                    m.insert("#pk".into(), "pk".into());
+                    m
+                }))
+                .set_expression_attribute_values(cond.values().map(|mut m| {
+                    m.insert(":until".into(), n(until));
+                    m
+                }))
+                .send()
+                .await;
+            match out {
+                Ok(_) => claimed.push(change),
+                // Another drain claimed it, or acknowledged it, meanwhile.
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|e| e.is_conditional_check_failed_exception()) => {}
+                Err(e) => return Err(unavailable("UpdateItem", e)),
+            }
+        }
+        Ok(claimed)
+    }
+
+    async fn release_change(&self, id: &str) -> Result<()> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(OUTBOX, id)))
+            .update_expression("REMOVE #cl")
+            .condition_expression("attribute_exists(#pk)")
+            .expression_attribute_names("#cl", "claimed_until")
+            .expression_attribute_names("#pk", "pk")
+            .send()
+            .await;
+        match out {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(unavailable("UpdateItem", e)),
+        }
     }
 
     async fn ack_change(&self, id: &str) -> Result<()> {

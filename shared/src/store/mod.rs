@@ -9,6 +9,7 @@
 //! is written in the same atomic step as the item (the outbox), so it cannot be lost
 //! between "stored" and "published".
 
+pub mod body;
 pub mod dynamo;
 #[cfg(feature = "local")]
 pub mod sqlite;
@@ -105,6 +106,8 @@ pub trait Store: Send + Sync {
     async fn get_backend(&self, user: &str, name: &str) -> Result<Option<Backend>>;
     async fn list_backends(&self, user: &str) -> Result<Vec<Backend>>;
     async fn delete_backend(&self, user: &str, name: &str) -> Result<bool>;
+    /// The backend a webhook token belongs to, without its media server token (the
+    /// webhook path never needs it; only the backend record holds it).
     async fn backend_by_token_hash(&self, hash: &str) -> Result<Option<Backend>>;
 
     /// The item the first matching key points at, keys tried in the given order.
@@ -141,6 +144,11 @@ pub trait Store: Send + Sync {
         Ok(out)
     }
 
+    /// Write a delivery. A delivery no backend claimed (`user: None`, a stranger's
+    /// request) is kept [`UNCLAIMED_TTL_HOURS`] only, and at most
+    /// [`UNCLAIMED_PER_HOUR`] of them are kept per hour (a conditional counter): what is
+    /// over the cap is dropped, so strangers can neither fill the table nor run up its
+    /// bill. The webhook handler keeps no body for them.
     async fn record_delivery(&self, delivery: &Delivery) -> Result<()>;
     /// Newest first; `user: None` lists deliveries no backend claimed.
     async fn list_deliveries(&self, user: Option<&str>, limit: usize) -> Result<Vec<Delivery>>;
@@ -149,11 +157,43 @@ pub trait Store: Send + Sync {
     async fn pending_changes(&self, limit: usize) -> Result<Vec<StateChange>>;
     async fn ack_change(&self, id: &str) -> Result<()>;
 
+    /// Up to `limit` changes not yet published and not claimed by another drain
+    /// (or whose claim lapsed), oldest first, each now claimed until `now + lease`
+    /// by a conditional write: of two overlapping drains only one gets a change.
+    ///
+    /// The default claims nothing (a store only one process uses, or a test wrapper).
+    async fn claim_changes(
+        &self,
+        limit: usize,
+        _now: DateTime<Utc>,
+        _lease: chrono::Duration,
+    ) -> Result<Vec<StateChange>> {
+        self.pending_changes(limit).await
+    }
+
+    /// Give a claimed change back (its publish failed): the next drain takes it.
+    async fn release_change(&self, _id: &str) -> Result<()> {
+        Ok(())
+    }
+
     async fn record_task_run(&self, run: &TaskRun) -> Result<()>;
     async fn list_task_runs(&self, limit: usize) -> Result<Vec<TaskRun>>;
 }
 
 /// How long deliveries are kept.
 pub const DELIVERY_TTL_DAYS: i64 = 7;
+/// How long deliveries no backend claimed are kept.
+pub const UNCLAIMED_TTL_HOURS: i64 = 24;
+/// How many deliveries no backend claimed are kept per clock hour, at most.
+pub const UNCLAIMED_PER_HOUR: u64 = 120;
+
+/// When a delivery expires: a week for a backend's, a day for a stranger's.
+pub fn delivery_expiry(d: &Delivery) -> DateTime<Utc> {
+    match d.user {
+        Some(_) => d.received_at + chrono::Duration::days(DELIVERY_TTL_DAYS),
+        None => d.received_at + chrono::Duration::hours(UNCLAIMED_TTL_HOURS),
+    }
+}
+
 /// How much of a webhook body the delivery log keeps.
 pub const DELIVERY_BODY_CAP: usize = 64 * 1024;

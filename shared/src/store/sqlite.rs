@@ -15,7 +15,8 @@ use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::{
-    ItemQuery, ItemWrite, Page, Result, Store, StoreError, TaskRun, WriteOutcome, DELIVERY_TTL_DAYS,
+    body, delivery_expiry, ItemQuery, ItemWrite, Page, Result, Store, StoreError, TaskRun,
+    WriteOutcome, UNCLAIMED_PER_HOUR,
 };
 use crate::model::{Backend, Delivery, Item, StateChange, User};
 
@@ -36,10 +37,12 @@ CREATE TABLE IF NOT EXISTS item_keys(
     user TEXT NOT NULL, key TEXT NOT NULL, item_id TEXT NOT NULL,
     PRIMARY KEY(user, key));
 CREATE TABLE IF NOT EXISTS deliveries(
-    id TEXT PRIMARY KEY, user TEXT, expires_at INTEGER NOT NULL, data TEXT NOT NULL);
+    id TEXT PRIMARY KEY, user TEXT, expires_at INTEGER NOT NULL, data TEXT NOT NULL,
+    body BLOB);
 CREATE INDEX IF NOT EXISTS deliveries_by_user ON deliveries(user, id);
 CREATE TABLE IF NOT EXISTS outbox(
-    id TEXT PRIMARY KEY, seq INTEGER NOT NULL, data TEXT NOT NULL);
+    id TEXT PRIMARY KEY, seq INTEGER NOT NULL, data TEXT NOT NULL,
+    claimed_until INTEGER);
 CREATE INDEX IF NOT EXISTS outbox_by_seq ON outbox(seq);
 CREATE TABLE IF NOT EXISTS task_runs(
     id TEXT PRIMARY KEY, data TEXT NOT NULL);
@@ -87,6 +90,32 @@ impl SqliteStore {
         conn.execute_batch("PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=OFF;")
             .map_err(unavailable)?;
         conn.execute_batch(SCHEMA).map_err(unavailable)?;
+        // Data dirs from before compressed bodies: add the column (bodies already in
+        // `data` are still read from there).
+        let has_body: bool = conn
+            .query_row(
+                "SELECT COUNT(*) FROM pragma_table_info('deliveries') WHERE name = 'body'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map_err(unavailable)?
+            > 0;
+        if !has_body {
+            conn.execute_batch("ALTER TABLE deliveries ADD COLUMN body BLOB")
+                .map_err(unavailable)?;
+        }
+        let has_claim: bool = conn
+            .query_row(
+                "SELECT COUNT(*) FROM pragma_table_info('outbox') WHERE name = 'claimed_until'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map_err(unavailable)?
+            > 0;
+        if !has_claim {
+            conn.execute_batch("ALTER TABLE outbox ADD COLUMN claimed_until INTEGER")
+                .map_err(unavailable)?;
+        }
         Ok(SqliteStore {
             conn: Mutex::new(conn),
         })
@@ -305,7 +334,14 @@ impl Store for SqliteStore {
                 .query_row(params![hash], |r| r.get(0))
                 .optional()
                 .map_err(unavailable)?;
-            row.map(|d| from_json(&d)).transpose()
+            // As the DynamoDB token index: the webhook path gets no media server token.
+            row.map(|d| {
+                from_json::<Backend>(&d).map(|b| Backend {
+                    token: String::new(),
+                    ..b
+                })
+            })
+            .transpose()
         })
     }
 
@@ -470,14 +506,41 @@ impl Store for SqliteStore {
     }
 
     async fn record_delivery(&self, d: &Delivery) -> Result<()> {
-        let expires = (d.received_at + chrono::Duration::days(DELIVERY_TTL_DAYS)).timestamp();
+        let expires = delivery_expiry(d).timestamp();
         let now = Utc::now().timestamp();
+        let packed = d.body.as_deref().map(body::pack).transpose()?;
+        let data = to_json(&Delivery {
+            body: None,
+            ..d.clone()
+        })?;
         self.with(|conn| {
+            if d.user.is_none() {
+                // The hourly cap on strangers' deliveries (ids sort by time).
+                let hour = d.received_at.timestamp() / 3600 * 3600;
+                let from = crate::ids::time_ordered_id_floor(
+                    DateTime::from_timestamp(hour, 0).unwrap_or(d.received_at),
+                );
+                let to = crate::ids::time_ordered_id_floor(
+                    DateTime::from_timestamp(hour + 3600, 0).unwrap_or(d.received_at),
+                );
+                let kept: i64 = conn
+                    .prepare_cached(
+                        "SELECT COUNT(*) FROM deliveries WHERE user IS NULL AND id >= ?1 AND id < ?2",
+                    )
+                    .map_err(unavailable)?
+                    .query_row(params![from, to], |r| r.get(0))
+                    .map_err(unavailable)?;
+                if kept as u64 >= UNCLAIMED_PER_HOUR {
+                    tracing::debug!("unclaimed delivery over the hourly cap; not kept");
+                    return Ok(());
+                }
+            }
             conn.prepare_cached(
-                "INSERT OR REPLACE INTO deliveries(id, user, expires_at, data) VALUES (?1, ?2, ?3, ?4)",
+                "INSERT OR REPLACE INTO deliveries(id, user, expires_at, data, body)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
             )
             .map_err(unavailable)?
-            .execute(params![d.id, d.user, expires, to_json(d)?])
+            .execute(params![d.id, d.user, expires, data, packed])
             .map_err(unavailable)?;
             // Expire as DynamoDB's TTL would, a little at a time.
             conn.prepare_cached(
@@ -496,15 +559,22 @@ impl Store for SqliteStore {
         self.with(|conn| {
             let mut st = conn
                 .prepare_cached(
-                    "SELECT data FROM deliveries WHERE user IS ?1 ORDER BY id DESC LIMIT ?2",
+                    "SELECT data, body FROM deliveries WHERE user IS ?1 ORDER BY id DESC LIMIT ?2",
                 )
                 .map_err(unavailable)?;
             let rows = st
-                .query_map(params![user, limit], |r| r.get::<_, String>(0))
+                .query_map(params![user, limit], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, Option<Vec<u8>>>(1)?))
+                })
                 .map_err(unavailable)?;
             let mut out = Vec::new();
             for row in rows {
-                out.push(from_json(&row.map_err(unavailable)?)?);
+                let (data, packed) = row.map_err(unavailable)?;
+                let mut d: Delivery = from_json(&data)?;
+                if let Some(p) = packed {
+                    d.body = Some(body::unpack(&p)?);
+                }
+                out.push(d);
             }
             Ok(out)
         })
@@ -530,6 +600,50 @@ impl Store for SqliteStore {
         self.with(|conn| {
             conn.execute("DELETE FROM outbox WHERE id = ?1", params![id])
                 .map_err(unavailable)?;
+            Ok(())
+        })
+    }
+
+    async fn claim_changes(
+        &self,
+        limit: usize,
+        now: DateTime<Utc>,
+        lease: chrono::Duration,
+    ) -> Result<Vec<StateChange>> {
+        let (now_ms, until) = (now.timestamp_millis(), (now + lease).timestamp_millis());
+        self.with(|conn| {
+            // One statement: another connection's drain (another process on the same
+            // file) cannot claim the same rows in between.
+            let mut st = conn
+                .prepare_cached(
+                    "UPDATE outbox SET claimed_until = ?1 WHERE id IN
+                       (SELECT id FROM outbox WHERE claimed_until IS NULL OR claimed_until < ?2
+                        ORDER BY seq LIMIT ?3)
+                     RETURNING seq, data",
+                )
+                .map_err(unavailable)?;
+            let rows = st
+                .query_map(params![until, now_ms, limit as i64], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+                })
+                .map_err(unavailable)?;
+            let mut out = Vec::new();
+            for row in rows {
+                out.push(row.map_err(unavailable)?);
+            }
+            // RETURNING gives no order.
+            out.sort_by_key(|(seq, _)| *seq);
+            out.iter().map(|(_, d)| from_json(d)).collect()
+        })
+    }
+
+    async fn release_change(&self, id: &str) -> Result<()> {
+        self.with(|conn| {
+            conn.execute(
+                "UPDATE outbox SET claimed_until = NULL WHERE id = ?1",
+                params![id],
+            )
+            .map_err(unavailable)?;
             Ok(())
         })
     }

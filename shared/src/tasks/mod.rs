@@ -15,6 +15,7 @@
 //! invocation (a continuation event, the next schedule, or the next
 //! `POST /v1/tasks/import`) resumes from there instead of starting over.
 
+pub mod dead_letters;
 pub mod export;
 pub mod import;
 
@@ -165,6 +166,10 @@ impl TaskPayload {
     }
 }
 
+/// The longest a task run through the api takes (API Gateway answers within 30 s;
+/// the api function's timeout is above it).
+pub const API_TASK_BUDGET: Duration = Duration::from_secs(25);
+
 /// The api's task runner: `POST /v1/tasks/{import|export}` runs the functions' code
 /// here, within `budget` (API Gateway answers within 30 s: an import that needs longer
 /// records its cursor and the next request, or the schedule, carries on).
@@ -181,7 +186,7 @@ impl Tasks {
             deps,
             import: import::ImportOptions::default(),
             export: export::ExportOptions::default(),
-            budget: Duration::from_secs(25),
+            budget: API_TASK_BUDGET,
         }
     }
 }
@@ -189,8 +194,13 @@ impl Tasks {
 #[async_trait::async_trait]
 impl TaskRunner for Tasks {
     async fn run(&self, task: &str, request: TaskRequest) -> Result<Value, String> {
+        // Within the invocation's deadline (less a margin for the answer), at most
+        // `self.budget`.
+        let budget = match request.deadline_ms {
+            Some(d) => Budget::lambda(d, self.budget),
+            None => Budget::of(self.budget),
+        };
         let payload = TaskPayload::from(request);
-        let budget = Budget::of(self.budget);
         match task {
             "import" => {
                 let importer = import::Importer::new(&self.deps, self.import.clone());
