@@ -253,6 +253,9 @@ async fn flow(mut env: Vec<(&'static str, String)>) {
         let body: Value = serde_json::from_str(r["body"].as_str().unwrap_or("")).expect("body");
         assert_eq!(body["status"], "stored", "{event}: {body}");
     }
+    // The push queue's batch shape: an item nobody has is nothing to push, no failure.
+    let r = invoke(&c.emu, "push", "events/push-sqs-batch.json");
+    assert_eq!(r["batchItemFailures"], json!([]), "{r}");
     let r = invoke(&c.emu, "api", "events/api-health.json");
     assert_eq!(r["statusCode"], 200, "{r}");
     let r = invoke(&c.emu, "api", "events/api-list-users.json");

@@ -428,8 +428,9 @@ async fn drain_keeps_order_and_stops_at_the_first_failure() {
         vec![first.clone(), second.clone()]
     );
 
+    // Both go in one batch, refused together; the claim is released.
     let dead = bus_at(&dead_endpoint()).await;
-    assert_eq!(bus::drain(&store, &dead, 10).await, (0, 1));
+    assert_eq!(bus::drain(&store, &dead, 10).await, (0, 2));
     assert_eq!(store.pending_changes(10).await.unwrap().len(), 2);
 
     // The outbox survives a restart (a new connection to the same file).

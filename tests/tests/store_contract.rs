@@ -236,6 +236,8 @@ contract!(dynamodb:
     new_items_are_created_in_batches,
     the_outbox_is_written_with_the_item,
     deliveries_are_listed_newest_first,
+    strangers_deliveries_are_capped_and_kept_a_day,
+    delivery_bodies_come_back_as_received,
     task_runs_are_listed_newest_first,
     webhooks_through_ingest_keep_the_budget,
 );
@@ -348,9 +350,7 @@ fn backend(user: &str, name: &str, hash: &str) -> Backend {
         user_id: Some("u-1".into()),
         options: BackendOptions {
             match_user: true,
-            match_server: false,
-            allow_insecure_http: false,
-            allow_private_address: false,
+            ..BackendOptions::default()
         },
         import: TaskOptions {
             enabled: true,
@@ -364,9 +364,18 @@ fn backend(user: &str, name: &str, hash: &str) -> Backend {
     }
 }
 
+fn tokenless(b: &Backend) -> Backend {
+    Backend {
+        token: String::new(),
+        ..b.clone()
+    }
+}
+
+/// A change with a time-ordered id, as `sync::change_from` makes them: the outbox is
+/// read oldest first by id.
 fn change(item: &Item, watched: bool) -> StateChange {
     StateChange {
-        id: watchstate::ids::new_id(),
+        id: watchstate::ids::time_ordered_id(Utc::now()),
         user: "ana".into(),
         item_id: item.id.clone(),
         origin: Some("plex".into()),
@@ -425,9 +434,11 @@ async fn backends_and_their_token_index(h: Harness) {
         .map(|b| b.name)
         .collect();
     assert_eq!(names, ["emby", "jellyfin"], "by name, one user's only");
+    // The webhook path gets the backend without its media server token: exactly one
+    // record holds the token, and the webhook never needs it.
     assert_eq!(
         s.backend_by_token_hash("hash-1").await.unwrap(),
-        Some(jf.clone())
+        Some(tokenless(&jf))
     );
     assert_eq!(s.backend_by_token_hash("nope").await.unwrap(), None);
 
@@ -437,14 +448,14 @@ async fn backends_and_their_token_index(h: Harness) {
     s.put_backend(&moved).await.unwrap();
     assert_eq!(
         s.backend_by_token_hash("hash-1").await.unwrap(),
-        Some(moved.clone())
+        Some(tokenless(&moved))
     );
     moved.webhook_token_hash = "hash-1b".into();
     s.put_backend(&moved).await.unwrap();
     assert_eq!(s.backend_by_token_hash("hash-1").await.unwrap(), None);
     assert_eq!(
         s.backend_by_token_hash("hash-1b").await.unwrap(),
-        Some(moved.clone())
+        Some(tokenless(&moved))
     );
     assert_eq!(s.get_backend("ana", "jellyfin").await.unwrap(), Some(moved));
 
@@ -942,6 +953,68 @@ async fn deliveries_are_listed_newest_first(h: Harness) {
     assert_eq!(s.list_deliveries(Some("bob"), 50).await.unwrap(), [bob]);
     assert_eq!(s.list_deliveries(None, 50).await.unwrap(), [stray]);
     assert!(s.list_deliveries(Some("eve"), 50).await.unwrap().is_empty());
+}
+
+async fn strangers_deliveries_are_capped_and_kept_a_day(h: Harness) {
+    use watchstate::store::UNCLAIMED_PER_HOUR;
+    let s = h.store();
+    // A day-old stranger's delivery has expired (a backend's would be kept a week).
+    let mut old = delivery(None, 0, "unknown_webhook");
+    old.received_at = Utc::now() - Duration::hours(25);
+    old.id = watchstate::ids::time_ordered_id(old.received_at);
+    s.record_delivery(&old).await.unwrap();
+    let mut kept_old = delivery(Some("ana"), 0, "stored");
+    kept_old.received_at = old.received_at;
+    kept_old.id = watchstate::ids::time_ordered_id(old.received_at);
+    s.record_delivery(&kept_old).await.unwrap();
+
+    // All in one clock hour: only the first UNCLAIMED_PER_HOUR are kept.
+    let hour = Utc::now().timestamp() / 3600 * 3600;
+    let start = Utc.timestamp_opt(hour, 0).unwrap();
+    for i in 0..UNCLAIMED_PER_HOUR + 10 {
+        let mut d = delivery(None, 0, "unknown_webhook");
+        d.received_at = start + Duration::milliseconds(i as i64);
+        d.id = watchstate::ids::time_ordered_id(d.received_at);
+        d.body = None;
+        s.record_delivery(&d).await.unwrap();
+    }
+    let listed = s.list_deliveries(None, 1000).await.unwrap();
+    assert_eq!(listed.len() as u64, UNCLAIMED_PER_HOUR, "capped per hour");
+    assert!(
+        listed.iter().all(|d| d.received_at >= start),
+        "the day-old one expired"
+    );
+    // The next hour has its own allowance; a backend's deliveries have no cap.
+    let mut next = delivery(None, 0, "unknown_webhook");
+    next.received_at = start + Duration::hours(1);
+    next.id = watchstate::ids::time_ordered_id(next.received_at);
+    s.record_delivery(&next).await.unwrap();
+    assert_eq!(
+        s.list_deliveries(None, 1000).await.unwrap().len() as u64,
+        UNCLAIMED_PER_HOUR + 1
+    );
+    assert_eq!(
+        s.list_deliveries(Some("ana"), 10).await.unwrap(),
+        [kept_old]
+    );
+}
+
+async fn delivery_bodies_come_back_as_received(h: Harness) {
+    let s = h.store();
+    let mut d = delivery(Some("ana"), 1, "stored");
+    let body = e2e::fixture("webhooks/plex/media.scrobble-movie-plexguid-movary.json");
+    d.body = Some(String::from_utf8(body).unwrap());
+    s.record_delivery(&d).await.unwrap();
+    let mut empty = delivery(Some("ana"), 2, "bad_payload");
+    empty.body = Some(String::new());
+    s.record_delivery(&empty).await.unwrap();
+    let mut none = delivery(Some("ana"), 3, "unknown_webhook");
+    none.body = None;
+    s.record_delivery(&none).await.unwrap();
+    assert_eq!(
+        s.list_deliveries(Some("ana"), 10).await.unwrap(),
+        [none, empty, d]
+    );
 }
 
 async fn task_runs_are_listed_newest_first(h: Harness) {

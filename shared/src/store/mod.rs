@@ -153,7 +153,7 @@ pub trait Store: Send + Sync {
     /// Newest first; `user: None` lists deliveries no backend claimed.
     async fn list_deliveries(&self, user: Option<&str>, limit: usize) -> Result<Vec<Delivery>>;
 
-    /// Changes written but not yet published, oldest first.
+    /// Changes written but not yet published, oldest first (change ids sort by time).
     async fn pending_changes(&self, limit: usize) -> Result<Vec<StateChange>>;
     async fn ack_change(&self, id: &str) -> Result<()>;
 

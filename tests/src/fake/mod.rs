@@ -317,6 +317,9 @@ pub(crate) struct State {
     /// known token may act for any known user, like an API key).
     pub tokens: HashMap<String, String>,
     pub users: Vec<String>,
+    /// Requests being answered right now, and the most there ever were at once.
+    pub in_flight: usize,
+    pub peak_in_flight: usize,
 }
 
 impl State {
@@ -440,6 +443,8 @@ impl FakeServer {
             version: version.into(),
             tokens: HashMap::from([(token.clone(), user.to_string())]),
             users: vec![user.to_string()],
+            in_flight: 0,
+            peak_in_flight: 0,
         };
         let state = Arc::new(Mutex::new(state));
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -690,6 +695,16 @@ impl FakeServer {
             .collect()
     }
 
+    /// The most requests this server was answering at once (since the last reset).
+    pub fn peak_in_flight(&self) -> usize {
+        self.lock().peak_in_flight
+    }
+
+    pub fn reset_peak_in_flight(&self) {
+        let mut st = self.lock();
+        st.peak_in_flight = st.in_flight;
+    }
+
     pub fn clear_calls(&self) {
         self.lock().calls.clear();
     }
@@ -767,7 +782,37 @@ pub(crate) fn now() -> DateTime<Utc> {
         .unwrap_or_else(Utc::now)
 }
 
+/// Counts a request in flight for as long as it lives.
+struct InFlight<'a>(&'a Arc<Mutex<State>>);
+
+impl<'a> InFlight<'a> {
+    fn enter(shared: &'a Arc<Mutex<State>>) -> Self {
+        if let Ok(mut st) = shared.lock() {
+            st.in_flight += 1;
+            st.peak_in_flight = st.peak_in_flight.max(st.in_flight);
+        }
+        InFlight(shared)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut st) = self.0.lock() {
+            st.in_flight = st.in_flight.saturating_sub(1);
+        }
+    }
+}
+
 async fn serve(
+    shared: &Arc<Mutex<State>>,
+    http: &reqwest::Client,
+    req: hyper::Request<hyper::body::Incoming>,
+) -> hyper::Response<Full<Bytes>> {
+    let _counted = InFlight::enter(shared);
+    serve_counted(shared, http, req).await
+}
+
+async fn serve_counted(
     shared: &Arc<Mutex<State>>,
     http: &reqwest::Client,
     req: hyper::Request<hyper::body::Incoming>,
