@@ -8,7 +8,13 @@ STORE ?= sqlite
 PIP ?= python3 -m pip
 export PATH := $(HOME)/.local/bin:$(PATH)
 
-.PHONY: run test test-browser lint build deploy bench soak tools-run tools-test tools-browser tools-lint fmt clippy
+FUNCTIONS := webhook api push import export
+## Lambda architecture of `make lambda-build` and `make cdk-deploy`: arm64 (default) or x86_64.
+ARCH ?= arm64
+CDK_DIR := infra/cdk
+CDK = cd $(CDK_DIR) && CDK_DISABLE_CLI_TELEMETRY=true npx --no-install cdk
+
+.PHONY: run test test-browser lint build deploy bench soak bench-lambda lambda-build cdk-install cdk-build cdk-synth cdk-test cdk-deploy tools-run tools-test tools-browser tools-lint fmt clippy
 
 ## Local emulation: every function under `cargo lambda watch` on $(HOST):$(PORT) (HOST=0.0.0.0
 ## serves the LAN; WATCHSTATE_DEMO=1 adds the `demo` person the sample events address).
@@ -21,6 +27,8 @@ test: tools-test tools-browser
 	cargo build --workspace --bins
 	cargo test --workspace --no-fail-fast
 	cd tests/browser && time node --test --test-concurrency=1
+	$(MAKE) cdk-test
+
 
 ## The browser tests' console alone (after a `cargo build --workspace --bins`).
 test-browser: tools-browser
@@ -31,6 +39,8 @@ test-browser: tools-browser
 lint: tools-lint
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	# The Lambda builds (no default features: no SQLite, no in-process bus) must build too.
+	cargo clippy $(FUNCTIONS:%=-p %) --no-default-features -- -D warnings
 	SAM_CLI_TELEMETRY=0 sam validate --lint --template-file infra/template.yaml --region us-east-1
 	cfn-lint infra/template.yaml
 
@@ -42,12 +52,51 @@ build: tools-lint tools-run
 deploy: build
 	SAM_CLI_TELEMETRY=0 sam deploy --config-file $(CURDIR)/samconfig.toml
 
+## Every function as Lambda runs it: release, no default features (no SQLite, no
+## in-process bus; what `sam build` builds too), into target/lambda/{fn}/bootstrap, for
+## ARCH (arm64 on an x86_64 machine: `rustup target add aarch64-unknown-linux-gnu`;
+## cargo-lambda cross-links with zig).
+LAMBDA_BUILD = cargo lambda build --release --no-default-features
+lambda-build: tools-run
+	$(LAMBDA_BUILD) $(if $(filter arm64,$(ARCH)),--arm64,--x86-64) $(FUNCTIONS:%=-p %)
+
+## Cold start and size of the Lambda builds (x86_64, this machine) with the deployed
+## configuration, AWS endpoints on moto, next to hello-world built the same way.
+bench-lambda: tools-run tools-test
+	$(LAMBDA_BUILD) --x86-64 -p hello-lambda $(FUNCTIONS:%=-p %)
+	cargo run -p e2e --bin cold_start -- --deployed --lambda-dir target/lambda
+
+## CDK app (infra/cdk): npm ci when package-lock.json changed, then compile.
+cdk-install: $(CDK_DIR)/node_modules/.package-lock.json
+$(CDK_DIR)/node_modules/.package-lock.json: $(CDK_DIR)/package-lock.json
+	cd $(CDK_DIR) && npm ci --no-audit --no-fund
+	touch $@
+cdk-build: cdk-install
+	cd $(CDK_DIR) && npx --no-install tsc
+
+## Synthesize the CDK app into infra/cdk/cdk.out: offline, no AWS account, and no Rust
+## build needed (functions not built yet get placeholder code, with a warning).
+cdk-synth: cdk-build
+	$(CDK) synth --no-notices --quiet -c architecture=$(ARCH)
+
+## The SAM/CDK comparison (and construct) tests.
+cdk-test: cdk-build
+	@python3 -c 'import samtranslator' 2>/dev/null || $(PIP) install --quiet 'cfn-lint==$(CFN_LINT_VERSION)'
+	cd $(CDK_DIR) && node --test test/*.test.mjs
+
+## Build the functions for ARCH, then deploy the CDK app (needs AWS credentials and a
+## bootstrapped account: `npx cdk bootstrap` in infra/cdk once).
+cdk-deploy: lambda-build cdk-build
+	cd $(CDK_DIR) && WATCHSTATE_REQUIRE_BUILD=1 CDK_DISABLE_CLI_TELEMETRY=true \
+	  npx --no-install cdk deploy --no-notices -c architecture=$(ARCH) $(CDK_DEPLOY_FLAGS)
+
 ## Parse benchmark (criterion), 100,000-item import, then cold start and size of the release binaries.
 bench:
 	cargo bench -p watchstate
 	cargo bench -p e2e --bench import
 	cargo build --release --workspace --bins
 	cargo run --release -p e2e --bin cold_start
+	$(MAKE) bench-lambda
 
 ## Convergence soak (issue 8): many seeds of the simulation, release build; prints the figures.
 SOAK_ARGS ?= --seeds 24 --actions 500

@@ -1,11 +1,18 @@
 //! Entry points: adapting Lambda events to the handlers. The only module besides the
 //! adapters that knows Lambda types; the functions' `main`s call into it.
 
+#[cfg(feature = "http-events")]
 use bytes::Bytes;
+#[cfg(all(feature = "http-events", feature = "media"))]
 use lambda_http::request::RequestContext;
-use lambda_http::{Body, RequestExt};
+#[cfg(feature = "http-events")]
+use lambda_http::Body;
+#[cfg(feature = "http-events")]
+use lambda_http::RequestExt;
 
+#[cfg(all(feature = "http-events", feature = "media"))]
 use crate::http::api::WebhookBase;
+#[cfg(feature = "http-events")]
 use crate::http::Reply;
 
 /// Install the tracing subscriber: as lambda_runtime's default (level from
@@ -43,6 +50,7 @@ where
 }
 
 /// A Lambda HTTP request as the handlers take it.
+#[cfg(feature = "http-events")]
 pub fn to_request(req: lambda_http::Request) -> crate::http::Request {
     let deadline = req.lambda_context_ref().map(|c| c.deadline);
     let (mut parts, body) = req.into_parts();
@@ -60,6 +68,7 @@ pub fn to_request(req: lambda_http::Request) -> crate::http::Request {
     http::Request::from_parts(parts, bytes)
 }
 
+#[cfg(feature = "http-events")]
 pub fn to_response(reply: Reply) -> lambda_http::Response<Body> {
     let (parts, body) = reply.into_parts();
     lambda_http::Response::from_parts(parts, Body::Text(body))
@@ -68,6 +77,7 @@ pub fn to_response(reply: Reply) -> lambda_http::Response<Body> {
 /// Where webhook URLs point, from the request that asked: `WATCHSTATE_PUBLIC_URL` if
 /// set; behind API Gateway its domain and stage; under `cargo lambda watch` the
 /// emulator's host and the webhook function's `/lambda-url/webhook` prefix.
+#[cfg(all(feature = "http-events", feature = "media"))]
 pub fn webhook_base(req: &lambda_http::Request) -> WebhookBase {
     if let Some(base) = crate::config::public_url() {
         return WebhookBase(format!("{base}/webhook/"));
@@ -99,6 +109,59 @@ pub fn webhook_base(req: &lambda_http::Request) -> WebhookBase {
     WebhookBase(format!("https://{host}/webhook/"))
 }
 
+/// The api's service, built at its first request: the admin key is read from SSM
+/// then, not during init (DESIGN 8: no network call at cold start). A failed read
+/// fails that request only; the next one tries again.
+#[cfg(all(feature = "http-events", feature = "media"))]
+pub struct LazyApi {
+    deps: crate::tasks::Deps,
+    service: tokio::sync::OnceCell<std::sync::Arc<crate::http::api::ApiService>>,
+}
+
+#[cfg(all(feature = "http-events", feature = "media"))]
+impl LazyApi {
+    pub fn new(deps: crate::tasks::Deps) -> LazyApi {
+        LazyApi {
+            deps,
+            service: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    pub async fn service(&self) -> Result<std::sync::Arc<crate::http::api::ApiService>, String> {
+        self.service
+            .get_or_try_init(|| async {
+                let (admin_key, token_secret) = crate::config::api_secrets().await?;
+                Ok(std::sync::Arc::new(crate::http::api::ApiService {
+                    store: self.deps.store.clone(),
+                    admin_key,
+                    token_secret,
+                    bus: self.deps.bus.clone(),
+                    tasks: Some(std::sync::Arc::new(crate::tasks::Tasks::new(
+                        self.deps.clone(),
+                    ))),
+                }))
+            })
+            .await
+            .cloned()
+    }
+
+    /// One api request: the service's answer, or 503 when the admin key cannot be read.
+    pub async fn handle(&self, req: lambda_http::Request) -> lambda_http::Response<Body> {
+        let base = webhook_base(&req);
+        match self.service().await {
+            Ok(service) => to_response(service.handle(to_request(req), &base).await),
+            Err(reason) => {
+                tracing::error!(%reason, "api not ready");
+                to_response(crate::http::error_reply(
+                    http::StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "the admin key cannot be read; see the function's log",
+                ))
+            }
+        }
+    }
+}
+
 /// An EventBridge event carrying a state change (`detail-type: StateChange`).
 #[derive(Debug, serde::Deserialize)]
 pub struct BusEvent {
@@ -108,6 +171,7 @@ pub struct BusEvent {
 }
 
 /// One message of an SQS batch (the fields push reads).
+#[cfg(feature = "media")]
 #[derive(Debug, serde::Deserialize)]
 struct SqsMessage {
     #[serde(rename = "messageId")]
@@ -116,6 +180,7 @@ struct SqsMessage {
     body: String,
 }
 
+#[cfg(feature = "media")]
 #[derive(Debug, serde::Deserialize)]
 struct SqsBatch {
     #[serde(rename = "Records")]
@@ -129,6 +194,7 @@ struct SqsBatch {
 /// EventBridge event (a manual `cargo lambda invoke`) is pushed the same way; it
 /// fails the invocation when a retry could help. Leftovers in the outbox are
 /// drained on the way out.
+#[cfg(feature = "media")]
 pub async fn push_event(
     pusher: &crate::push::Pusher,
     bus: Option<&dyn crate::bus::Bus>,

@@ -346,8 +346,10 @@ async fn remember(
 }
 
 /// The local bus's consumer: push in process, failures into the delivery log.
+#[cfg(feature = "local")]
 pub struct LocalPush(pub Pusher);
 
+#[cfg(feature = "local")]
 #[async_trait::async_trait]
 impl crate::bus::local::ChangeHandler for LocalPush {
     async fn handle(&self, change: &StateChange) -> Result<(), String> {

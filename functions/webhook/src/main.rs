@@ -12,10 +12,7 @@ async fn main() -> Result<(), Error> {
     let store = config::store().await?;
     // EventBridge on AWS (EVENT_BUS_NAME); locally, push runs in this process.
     let bus = watchstate::bus::from_env(store.clone()).await;
-    let service = Arc::new(WebhookService {
-        store,
-        bus: Some(bus),
-    });
+    let service = Arc::new(WebhookService { store, bus });
     lambda_http::run(service_fn(move |req: Request| {
         let service = service.clone();
         async move {

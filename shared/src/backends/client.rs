@@ -328,9 +328,29 @@ pub fn http_client() -> reqwest::Client {
     http_client_with(Duration::from_secs(5), Duration::from_secs(15))
 }
 
+/// TLS for media servers: rustls trusting the compiled-in Mozilla roots
+/// (webpki-roots), built once per process. A client built from it reads no
+/// certificate store from disk (the platform verifier would, for every client).
+fn tls_config() -> rustls::ClientConfig {
+    static CONFIG: std::sync::LazyLock<rustls::ClientConfig> = std::sync::LazyLock::new(|| {
+        let roots = rustls::RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+        };
+        rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("aws-lc-rs supports the default TLS versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth()
+    });
+    CONFIG.clone()
+}
+
 /// [`http_client`] with other timeouts (tests use short ones).
 pub fn http_client_with(connect_timeout: Duration, request_timeout: Duration) -> reqwest::Client {
     reqwest::Client::builder()
+        .tls_backend_preconfigured(tls_config())
         .user_agent(USER_AGENT)
         .connect_timeout(connect_timeout)
         .timeout(request_timeout)

@@ -3,6 +3,7 @@
 //! transport (multipart, form, raw body) and telling which server sent it.
 
 pub mod address;
+#[cfg(feature = "media")]
 pub mod client;
 pub mod emby;
 pub mod jellyfin;

@@ -9,7 +9,6 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use aws_config::BehaviorVersion;
 use aws_sdk_eventbridge::config::retry::RetryConfig;
 use aws_sdk_eventbridge::config::timeout::TimeoutConfig;
 use aws_sdk_eventbridge::error::{ProvideErrorMetadata, SdkError};
@@ -64,8 +63,10 @@ impl EventBridgeBus {
         let name = std::env::var(BUS_ENV)
             .ok()
             .filter(|n| !n.trim().is_empty())?;
-        let sdk = aws_config::defaults(BehaviorVersion::latest()).load().await;
-        Some(EventBridgeBus::from_sdk_config(&sdk, name))
+        Some(EventBridgeBus::from_sdk_config(
+            crate::config::sdk_config().await,
+            name,
+        ))
     }
 
     pub fn bus_name(&self) -> &str {

@@ -10,6 +10,7 @@
 //! differs from it.
 
 pub mod eventbridge;
+#[cfg(feature = "local")]
 pub mod local;
 
 use async_trait::async_trait;
@@ -120,12 +121,26 @@ async fn release(store: &dyn Store, id: &str) {
 }
 
 /// The bus this process publishes to: EventBridge when `EVENT_BUS_NAME` is set (AWS),
-/// else the in-process bus that runs push right here (the local emulation).
-pub async fn from_env(store: std::sync::Arc<dyn Store>) -> std::sync::Arc<dyn Bus> {
+/// else, in a local build, the in-process bus that runs push right here (the local
+/// emulation). A Lambda build without `EVENT_BUS_NAME` has none: changes wait in the
+/// outbox.
+pub async fn from_env(store: std::sync::Arc<dyn Store>) -> Option<std::sync::Arc<dyn Bus>> {
     use std::sync::Arc;
     if let Some(b) = eventbridge::EventBridgeBus::from_env().await {
-        return Arc::new(b);
+        return Some(Arc::new(b));
     }
+    local_bus(store)
+}
+
+#[cfg(not(feature = "local"))]
+fn local_bus(_store: std::sync::Arc<dyn Store>) -> Option<std::sync::Arc<dyn Bus>> {
+    tracing::warn!("EVENT_BUS_NAME is not set: changes wait in the outbox");
+    None
+}
+
+#[cfg(feature = "local")]
+fn local_bus(store: std::sync::Arc<dyn Store>) -> Option<std::sync::Arc<dyn Bus>> {
+    use std::sync::Arc;
     let pusher = crate::push::Pusher {
         store,
         clients: Arc::new(crate::push::HttpClients {
@@ -133,7 +148,7 @@ pub async fn from_env(store: std::sync::Arc<dyn Store>) -> std::sync::Arc<dyn Bu
             retry: Default::default(),
         }),
     };
-    Arc::new(local::LocalBus::new(Arc::new(crate::push::LocalPush(
-        pusher,
+    Some(Arc::new(local::LocalBus::new(Arc::new(
+        crate::push::LocalPush(pusher),
     ))))
 }

@@ -2,6 +2,7 @@
 //! API Gateway, `cargo lambda watch` and in-process tests: [`webhook`] for media
 //! servers, [`api`] for people and scripts, and [`console`], the web page over the api.
 
+#[cfg(feature = "media")]
 pub mod api;
 pub mod console;
 pub mod webhook;
@@ -43,12 +44,14 @@ pub(crate) fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Optio
 }
 
 /// Query parameters, percent-decoded.
+#[cfg(feature = "media")]
 pub(crate) fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
     form_urlencoded::parse(query.unwrap_or("").as_bytes())
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect()
 }
 
+#[cfg(feature = "media")]
 pub(crate) fn query_get<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
     pairs
         .iter()

@@ -11,6 +11,7 @@
 
 pub mod body;
 pub mod dynamo;
+#[cfg(feature = "local")]
 pub mod sqlite;
 
 use async_trait::async_trait;

@@ -22,11 +22,8 @@ impl DeadLetters {
         let url = std::env::var("DEAD_LETTER_QUEUE_URL")
             .ok()
             .filter(|u| !u.trim().is_empty())?;
-        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .load()
-            .await;
         Some(DeadLetters {
-            sqs: aws_sdk_sqs::Client::new(&sdk),
+            sqs: aws_sdk_sqs::Client::new(crate::config::sdk_config().await),
             url,
         })
     }

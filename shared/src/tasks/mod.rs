@@ -50,7 +50,7 @@ impl Deps {
                 http: crate::backends::client::http_client(),
                 retry: Default::default(),
             }),
-            bus: Some(bus),
+            bus,
         })
     }
 }
@@ -278,10 +278,7 @@ impl Continuation {
         let name = std::env::var(crate::bus::eventbridge::BUS_ENV)
             .ok()
             .filter(|n| !n.trim().is_empty())?;
-        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .load()
-            .await;
-        let config = aws_sdk_eventbridge::config::Builder::from(&sdk)
+        let config = aws_sdk_eventbridge::config::Builder::from(crate::config::sdk_config().await)
             .timeout_config(crate::bus::eventbridge::timeouts())
             .retry_config(crate::bus::eventbridge::retries())
             .build();

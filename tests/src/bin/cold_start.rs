@@ -10,9 +10,23 @@
 //! cargo run --release -p e2e --bin cold_start [-- --runs 30] [--bin-dir DIR] [--env K=V]... [NAME...]
 //! ```
 //!
-//! `--env` adds to (or overrides) the environment every binary starts with, e.g. the
-//! deployed configuration: `--env TABLE_NAME=t --env EVENT_BUS_NAME=b
-//! --env AWS_ACCESS_KEY_ID=x --env AWS_SECRET_ACCESS_KEY=x` (nothing is called at init).
+//! `--env` adds to (or overrides) the environment every binary starts with.
+//!
+//! `--deployed` runs every binary with the deployed configuration instead of the local
+//! one: `TABLE_NAME`, `EVENT_BUS_NAME`, `DEAD_LETTER_QUEUE_URL`,
+//! `WATCHSTATE_ADMIN_KEY_PARAMETER` (no admin key in the environment), credentials,
+//! and `AWS_ENDPOINT_URL` on a moto server this benchmark starts, with the table, bus,
+//! queue and parameter created there. The endpoint is a counting proxy in front of
+//! moto: every connection a binary opens during init is reported (DESIGN 8 allows
+//! none). `--lambda-dir DIR` takes the binaries `cargo lambda build` wrote
+//! (`DIR/NAME/bootstrap`), i.e. the Lambda features:
+//!
+//! ```text
+//! for f in hello-lambda webhook api push import export; do cargo lambda build --release -p $f; done
+//! cargo run -p e2e --bin cold_start -- --deployed --lambda-dir target/lambda
+//! ```
+//! (`make bench-lambda` does both; this program itself need not be a release build:
+//! it only serves the stand-in Runtime API and times the others.)
 //!
 //! (`make bench` does both.) A tiny stand-in for the Runtime API on 127.0.0.1 records
 //! the instant the first `GET /2018-06-01/runtime/invocation/next` arrives and holds
@@ -47,10 +61,12 @@ const POLL_TIMEOUT: Duration = Duration::from_secs(10);
 const INIT_RATIO_BUDGET: f64 = 2.0;
 const SIZE_BUDGET_MB: f64 = 8.0;
 
-const USAGE: &str = "usage: cold_start [--runs N] [--bin-dir DIR] [--env KEY=VALUE]... [BINARY...]
+const USAGE: &str = "usage: cold_start [--runs N] [--bin-dir DIR | --lambda-dir DIR] [--deployed] [--env KEY=VALUE]... [BINARY...]
   Measures exec -> first Runtime API poll of release binaries already built with
-  `cargo build --release --workspace --bins`. BINARY defaults to:
+  `cargo build --release --workspace --bins` (or `cargo lambda build --release`,
+  with --lambda-dir target/lambda). BINARY defaults to:
   hello-lambda webhook api push import export (hello-lambda is the baseline).
+  --deployed: the deployed configuration, AWS endpoints on a moto server it starts.
   --env adds to the environment of every binary (repeatable).";
 
 /// What the stand-in Runtime API saw.
@@ -70,6 +86,8 @@ struct Bench {
     name: String,
     path: PathBuf,
     samples: Vec<Duration>,
+    /// Connections to the AWS endpoint during init, over all runs (`--deployed`).
+    aws_calls: usize,
     /// Set once the binary cannot be measured; it is not run again.
     outcome: Option<Outcome>,
 }
@@ -82,6 +100,9 @@ enum Outcome {
 struct Args {
     runs: usize,
     bin_dir: PathBuf,
+    /// Binaries at `bin_dir/NAME/bootstrap` (cargo lambda build) rather than `bin_dir/NAME`.
+    lambda_layout: bool,
+    deployed: bool,
     binaries: Vec<String>,
     env: Vec<(String, String)>,
 }
@@ -107,6 +128,8 @@ fn main() -> ExitCode {
 fn parse_args() -> Result<Args, String> {
     let mut runs = 30;
     let mut bin_dir = None;
+    let mut lambda_layout = false;
+    let mut deployed = false;
     let mut binaries = Vec::new();
     let mut env = Vec::new();
     let mut it = std::env::args().skip(1);
@@ -123,6 +146,13 @@ fn parse_args() -> Result<Args, String> {
             "--bin-dir" => {
                 bin_dir = Some(PathBuf::from(it.next().ok_or("--bin-dir needs a value")?))
             }
+            "--lambda-dir" => {
+                bin_dir = Some(PathBuf::from(
+                    it.next().ok_or("--lambda-dir needs a value")?,
+                ));
+                lambda_layout = true;
+            }
+            "--deployed" => deployed = true,
             "--env" => {
                 let pair = it.next().ok_or("--env needs KEY=VALUE")?;
                 let (key, value) = pair
@@ -157,6 +187,8 @@ fn parse_args() -> Result<Args, String> {
     Ok(Args {
         runs,
         bin_dir,
+        lambda_layout,
+        deployed,
         binaries,
         env,
     })
@@ -164,8 +196,8 @@ fn parse_args() -> Result<Args, String> {
 
 /// Ok(true) when every binary was measured (or is a placeholder), Ok(false) when some
 /// failed, Err when nothing could be measured.
-fn run(args: Args) -> Result<bool, String> {
-    if args.bin_dir.file_name().and_then(|n| n.to_str()) != Some("release") {
+fn run(mut args: Args) -> Result<bool, String> {
+    if !args.lambda_layout && args.bin_dir.file_name().and_then(|n| n.to_str()) != Some("release") {
         eprintln!(
             "cold_start: warning: {} is not a release directory; the budget is about release builds",
             args.bin_dir.display()
@@ -175,11 +207,17 @@ fn run(args: Args) -> Result<bool, String> {
     let mut missing = Vec::new();
     for name in &args.binaries {
         // Absolute: each binary runs in its own working directory.
-        match fs::canonicalize(args.bin_dir.join(name)) {
+        let file = if args.lambda_layout {
+            args.bin_dir.join(name).join("bootstrap")
+        } else {
+            args.bin_dir.join(name)
+        };
+        match fs::canonicalize(file) {
             Ok(path) if path.is_file() => benches.push(Bench {
                 name: name.clone(),
                 path,
                 samples: Vec::with_capacity(args.runs),
+                aws_calls: 0,
                 outcome: None,
             }),
             _ => missing.push(name.as_str()),
@@ -192,6 +230,17 @@ fn run(args: Args) -> Result<bool, String> {
             missing.join(", ")
         ));
     }
+
+    // Kept alive until the end: moto and the proxy counting connections to it.
+    let aws = if args.deployed {
+        let aws = deployed::Aws::start()?;
+        let mut env = aws.env();
+        env.append(&mut args.env);
+        args.env = env;
+        Some(aws)
+    } else {
+        None
+    };
 
     let listener =
         TcpListener::bind("127.0.0.1:0").map_err(|e| format!("cannot listen on 127.0.0.1: {e}"))?;
@@ -217,7 +266,20 @@ fn run(args: Args) -> Result<bool, String> {
     for round in 0..WARMUP_RUNS + args.runs {
         for bench in benches.iter_mut().filter(|b| b.outcome.is_none()) {
             let data_dir = scratch.path().join(&bench.name);
-            match measure(&bench.name, &bench.path, &api, &data_dir, &args.env, &rx) {
+            let calls_before = aws.as_ref().map(|a| a.connections());
+            let measured = measure(
+                &bench.name,
+                &bench.path,
+                &api,
+                &data_dir,
+                &args.env,
+                !args.deployed,
+                &rx,
+            );
+            if let (Some(aws), Some(before)) = (&aws, calls_before) {
+                bench.aws_calls += aws.connections() - before;
+            }
+            match measured {
                 Ok(Run::Polled(took)) if round >= WARMUP_RUNS => bench.samples.push(took),
                 Ok(Run::Polled(_)) => {}
                 Ok(Run::ExitedCleanly) => bench.outcome = Some(Outcome::NoPoll),
@@ -226,7 +288,7 @@ fn run(args: Args) -> Result<bool, String> {
         }
     }
 
-    report(&benches);
+    report(&benches, aws.is_some());
     Ok(benches
         .iter()
         .all(|b| !matches!(b.outcome, Some(Outcome::Failed(_)))))
@@ -239,6 +301,7 @@ fn measure(
     api: &str,
     data_dir: &Path,
     env: &[(String, String)],
+    local: bool,
     rx: &Receiver<Seen>,
 ) -> Result<Run, String> {
     fs::create_dir_all(data_dir).map_err(|e| format!("{}: {e}", data_dir.display()))?;
@@ -261,9 +324,13 @@ fn measure(
         .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
         .env("AWS_REGION", "us-east-1")
         .env("AWS_DEFAULT_REGION", "us-east-1")
-        .env("RUST_LOG", "info")
-        .env("WATCHSTATE_DATA_DIR", data_dir)
-        .env("WATCHSTATE_ADMIN_KEY", "x")
+        .env("RUST_LOG", "info");
+    if local {
+        command
+            .env("WATCHSTATE_DATA_DIR", data_dir)
+            .env("WATCHSTATE_ADMIN_KEY", "x");
+    }
+    command
         .envs(env.iter().map(|(k, v)| (k, v)))
         .current_dir(data_dir)
         .stdin(Stdio::null())
@@ -393,7 +460,7 @@ fn connection(stream: TcpStream, tx: &Sender<Seen>) -> std::io::Result<()> {
     }
 }
 
-fn report(benches: &[Bench]) {
+fn report(benches: &[Bench], deployed: bool) {
     let baseline = benches
         .iter()
         .find(|b| b.name == BASELINE)
@@ -463,6 +530,20 @@ fn report(benches: &[Bench]) {
     for note in notes {
         println!("{note}");
     }
+    if deployed {
+        for bench in benches {
+            println!(
+                "{}: {} connection(s) to the AWS endpoint during init over all runs{}",
+                bench.name,
+                bench.aws_calls,
+                if bench.aws_calls == 0 {
+                    ""
+                } else {
+                    " (DESIGN 8: none)"
+                }
+            );
+        }
+    }
 }
 
 fn ms(d: Duration) -> f64 {
@@ -500,4 +581,148 @@ fn has_symbol_table(path: &Path) -> Option<bool> {
         }
     }
     Some(false)
+}
+
+/// The deployed configuration's AWS side: moto with the resources the template
+/// creates, behind a proxy that counts connections (none are expected during init).
+mod deployed {
+    use std::io::{Read, Write};
+    use std::net::{Shutdown, TcpListener, TcpStream};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::thread;
+
+    use e2e::moto::Moto;
+
+    const TABLE: &str = "watchstate-cold-start";
+    const BUS: &str = "watchstate-cold-start-bus";
+    const PARAMETER: &str = "/watchstate/cold-start/admin-key";
+    const REGION: &str = "us-east-1";
+
+    pub struct Aws {
+        _moto: Moto,
+        proxy: String,
+        queue_url: String,
+        connections: Arc<AtomicUsize>,
+    }
+
+    impl Aws {
+        pub fn start() -> Result<Aws, String> {
+            let moto = Moto::start();
+            let queue_url = create_resources(&moto.endpoint())?;
+            let listener = TcpListener::bind("127.0.0.1:0")
+                .map_err(|e| format!("cannot listen on 127.0.0.1: {e}"))?;
+            let proxy = format!(
+                "http://{}",
+                listener.local_addr().map_err(|e| e.to_string())?
+            );
+            let connections = Arc::new(AtomicUsize::new(0));
+            let (count, port) = (connections.clone(), moto.port);
+            thread::spawn(move || {
+                for client in listener.incoming().flatten() {
+                    count.fetch_add(1, Ordering::SeqCst);
+                    if let Ok(upstream) = TcpStream::connect(("127.0.0.1", port)) {
+                        forward(client, upstream);
+                    }
+                }
+            });
+            Ok(Aws {
+                _moto: moto,
+                proxy,
+                queue_url,
+                connections,
+            })
+        }
+
+        pub fn connections(&self) -> usize {
+            self.connections.load(Ordering::SeqCst)
+        }
+
+        /// What the template sets on the functions, plus Lambda's credentials.
+        pub fn env(&self) -> Vec<(String, String)> {
+            [
+                ("TABLE_NAME", TABLE),
+                ("EVENT_BUS_NAME", BUS),
+                ("DEAD_LETTER_QUEUE_URL", self.queue_url.as_str()),
+                ("WATCHSTATE_ADMIN_KEY_PARAMETER", PARAMETER),
+                ("WATCHSTATE_PUBLIC_URL", ""),
+                ("AWS_ENDPOINT_URL", self.proxy.as_str()),
+                ("AWS_ACCESS_KEY_ID", "testing"),
+                ("AWS_SECRET_ACCESS_KEY", "testing"),
+                ("AWS_SESSION_TOKEN", "testing"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+        }
+    }
+
+    fn forward(client: TcpStream, upstream: TcpStream) {
+        let (Ok(client2), Ok(upstream2)) = (client.try_clone(), upstream.try_clone()) else {
+            return;
+        };
+        let pipe = |mut from: TcpStream, mut to: TcpStream| {
+            thread::spawn(move || {
+                let mut buf = [0u8; 16 * 1024];
+                while let Ok(n) = from.read(&mut buf) {
+                    if n == 0 || to.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+                let _ = to.shutdown(Shutdown::Write);
+            });
+        };
+        pipe(client, upstream2);
+        pipe(upstream, client2);
+    }
+
+    /// The table, bus, dead-letter queue and admin-key parameter; the queue's URL.
+    fn create_resources(endpoint: &str) -> Result<String, String> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        rt.block_on(async {
+            let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
+                .region(aws_config::Region::new(REGION))
+                .endpoint_url(endpoint)
+                .credentials_provider(aws_sdk_sqs::config::Credentials::new(
+                    "testing",
+                    "testing",
+                    None,
+                    None,
+                    "cold-start",
+                ))
+                .load()
+                .await;
+            let dynamo = aws_sdk_dynamodb::Client::new(&conf);
+            watchstate::store::dynamo::create_table(&dynamo, TABLE)
+                .await
+                .map_err(|e| format!("create table: {e}"))?;
+            aws_sdk_eventbridge::Client::new(&conf)
+                .create_event_bus()
+                .name(BUS)
+                .send()
+                .await
+                .map_err(|e| format!("create bus: {e}"))?;
+            aws_sdk_ssm::Client::new(&conf)
+                .put_parameter()
+                .name(PARAMETER)
+                .value("cold-start-admin-key")
+                .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+                .send()
+                .await
+                .map_err(|e| format!("put parameter: {e}"))?;
+            let queue = aws_sdk_sqs::Client::new(&conf)
+                .create_queue()
+                .queue_name("watchstate-cold-start-dlq")
+                .send()
+                .await
+                .map_err(|e| format!("create queue: {e}"))?;
+            queue
+                .queue_url()
+                .map(str::to_string)
+                .ok_or_else(|| "moto returned no queue URL".to_string())
+        })
+    }
 }

@@ -1,4 +1,5 @@
 //! Emby: its webhook parser and its API client.
 
+#[cfg(feature = "media")]
 pub mod client;
 pub mod webhook;

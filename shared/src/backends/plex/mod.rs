@@ -1,4 +1,5 @@
 //! Plex: its webhook parser and its API client.
 
+#[cfg(feature = "media")]
 pub mod client;
 pub mod webhook;
