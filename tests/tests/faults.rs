@@ -116,6 +116,9 @@ impl Store for Flaky {
     async fn find_item(&self, user: &str, keys: &[String]) -> R<Option<Item>> {
         self.around(self.inner.find_item(user, keys)).await
     }
+    async fn find_items(&self, user: &str, keys: &[String]) -> R<Vec<Item>> {
+        self.around(self.inner.find_items(user, keys)).await
+    }
     async fn get_item(&self, user: &str, id: &str) -> R<Option<Item>> {
         self.around(self.inner.get_item(user, id)).await
     }
@@ -131,6 +134,9 @@ impl Store for Flaky {
     }
     async fn write_item(&self, write: ItemWrite<'_>) -> R<WriteOutcome> {
         self.around(self.inner.write_item(write)).await
+    }
+    async fn absorb_item(&self, write: ItemWrite<'_>, absorbed: &Item) -> R<WriteOutcome> {
+        self.around(self.inner.absorb_item(write, absorbed)).await
     }
     async fn create_items_batch(&self, writes: &[ItemWrite<'_>]) -> R<Vec<WriteOutcome>> {
         self.around(self.inner.create_items_batch(writes)).await

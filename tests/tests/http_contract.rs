@@ -356,6 +356,9 @@ impl Store for DownStore {
     async fn write_item(&self, _: ItemWrite<'_>) -> Result<WriteOutcome, StoreError> {
         down()
     }
+    async fn absorb_item(&self, _: ItemWrite<'_>, _: &Item) -> Result<WriteOutcome, StoreError> {
+        down()
+    }
     async fn record_delivery(&self, _: &Delivery) -> Result<(), StoreError> {
         down()
     }

@@ -231,6 +231,7 @@ contract!(dynamodb:
     a_new_item_whose_key_is_taken_conflicts,
     updates_are_conditional_on_the_version,
     updates_leave_keys_owned_by_other_items,
+    an_item_stored_twice_is_absorbed_with_its_keys,
     a_replaced_backend_id_still_finds_the_current_item,
     items_are_listed_in_pages,
     new_items_are_created_in_batches,
@@ -634,6 +635,101 @@ async fn updates_leave_keys_owned_by_other_items(h: Harness) {
     // And a writer acting on what it found does not conflict.
     let one = find(s, "ana", &[bkey("plex", "42")]).await.expect("one");
     assert_eq!(update(s, "ana", &one, 2, &[]).await, WriteOutcome::Written);
+}
+
+async fn an_item_stored_twice_is_absorbed_with_its_keys(h: Harness) {
+    let s = h.store();
+    let one = movie("item-1", "plex", "42", "tt0111161");
+    assert_eq!(create(s, "ana", &one).await, WriteOutcome::Written);
+    let mut two = movie("item-2", "jf", "7", "tt0068646");
+    two.guids.insert("tmdb".into(), "238".into());
+    assert_eq!(create(s, "ana", &two).await, WriteOutcome::Written);
+    let both = [bkey("plex", "42"), bkey("jf", "7"), gkey("tt0068646")];
+    let found: Vec<String> = s
+        .find_items("ana", &both)
+        .await
+        .expect("find")
+        .into_iter()
+        .map(|i| i.id)
+        .collect();
+    assert_eq!(found, ["item-1", "item-2"], "each once, in key order");
+
+    // item-1 absorbs item-2: its ids, guids and a key of its own that is new.
+    let one = find(s, "ana", &[bkey("plex", "42")]).await.expect("one");
+    let two = find(s, "ana", &[bkey("jf", "7")]).await.expect("two");
+    let mut merged = sync::merge::merge(&one, &two);
+    merged.guids.insert("tvdb".into(), "5".into());
+    let tvdb = sync::guid_key(ItemType::Movie, "tvdb", "5");
+    let change = change(&merged, true);
+    let stale = ItemWrite {
+        user: "ana",
+        item: &merged,
+        expected_version: Some(one.version),
+        new_keys: std::slice::from_ref(&tvdb),
+        change: Some(&change),
+    };
+    let mut old_two = two.clone();
+    old_two.version += 1;
+    assert_eq!(
+        s.absorb_item(stale, &old_two).await.expect("absorb"),
+        WriteOutcome::Conflict,
+        "the absorbed item must be as read"
+    );
+    assert_eq!(
+        find(s, "ana", &[bkey("jf", "7")]).await.map(|i| i.id),
+        Some("item-2".into())
+    );
+    let write = ItemWrite {
+        expected_version: Some(one.version + 1),
+        ..stale
+    };
+    assert_eq!(
+        s.absorb_item(write, &two).await.expect("absorb"),
+        WriteOutcome::Conflict,
+        "the kept item must be as read"
+    );
+    let write = ItemWrite {
+        expected_version: Some(one.version),
+        ..write
+    };
+    assert_eq!(
+        s.absorb_item(write, &two).await.expect("absorb"),
+        WriteOutcome::Written
+    );
+    for k in [
+        bkey("plex", "42"),
+        bkey("jf", "7"),
+        gkey("tt0068646"),
+        gkey("tt0111161"),
+        tvdb.clone(),
+    ] {
+        let got = find(s, "ana", std::slice::from_ref(&k))
+            .await
+            .map(|i| (i.id, i.version));
+        assert_eq!(got, Some(("item-1".into(), one.version + 1)), "{k}");
+    }
+    assert_eq!(
+        s.get_item("ana", "item-2").await.expect("get"),
+        None,
+        "absorbed item gone"
+    );
+    let all = s
+        .list_items("ana", &ItemQuery::All, 10, None)
+        .await
+        .expect("list");
+    assert_eq!(all.items.len(), 1);
+    assert_eq!(all.items[0].backends.len(), 2);
+    let pending = s.pending_changes(10).await.expect("outbox");
+    assert!(
+        pending.iter().any(|c| c.id == change.id),
+        "the change went with the merge"
+    );
+    // The kept item goes on being written as usual.
+    let kept = find(s, "ana", &[bkey("jf", "7")]).await.expect("kept");
+    assert_eq!(
+        update(s, "ana", &kept, kept.version, &[]).await,
+        WriteOutcome::Written
+    );
 }
 
 async fn a_replaced_backend_id_still_finds_the_current_item(h: Harness) {

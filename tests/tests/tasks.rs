@@ -128,6 +128,9 @@ impl Store for Counting {
     async fn find_item(&self, user: &str, keys: &[String]) -> R<Option<Item>> {
         self.inner.find_item(user, keys).await
     }
+    async fn find_items(&self, user: &str, keys: &[String]) -> R<Vec<Item>> {
+        self.inner.find_items(user, keys).await
+    }
     async fn get_item(&self, user: &str, id: &str) -> R<Option<Item>> {
         self.inner.get_item(user, id).await
     }
@@ -143,6 +146,10 @@ impl Store for Counting {
     async fn write_item(&self, write: ItemWrite<'_>) -> R<WriteOutcome> {
         bump(&self.item_writes);
         self.inner.write_item(write).await
+    }
+    async fn absorb_item(&self, write: ItemWrite<'_>, absorbed: &Item) -> R<WriteOutcome> {
+        bump(&self.item_writes);
+        self.inner.absorb_item(write, absorbed).await
     }
     async fn create_items_batch(&self, writes: &[ItemWrite<'_>]) -> R<Vec<WriteOutcome>> {
         bump(&self.batches);

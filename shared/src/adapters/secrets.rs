@@ -315,6 +315,9 @@ impl Store for SealedStore {
     async fn find_item(&self, user: &str, keys: &[String]) -> Result<Option<Item>> {
         self.inner.find_item(user, keys).await
     }
+    async fn find_items(&self, user: &str, keys: &[String]) -> Result<Vec<Item>> {
+        self.inner.find_items(user, keys).await
+    }
     async fn get_item(&self, user: &str, id: &str) -> Result<Option<Item>> {
         self.inner.get_item(user, id).await
     }
@@ -329,6 +332,9 @@ impl Store for SealedStore {
     }
     async fn write_item(&self, write: ItemWrite<'_>) -> Result<WriteOutcome> {
         self.inner.write_item(write).await
+    }
+    async fn absorb_item(&self, write: ItemWrite<'_>, absorbed: &Item) -> Result<WriteOutcome> {
+        self.inner.absorb_item(write, absorbed).await
     }
     async fn create_items_batch(&self, writes: &[ItemWrite<'_>]) -> Result<Vec<WriteOutcome>> {
         self.inner.create_items_batch(writes).await

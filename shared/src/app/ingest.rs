@@ -13,43 +13,47 @@ use crate::domain::sync::matching::{contradicts, Identity};
 use crate::domain::sync::{self, Context, NoChange};
 use crate::ports::store::{ItemWrite, Store, StoreError, WriteOutcome};
 
-/// How many contradicting items a lookup passes over before it gives up matching.
-const MAX_CONTRADICTIONS: usize = 8;
+/// What a lookup found for a report.
+#[derive(Debug, Clone, Default)]
+pub struct Found {
+    /// The stored item the report is about.
+    pub item: Option<Item>,
+    /// Keys that belong to a contradicting item: a new item must not claim them.
+    pub foreign: Vec<String>,
+    /// Other items the report's keys reach without contradicting it: the same thing
+    /// stored twice, merged by the write when the report proves it
+    /// ([`sync::merge::proven_same`]).
+    pub others: Vec<Item>,
+}
 
 /// The stored item a report is about, and the keys it may claim: `keys` are the
 /// report's lookup keys strongest first (its backend id first). An item found by the
 /// backend's own id is the item; one found only by a guid or relative key whose guids
 /// contradict the report is another item: its keys are set aside (a new item must not
-/// claim them) and the lookup goes on with the rest.
+/// claim them) and the lookup goes on with the rest. One store read for all keys.
 pub async fn find_match(
     store: &dyn Store,
     user: &str,
     keys: &[String],
     who: Identity<'_>,
-) -> Result<(Option<Item>, Vec<String>), StoreError> {
-    let mut usable = keys.to_vec();
-    let mut foreign = Vec::new();
-    for _ in 0..MAX_CONTRADICTIONS {
-        let Some(found) = store.find_item(user, &usable).await? else {
-            return Ok((None, foreign));
-        };
-        let owned = sync::item_keys(&found);
+) -> Result<Found, StoreError> {
+    let mut found = Found::default();
+    for candidate in store.find_items(user, keys).await? {
+        let owned = sync::item_keys(&candidate);
         let by_own_id = keys.first().is_some_and(|k| owned.contains(k));
-        if by_own_id || !contradicts(&found, who) {
-            return Ok((Some(found), foreign));
-        }
-        usable.retain(|k| {
-            let theirs = owned.contains(k);
-            if theirs {
-                foreign.push(k.clone());
+        if by_own_id || !contradicts(&candidate, who) {
+            if found.item.is_none() {
+                found.item = Some(candidate);
+            } else {
+                found.others.push(candidate);
             }
-            !theirs
-        });
-        if usable.is_empty() {
-            break;
+        } else {
+            found
+                .foreign
+                .extend(keys.iter().filter(|k| owned.contains(*k)).cloned());
         }
     }
-    Ok((None, foreign))
+    Ok(found)
 }
 
 /// The identity a webhook event's item reports.
@@ -87,12 +91,35 @@ pub struct Applied {
 }
 
 /// What one attempt read: the stored item (if any), the keys that belong to a
-/// contradicting item (a new item must not claim them), and whatever else the caller
-/// needs to decide.
+/// contradicting item (a new item must not claim them), other items the report
+/// reached (merged when proven the same), and whatever else the caller needs.
 pub struct Read<X> {
     pub existing: Option<Item>,
     pub foreign: Vec<String>,
+    pub others: Vec<Item>,
     pub extra: X,
+}
+
+impl<X> Read<X> {
+    /// What a lookup found, with the caller's own extra.
+    pub fn found(found: Found, extra: X) -> Self {
+        Read {
+            existing: found.item,
+            foreign: found.foreign,
+            others: found.others,
+            extra,
+        }
+    }
+
+    /// One item read by its id: nothing else to know.
+    pub fn item(existing: Option<Item>, extra: X) -> Self {
+        Read {
+            existing,
+            foreign: Vec::new(),
+            others: Vec::new(),
+            extra,
+        }
+    }
 }
 
 /// What one attempt decided: the item to store (`None`: nothing to write) with its
@@ -122,8 +149,9 @@ pub async fn write_conditionally<'a, X, T>(
     mut decide: impl FnMut(&Read<X>) -> Planned<T>,
 ) -> Result<Done<T>, StoreError> {
     for attempt in 0..MAX_ATTEMPTS {
-        let r = read().await?;
-        let plan = decide(&r);
+        let mut r = read().await?;
+        let mut plan = decide(&r);
+        let absorbed = absorb(&mut r, &mut plan, &mut decide, user);
         let Some(item) = plan.item else {
             return Ok(Done {
                 item: r.existing,
@@ -132,16 +160,27 @@ pub async fn write_conditionally<'a, X, T>(
                 outcome: plan.outcome,
             });
         };
-        let new_keys = keys_to_claim(r.existing.as_ref(), &item, &r.foreign);
-        let outcome = store
-            .write_item(ItemWrite {
-                user,
-                item: &item,
-                expected_version: r.existing.as_ref().map(|i| i.version),
-                new_keys: &new_keys,
-                change: plan.change.as_ref(),
-            })
-            .await?;
+        // After a merge: the keys the item did not own before it (the store hands over
+        // the absorbed item's own).
+        let owned_before = absorbed
+            .as_ref()
+            .map(|(before, _)| before)
+            .or(r.existing.as_ref());
+        let new_keys = keys_to_claim(owned_before, &item, &r.foreign);
+        let write = ItemWrite {
+            user,
+            item: &item,
+            expected_version: r.existing.as_ref().map(|i| i.version),
+            new_keys: &new_keys,
+            change: plan.change.as_ref(),
+        };
+        let outcome = match &absorbed {
+            None => store.write_item(write).await?,
+            Some((_, other)) => {
+                tracing::info!(user, item = %item.id, absorbed = %other.id, "one item stored twice: merged");
+                store.absorb_item(write, other).await?
+            }
+        };
         if outcome == WriteOutcome::Written {
             let mut item = item;
             item.version = r.existing.map(|i| i.version + 1).unwrap_or(1);
@@ -168,6 +207,34 @@ pub async fn write_conditionally<'a, X, T>(
     ))
 }
 
+/// When the read reached another item that the decided item proves to be the same
+/// ([`sync::merge::proven_same`]): decide again on the two merged, so the report is
+/// judged against all the evidence, and make sure the merge itself is written and
+/// pushed. Returns the item as read and the item absorbed.
+fn absorb<X, T>(
+    r: &mut Read<X>,
+    plan: &mut Planned<T>,
+    decide: &mut impl FnMut(&Read<X>) -> Planned<T>,
+    user: &str,
+) -> Option<(Item, Item)> {
+    let existing = r.existing.as_ref()?;
+    let after = plan.item.as_ref().unwrap_or(existing);
+    let other = r
+        .others
+        .iter()
+        .find(|o| sync::merge::proven_same(existing, after, o))?
+        .clone();
+    let before = existing.clone();
+    r.existing = Some(sync::merge::merge(&before, &other));
+    *plan = decide(r);
+    let merged = r.existing.as_ref()?;
+    let item = plan.item.get_or_insert_with(|| merged.clone());
+    if plan.change.is_none() {
+        plan.change = sync::merge::merge_change(item, &before, &other, user);
+    }
+    Some((before, other))
+}
+
 /// Merge one webhook event into the store.
 pub async fn apply(
     store: &dyn Store,
@@ -181,13 +248,8 @@ pub async fn apply(
         ctx.user,
         || {
             Box::pin(async {
-                let (existing, foreign) =
-                    find_match(store, ctx.user, &keys, event_identity(ev)).await?;
-                Ok(Read {
-                    existing,
-                    foreign,
-                    extra: (),
-                })
+                let found = find_match(store, ctx.user, &keys, event_identity(ev)).await?;
+                Ok(Read::found(found, ()))
             })
         },
         |r| {
@@ -234,15 +296,7 @@ pub async fn mark(
     let done = write_conditionally(
         store,
         user,
-        || {
-            Box::pin(async {
-                Ok(Read {
-                    existing: store.get_item(user, item_id).await?,
-                    foreign: Vec::new(),
-                    extra: (),
-                })
-            })
-        },
+        || Box::pin(async { Ok(Read::item(store.get_item(user, item_id).await?, ())) }),
         |r| match &r.existing {
             None => Planned {
                 item: None,

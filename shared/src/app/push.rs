@@ -20,7 +20,7 @@ use crate::adapters::media::client::{
 };
 use crate::app::ingest::{self, Planned};
 use crate::domain::model::{Backend, BackendState, Delivery, Item, StateChange};
-use crate::domain::sync::{target, target::Plan};
+use crate::domain::sync::{self, target, target::Plan};
 use crate::ports::store::{Store, StoreError};
 
 /// Rounds of "read the item, write the backend, read again" per backend: a second
@@ -310,7 +310,8 @@ async fn push_one(
 }
 
 /// Record a backend's id and state on the item, so the echo webhook is a no-op and
-/// the next push needs no search. Bookkeeping only: it never produces a change.
+/// the next push needs no search. Bookkeeping only: it produces a change only when
+/// the id proves the item was stored twice and the merge moves its state.
 async fn remember(
     store: &dyn Store,
     user: &str,
@@ -323,9 +324,26 @@ async fn remember(
         user,
         || {
             Box::pin(async {
+                let existing = store.get_item(user, item_id).await?;
+                // A backend id new to the item may already be another item's (the same
+                // thing stored twice): the write merges the two.
+                let known = existing
+                    .as_ref()
+                    .and_then(|i| i.backends.get(backend))
+                    .and_then(|s| s.item_id.as_ref());
+                let others = match (&state.item_id, known) {
+                    (Some(id), k) if k != Some(id) => store
+                        .find_items(user, &[sync::backend_key(backend, id)])
+                        .await?
+                        .into_iter()
+                        .filter(|o| o.id != item_id)
+                        .collect(),
+                    _ => Vec::new(),
+                };
                 Ok(ingest::Read {
-                    existing: store.get_item(user, item_id).await?,
+                    existing,
                     foreign: Vec::new(),
+                    others,
                     extra: (),
                 })
             })

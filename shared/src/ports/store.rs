@@ -107,6 +107,20 @@ pub trait Store: Send + Sync {
 
     /// The item the first matching key points at, keys tried in the given order.
     async fn find_item(&self, user: &str, keys: &[String]) -> Result<Option<Item>>;
+    /// Every item the keys point at, each once, in the order of the first key that
+    /// points at it (a report whose ids two items hold separately reaches both; see
+    /// [`crate::domain::sync::merge`]).
+    async fn find_items(&self, user: &str, keys: &[String]) -> Result<Vec<Item>> {
+        let mut out: Vec<Item> = Vec::new();
+        for k in keys {
+            if let Some(item) = self.find_item(user, std::slice::from_ref(k)).await? {
+                if !out.iter().any(|i| i.id == item.id) {
+                    out.push(item);
+                }
+            }
+        }
+        Ok(out)
+    }
     async fn get_item(&self, user: &str, id: &str) -> Result<Option<Item>>;
     async fn list_items(
         &self,
@@ -116,6 +130,13 @@ pub trait Store: Send + Sync {
         cursor: Option<&str>,
     ) -> Result<Page<Item>>;
     async fn write_item(&self, write: ItemWrite<'_>) -> Result<WriteOutcome>;
+
+    /// Merge `absorbed` into the item of `write` ([`crate::domain::sync::merge`]): in one
+    /// atomic step write the merged item (conditional on `write.expected_version`),
+    /// delete `absorbed` (conditional on its version), hand every lookup key it owns to
+    /// the kept item, claim `write.new_keys` as [`Store::write_item`] does, and put the
+    /// change in the outbox. A `Conflict` when either item changed since it was read.
+    async fn absorb_item(&self, write: ItemWrite<'_>, absorbed: &Item) -> Result<WriteOutcome>;
 
     /// Create several new items at once (a page of an import): each with all its
     /// lookup keys and its change, atomically per item, exactly as [`Store::write_item`]

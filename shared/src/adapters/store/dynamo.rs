@@ -647,6 +647,33 @@ impl DynamoStore {
         self.update(key(pointer_pk(user, k), "K"), expr)
     }
 
+    /// Hand the lookup key `k` from item `from` to the copy's item (a merge).
+    fn pointer_take(
+        &self,
+        user: &str,
+        k: &str,
+        copy: &Copy<'_>,
+        from: &str,
+    ) -> Result<TransactWriteItem> {
+        let cond = Expr::new("#item = :from")
+            .name("#item", "item")
+            .value(":from", s(from));
+        self.put(self.pointer_put(user, k, copy), Some(cond))
+    }
+
+    /// The item's `B#` keys holding copies, as remembered from its read or read again;
+    /// `None` when it is no longer at version `v`.
+    async fn copies_of(&self, user: &str, id: &str, v: u64) -> Result<Option<Vec<String>>> {
+        if let Some(b) = self.remembered(user, id, v) {
+            return Ok(Some(b));
+        }
+        let Some(r) = self.get(key(item_pk(user), id)).await? else {
+            return Ok(None);
+        };
+        let (stored, b) = parse_item(&r)?;
+        Ok((stored.version == v).then_some(b))
+    }
+
     fn outbox_put(&self, change: &StateChange) -> Result<TransactWriteItem> {
         let mut r = key(OUTBOX, change.id.clone());
         r.insert("data".into(), s(to_json(change)?));
@@ -661,7 +688,12 @@ impl DynamoStore {
     /// on not existing), the outbox record, a copy in every `B#` record (`bkeys`, which
     /// the item's new `B#` keys join) and the new lookup keys; keys that do not fit are
     /// left for [`Self::write_overflow`].
-    fn prepare(&self, w: &ItemWrite<'_>, mut bkeys: BTreeSet<String>) -> Result<Prepared> {
+    fn prepare(
+        &self,
+        w: &ItemWrite<'_>,
+        mut bkeys: BTreeSet<String>,
+        take: Option<&Taken<'_>>,
+    ) -> Result<Prepared> {
         let user = w.user;
         let id = w.item.id.as_str();
         let new_keys: BTreeSet<&String> = w.new_keys.iter().collect();
@@ -723,13 +755,19 @@ impl DynamoStore {
                 if ops.len() + bkeys.len() > MAX_TX_ITEMS {
                     return Err(corrupt(format!("item {id} has too many backend ids")));
                 }
+                // A key of an absorbed item changes hands (conditional on its owner);
+                // any other is taken if free.
+                let pointer = |k: &str| match take {
+                    Some(t) if t.keys.contains(k) => self.pointer_take(user, k, &copy, t.from),
+                    _ => self.pointer_update(user, k, &copy),
+                };
                 for k in &bkeys {
-                    ops.push(self.pointer_update(user, k, &copy)?);
+                    ops.push(pointer(k)?);
                     taken.push(k.as_str());
                 }
                 for k in new_keys.iter().filter(|k| !is_backend_key(k)) {
                     if ops.len() < MAX_TX_ITEMS {
-                        ops.push(self.pointer_update(user, k, &copy)?);
+                        ops.push(pointer(k)?);
                         taken.push(k.as_str());
                     } else {
                         overflow.push(k.to_string());
@@ -781,6 +819,12 @@ struct Copy<'a> {
     data: &'a str,
     version: u64,
     bkeys: &'a [String],
+}
+
+/// Lookup keys an item write takes over from an item it absorbs.
+struct Taken<'a> {
+    from: &'a str,
+    keys: BTreeSet<String>,
 }
 
 /// An item write ready to send (see [`DynamoStore::prepare`]).
@@ -1083,6 +1127,44 @@ impl Store for DynamoStore {
         self.load_item(user, id).await
     }
 
+    /// One BatchGetItem for all pointers (as [`Store::find_item`]); each distinct owner
+    /// then from a `B#` copy or its record: a report reaching one item costs the same.
+    async fn find_items(&self, user: &str, keys: &[String]) -> Result<Vec<Item>> {
+        let unique: BTreeSet<&String> = keys.iter().collect();
+        if unique.is_empty() {
+            return Ok(Vec::new());
+        }
+        let pointers = self
+            .batch_get(
+                unique
+                    .iter()
+                    .map(|k| key(pointer_pk(user, k), "K"))
+                    .collect(),
+            )
+            .await?;
+        let mut out: Vec<Item> = Vec::new();
+        for k in keys {
+            let Some(r) = pointers.get(&(pointer_pk(user, k), "K".to_string())) else {
+                continue;
+            };
+            let owner = get_s(r, "item")?;
+            if out.iter().any(|i| i.id == owner) {
+                continue;
+            }
+            let copy = if is_backend_key(k) {
+                self.copy_in(user, r, owner)?
+            } else {
+                None
+            };
+            let item = match copy {
+                Some(item) => Some(item),
+                None => self.load_item(user, owner).await?,
+            };
+            out.extend(item);
+        }
+        Ok(out)
+    }
+
     async fn list_items(
         &self,
         user: &str,
@@ -1151,22 +1233,13 @@ impl Store for DynamoStore {
         let (user, id) = (w.user, w.item.id.as_str());
         let bkeys = match w.expected_version {
             None => BTreeSet::new(),
-            Some(v) => match self.remembered(user, id, v) {
+            // Read elsewhere: learn which records hold copies.
+            Some(v) => match self.copies_of(user, id, v).await? {
                 Some(b) => b.into_iter().collect(),
-                None => {
-                    // Read elsewhere: learn which records hold copies.
-                    let Some(r) = self.get(key(item_pk(user), id)).await? else {
-                        return Ok(WriteOutcome::Conflict);
-                    };
-                    let (stored, b) = parse_item(&r)?;
-                    if stored.version != v {
-                        return Ok(WriteOutcome::Conflict);
-                    }
-                    b.into_iter().collect()
-                }
+                None => return Ok(WriteOutcome::Conflict),
             },
         };
-        let p = self.prepare(&w, bkeys)?;
+        let p = self.prepare(&w, bkeys, None)?;
         match self.transact("TransactWriteItems", p.ops).await? {
             Tx::Done => {}
             Tx::Cancelled(codes) if Tx::conflicted(&codes) => return Ok(WriteOutcome::Conflict),
@@ -1195,6 +1268,88 @@ impl Store for DynamoStore {
         Ok(WriteOutcome::Written)
     }
 
+    /// One transaction: the kept item (on its version), the absorbed item deleted (on
+    /// its version), each lookup key the absorbed item owns handed over (on its owner),
+    /// the kept item's copies refreshed, its new keys taken if free, the change.
+    async fn absorb_item(&self, w: ItemWrite<'_>, absorbed: &Item) -> Result<WriteOutcome> {
+        let (user, id) = (w.user, w.item.id.as_str());
+        let Some(v) = w.expected_version else {
+            return Ok(WriteOutcome::Conflict);
+        };
+        let Some(ours) = self.copies_of(user, id, v).await? else {
+            return Ok(WriteOutcome::Conflict);
+        };
+        let Some(theirs) = self.copies_of(user, &absorbed.id, absorbed.version).await? else {
+            return Ok(WriteOutcome::Conflict);
+        };
+        // Which of the absorbed item's keys it really owns (another item may own some).
+        let candidates: BTreeSet<String> = crate::domain::sync::item_keys(absorbed)
+            .into_iter()
+            .chain(theirs.iter().cloned())
+            .collect();
+        let pointers = self
+            .batch_get(
+                candidates
+                    .iter()
+                    .map(|k| key(pointer_pk(user, k), "K"))
+                    .collect(),
+            )
+            .await?;
+        let owned: BTreeSet<String> = candidates
+            .into_iter()
+            .filter(|k| {
+                pointers
+                    .get(&(pointer_pk(user, k), "K".to_string()))
+                    .and_then(|r| get_s(r, "item").ok())
+                    == Some(absorbed.id.as_str())
+            })
+            .collect();
+        let mut bkeys: BTreeSet<String> = ours.into_iter().collect();
+        bkeys.extend(owned.iter().filter(|k| is_backend_key(k)).cloned());
+        let mut new_keys: Vec<String> = w
+            .new_keys
+            .iter()
+            .filter(|k| !bkeys.contains(*k))
+            .cloned()
+            .collect();
+        new_keys.extend(
+            owned
+                .iter()
+                .filter(|k| !is_backend_key(k) && !w.new_keys.contains(k))
+                .cloned(),
+        );
+        let write = ItemWrite {
+            new_keys: &new_keys,
+            ..w
+        };
+        let take = Taken {
+            from: &absorbed.id,
+            keys: owned,
+        };
+        let mut p = self.prepare(&write, bkeys, Some(&take))?;
+        if !p.overflow.is_empty() || p.ops.len() + 1 > MAX_TX_ITEMS {
+            // Too many keys for one step: leave the two apart rather than half merge.
+            tracing::info!(user, item = id, "merge beyond one transaction; not merged");
+            return self.write_item(w).await;
+        }
+        let gone = Expr::new("#version = :expected")
+            .name("#version", "version")
+            .value(":expected", n(absorbed.version));
+        p.ops
+            .push(self.delete(key(item_pk(user), &absorbed.id), Some(gone))?);
+        match self.transact("TransactWriteItems", p.ops).await? {
+            Tx::Done => {}
+            Tx::Cancelled(codes) if Tx::conflicted(&codes) => return Ok(WriteOutcome::Conflict),
+            Tx::Cancelled(codes) => {
+                return Err(StoreError::Unavailable(format!(
+                    "DynamoDB TransactWriteItems (merge) cancelled: {codes:?}"
+                )))
+            }
+        }
+        self.remember(user, id, p.version, &p.bkeys);
+        Ok(WriteOutcome::Written)
+    }
+
     /// New items packed into as few transactions as fit (100 operations, no record
     /// twice): an import page of new items costs a few round trips, not one per item.
     /// A cancelled transaction names the items whose key was taken; those are
@@ -1207,7 +1362,7 @@ impl Store for DynamoStore {
                 expected_version: None,
                 ..*w
             };
-            prepared.push(self.prepare(&create, BTreeSet::new())?);
+            prepared.push(self.prepare(&create, BTreeSet::new(), None)?);
         }
         // Greedy groups in batch order, so an earlier item wins a key a later one wants.
         let mut groups: Vec<Vec<usize>> = Vec::new();

@@ -131,6 +131,37 @@ impl SqliteStore {
     }
 }
 
+/// Update a stored item if it still has version `v`, claiming its free new keys.
+fn update_item(tx: &rusqlite::Transaction<'_>, w: &ItemWrite<'_>, v: u64) -> Result<bool> {
+    let mut stored = w.item.clone();
+    stored.version = v + 1;
+    let n = tx
+        .prepare_cached(
+            "UPDATE items SET version = ?4, data = ?5
+             WHERE user = ?1 AND id = ?2 AND version = ?3",
+        )
+        .map_err(unavailable)?
+        .execute(params![
+            w.user,
+            stored.id,
+            v as i64,
+            (v + 1) as i64,
+            to_json(&stored)?
+        ])
+        .map_err(unavailable)?;
+    if n == 0 {
+        return Ok(false);
+    }
+    let mut put = tx
+        .prepare_cached("INSERT OR IGNORE INTO item_keys(user, key, item_id) VALUES (?1, ?2, ?3)")
+        .map_err(unavailable)?;
+    for k in w.new_keys {
+        put.execute(params![w.user, k, stored.id])
+            .map_err(unavailable)?;
+    }
+    Ok(true)
+}
+
 /// Insert a new item with its keys; false (and nothing written) if any key is taken.
 fn insert_item(conn: &Connection, user: &str, item: &Item, keys: &[String]) -> Result<bool> {
     {
@@ -370,6 +401,28 @@ impl Store for SqliteStore {
         self.with(|conn| load_item(conn, user, id))
     }
 
+    async fn find_items(&self, user: &str, keys: &[String]) -> Result<Vec<Item>> {
+        self.with(|conn| {
+            let mut st = conn
+                .prepare_cached("SELECT item_id FROM item_keys WHERE user = ?1 AND key = ?2")
+                .map_err(unavailable)?;
+            let mut out: Vec<Item> = Vec::new();
+            for k in keys {
+                let id: Option<String> = st
+                    .query_row(params![user, k], |r| r.get(0))
+                    .optional()
+                    .map_err(unavailable)?;
+                let Some(id) = id.filter(|id| !out.iter().any(|i| &i.id == id)) else {
+                    continue;
+                };
+                if let Some(item) = load_item(conn, user, &id)? {
+                    out.push(item);
+                }
+            }
+            Ok(out)
+        })
+    }
+
     async fn list_items(
         &self,
         user: &str,
@@ -441,35 +494,43 @@ impl Store for SqliteStore {
                     }
                 }
                 Some(v) => {
-                    let mut stored = w.item.clone();
-                    stored.version = v + 1;
-                    let n = tx
-                        .prepare_cached(
-                            "UPDATE items SET version = ?4, data = ?5
-                             WHERE user = ?1 AND id = ?2 AND version = ?3",
-                        )
-                        .map_err(unavailable)?
-                        .execute(params![
-                            w.user,
-                            stored.id,
-                            v as i64,
-                            (v + 1) as i64,
-                            to_json(&stored)?
-                        ])
-                        .map_err(unavailable)?;
-                    if n == 0 {
+                    if !update_item(&tx, &w, v)? {
                         return Ok(WriteOutcome::Conflict);
                     }
-                    let mut put = tx
-                        .prepare_cached(
-                            "INSERT OR IGNORE INTO item_keys(user, key, item_id) VALUES (?1, ?2, ?3)",
-                        )
-                        .map_err(unavailable)?;
-                    for k in w.new_keys {
-                        put.execute(params![w.user, k, stored.id])
-                            .map_err(unavailable)?;
-                    }
                 }
+            }
+            if let Some(change) = w.change {
+                put_outbox(&tx, change)?;
+            }
+            tx.commit().map_err(unavailable)?;
+            Ok(WriteOutcome::Written)
+        })
+    }
+
+    async fn absorb_item(&self, w: ItemWrite<'_>, absorbed: &Item) -> Result<WriteOutcome> {
+        let Some(v) = w.expected_version else {
+            // Only a stored item absorbs another.
+            return Ok(WriteOutcome::Conflict);
+        };
+        self.with(|conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(unavailable)?;
+            let gone = tx
+                .prepare_cached("DELETE FROM items WHERE user = ?1 AND id = ?2 AND version = ?3")
+                .map_err(unavailable)?
+                .execute(params![w.user, absorbed.id, absorbed.version as i64])
+                .map_err(unavailable)?;
+            if gone == 0 {
+                return Ok(WriteOutcome::Conflict);
+            }
+            tx.prepare_cached("UPDATE item_keys SET item_id = ?3 WHERE user = ?1 AND item_id = ?2")
+                .map_err(unavailable)?
+                .execute(params![w.user, absorbed.id, w.item.id])
+                .map_err(unavailable)?;
+            // Dropping `tx` without commit rolls the delete back.
+            if !update_item(&tx, &w, v)? {
+                return Ok(WriteOutcome::Conflict);
             }
             if let Some(change) = w.change {
                 put_outbox(&tx, change)?;

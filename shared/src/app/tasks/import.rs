@@ -549,22 +549,14 @@ impl Importer {
         for (i, r) in items.iter().enumerate() {
             counts.items_seen += 1;
             let keys = remote_keys(ctx.backend, r);
-            let (found, foreign) =
+            let found =
                 ingest::find_match(self.store.as_ref(), ctx.user, &keys, r.identity()).await?;
-            if let Some(existing) = found {
-                self.apply(
-                    client,
-                    ctx,
-                    r,
-                    &keys,
-                    Some(existing),
-                    dry_run,
-                    counts,
-                    samples,
-                )
-                .await?;
+            if found.item.is_some() {
+                self.apply(client, ctx, r, &keys, Some(found), dry_run, counts, samples)
+                    .await?;
                 continue;
             }
+            let foreign = found.foreign;
             let joins = keys
                 .iter()
                 .filter(|k| !foreign.contains(k))
@@ -647,9 +639,7 @@ impl Importer {
         for i in retry {
             let r = &items[i];
             let keys = remote_keys(ctx.backend, r);
-            let (existing, _) =
-                ingest::find_match(self.store.as_ref(), ctx.user, &keys, r.identity()).await?;
-            self.apply(client, ctx, r, &keys, existing, dry_run, counts, samples)
+            self.apply(client, ctx, r, &keys, None, dry_run, counts, samples)
                 .await?;
         }
         Ok(())
@@ -663,12 +653,13 @@ impl Importer {
         ctx: Listed<'_>,
         r: &RemoteItem,
         keys: &[String],
-        existing: Option<Item>,
+        found: Option<ingest::Found>,
         dry_run: bool,
         counts: &mut ImportCounts,
         samples: &mut Vec<String>,
     ) -> Result<Effect, StoreError> {
-        let mut first = Some(existing);
+        // The caller's lookup serves the first attempt; a retry looks again.
+        let mut first = found;
         // Whether the recorded entry is gone, asked once per entry.
         let gone: std::sync::Mutex<Option<(String, bool)>> = std::sync::Mutex::new(None);
         let gone = &gone;
@@ -679,14 +670,14 @@ impl Importer {
             || {
                 let first = first.take();
                 Box::pin(async move {
-                    let (existing, foreign) = match first {
-                        Some(e) => (e, Vec::new()),
+                    let found = match first {
+                        Some(f) => f,
                         None => ingest::find_match(store, ctx.user, keys, r.identity()).await?,
                     };
+                    let existing = found.item.as_ref();
                     // Another entry than the recorded one: is the recorded one still
                     // there (a duplicate), or gone (a replaced file)?
                     let recorded = existing
-                        .as_ref()
                         .and_then(|i| i.backends.get(ctx.backend))
                         .and_then(|s| s.item_id.clone())
                         .filter(|id| *id != r.id);
@@ -710,11 +701,7 @@ impl Importer {
                             }
                         },
                     };
-                    Ok(ingest::Read {
-                        existing,
-                        foreign,
-                        extra: recorded_gone,
-                    })
+                    Ok(ingest::Read::found(found, recorded_gone))
                 })
             },
             |read| {

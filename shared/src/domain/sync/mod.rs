@@ -25,6 +25,7 @@ pub mod console;
 pub mod keys;
 pub mod listing;
 pub mod matching;
+pub mod merge;
 #[cfg(test)]
 mod properties;
 pub mod resume;
