@@ -53,7 +53,8 @@
 //!   play state for anyone (Jellyfin's known limitation). Nobody acted, so every
 //!   person's intent stays as it was and the new entry must get it back. Never right
 //!   after an unmark only an import can see, before that import ran: the new entry
-//!   would be indistinguishable from a plain replacement. (Jellyfin's
+//!   would be indistinguishable from a plain replacement; nor while the entry holds a
+//!   position nobody else heard of (its webhook dropped): the server itself loses it. (Jellyfin's
 //!   `ItemAdded` webhook names no user and is refused under `match_user`, so it is not
 //!   sent.)
 //! - **End.** The held-back webhooks are delivered (shuffled), then `final_rounds`
@@ -538,6 +539,9 @@ pub struct World {
     next_id: u64,
     /// A time-less unplay of (person, item) on this server that no import saw yet.
     unseen_unplay: Vec<Vec<Option<usize>>>,
+    /// Per person and item: the server holding a position only it knows (the pause's
+    /// webhook to the owner was dropped) until an import of that account looks.
+    unseen_position: Vec<Vec<Option<usize>>>,
     /// Per person and server: whether an import of that account has run yet.
     imported: Vec<[bool; 3]>,
     late: Vec<Delivery>,
@@ -659,6 +663,7 @@ impl World {
             quiet_until: now,
             unseen_unplay: vec![vec![None; items.len()]; PEOPLE.len()],
             imported: vec![[false; 3]; PEOPLE.len()],
+            unseen_position: vec![vec![None; items.len()]; PEOPLE.len()],
             next_id: 9000,
             intent,
             fakes,
@@ -826,6 +831,10 @@ impl World {
         {
             self.unseen_unplay[p][i] = Some(s);
         }
+        self.unseen_position[p][i] = match action {
+            PlayerAction::Partial { .. } if owner_dropped => Some(s),
+            _ => None,
+        };
         self.flush_echoes(true).await;
     }
 
@@ -839,7 +848,10 @@ impl World {
         // An unmark only an import can see, then the file replaced before any import
         // looked: the new entry (no play state) is indistinguishable from a plain
         // replacement, so no rule could tell the person meant "unwatched".
-        if (0..PEOPLE.len()).any(|p| self.unseen_unplay[p][i] == Some(s)) {
+        // Likewise a position only this entry holds: the server itself loses it.
+        if (0..PEOPLE.len())
+            .any(|p| self.unseen_unplay[p][i] == Some(s) || self.unseen_position[p][i] == Some(s))
+        {
             return;
         }
         self.next_id += 1;
@@ -1086,7 +1098,13 @@ impl World {
                         .is_none_or(|b| b == SERVERS[s].as_str());
             }
         }
-        for (p, row) in self.unseen_unplay.iter_mut().enumerate() {
+        for (p, row) in self
+            .unseen_unplay
+            .iter_mut()
+            .chain(self.unseen_position.iter_mut())
+            .enumerate()
+            .map(|(k, row)| (k % PEOPLE.len(), row))
+        {
             for cell in row.iter_mut() {
                 let covered = cell.is_some_and(|s| {
                     payload.user.as_deref().is_none_or(|u| u == PEOPLE[p])

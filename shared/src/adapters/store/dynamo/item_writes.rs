@@ -308,7 +308,7 @@ impl DynamoStore {
         new_keys.extend(
             owned
                 .iter()
-                .filter(|k| !is_backend_key(k) && !w.new_keys.contains(k))
+                .filter(|k| !is_backend_key(k) && !w.new_keys.iter().any(|n| n == *k))
                 .cloned(),
         );
         let write = ItemWrite {
