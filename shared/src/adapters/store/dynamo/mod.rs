@@ -14,7 +14,7 @@
 //! | unclaimed count | `D-HOURS` | `{hour, epoch s}` | `kept` (counter, conditional on the cap), `expires_at` |
 //! | task run | `RUNS` | `{run id}` | `data` |
 //!
-//! Round trips (DESIGN 5 and 8):
+//! Round trips (`docs/ARCHITECTURE.md`, "DynamoDB table"; budgets in `docs/PERFORMANCE.md`):
 //! - `backend_by_token_hash`: one GetItem of the token index, which holds the whole
 //!   backend but its media server token (only the backend record has that).
 //! - `find_item`: one BatchGetItem of every candidate lookup key (consistent). The

@@ -1,5 +1,5 @@
 //! Import: pull each import-enabled backend's library and merge every movie and
-//! episode into the store (DESIGN 4), so what webhooks missed is stored anyway.
+//! episode into the store (`docs/RELIABILITY.md`), so what webhooks missed is stored anyway.
 //!
 //! Per remote item (a [`RemoteItem`] of [`MediaClient::library_page`]):
 //!

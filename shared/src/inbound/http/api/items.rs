@@ -22,7 +22,7 @@ pub(super) fn guid_query_keys(g: &str) -> Option<Vec<String>> {
     ])
 }
 
-/// An item as DESIGN 6 shows it.
+/// An item as the api shows it (`tests/tests/http_contract.rs` holds the contract).
 pub fn item_view(i: &Item) -> Value {
     let backends: serde_json::Map<String, Value> = i
         .backends
