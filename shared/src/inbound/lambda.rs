@@ -257,6 +257,118 @@ pub async fn push_event(
     Ok(serde_json::json!({"batchItemFailures": failures}))
 }
 
+/// A task's time cap from the environment (`IMPORT_BUDGET_SECONDS`,
+/// `EXPORT_BUDGET_SECONDS`), 600 s when unset or unreadable; the invocation's deadline
+/// bounds it further ([`crate::app::tasks::Budget::lambda`]).
+#[cfg(feature = "media")]
+fn budget_cap(var: &str) -> std::time::Duration {
+    let secs = std::env::var(var)
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(600);
+    std::time::Duration::from_secs(secs)
+}
+
+/// The import function: its EventBridge schedule (content ignored), an `ImportPage`
+/// continuation, or a manual payload `{"user", "backend", "dry_run", "full", "cursor"}`
+/// runs the import of [`crate::app::tasks::import`].
+///
+/// An invocation stops well before Lambda's deadline (at most `IMPORT_BUDGET_SECONDS`,
+/// default 600): what is left is published as an `ImportPage` event when a bus exists
+/// (`EVENT_BUS_NAME`), and is resumed from the runs' cursors by the next invocation
+/// anyway. Changes the import stored are then published from the outbox (bounded), so
+/// push carries them as it carries a webhook's.
+#[cfg(feature = "media")]
+pub struct ImportFunction {
+    deps: crate::app::tasks::Deps,
+    continuation: Option<crate::app::tasks::Continuation>,
+    cap: std::time::Duration,
+}
+
+#[cfg(feature = "media")]
+impl ImportFunction {
+    pub async fn from_env() -> Result<ImportFunction, crate::ports::store::StoreError> {
+        Ok(ImportFunction {
+            deps: crate::app::tasks::Deps::from_env().await?,
+            continuation: crate::app::tasks::Continuation::from_env().await,
+            cap: budget_cap("IMPORT_BUDGET_SECONDS"),
+        })
+    }
+
+    pub async fn on_event(
+        &self,
+        event: lambda_runtime::LambdaEvent<serde_json::Value>,
+    ) -> Result<serde_json::Value, lambda_runtime::Error> {
+        use crate::app::tasks;
+        let payload = tasks::TaskPayload::from_event(&event.payload);
+        let budget = tasks::Budget::lambda(event.context.deadline, self.cap);
+        let importer = tasks::import::Importer::new(&self.deps, Default::default());
+        let mut report = importer.run(&payload, budget).await?;
+        if let (Some(next), Some(c)) = (&report.continuation, &self.continuation) {
+            match c.publish(next).await {
+                Ok(()) => tracing::info!("import continues in a new invocation (ImportPage)"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "continuation not published; the next run resumes")
+                }
+            }
+        }
+        if !report.dry_run {
+            report.published =
+                tasks::publish_changes(&self.deps, tasks::PUBLISH_AFTER_IMPORT).await;
+        }
+        Ok(serde_json::to_value(&report)?)
+    }
+}
+
+/// The export function: its EventBridge schedule (content ignored) or a manual payload
+/// `{"user", "backend", "dry_run", "full"}` runs the export of
+/// [`crate::app::tasks::export`] (drain the outbox, then push stored state to every
+/// export-enabled backend where it differs), after the sweep of the push dead-letter
+/// queue ([`crate::app::tasks::dead_letters`]).
+#[cfg(feature = "media")]
+pub struct ExportFunction {
+    deps: crate::app::tasks::Deps,
+    dead_letters: Option<crate::app::tasks::dead_letters::DeadLetters>,
+    cap: std::time::Duration,
+}
+
+#[cfg(feature = "media")]
+impl ExportFunction {
+    pub async fn from_env() -> Result<ExportFunction, crate::ports::store::StoreError> {
+        Ok(ExportFunction {
+            deps: crate::app::tasks::Deps::from_env().await?,
+            dead_letters: crate::app::tasks::dead_letters::DeadLetters::from_env().await,
+            cap: budget_cap("EXPORT_BUDGET_SECONDS"),
+        })
+    }
+
+    pub async fn on_event(
+        &self,
+        event: lambda_runtime::LambdaEvent<serde_json::Value>,
+    ) -> Result<serde_json::Value, lambda_runtime::Error> {
+        use crate::app::tasks;
+        let payload = tasks::TaskPayload::from_event(&event.payload);
+        let budget = tasks::Budget::lambda(event.context.deadline, self.cap);
+        let swept = match (&self.dead_letters, payload.dry_run) {
+            (Some(dl), false) => {
+                let pusher = crate::app::push::Pusher {
+                    store: self.deps.store.clone(),
+                    clients: self.deps.clients.clone(),
+                };
+                Some(dl.sweep(&pusher, budget).await)
+            }
+            _ => None,
+        };
+        let exporter = tasks::export::Exporter::new(&self.deps, Default::default());
+        let report = exporter.run(&payload, budget).await?;
+        let mut out = serde_json::to_value(&report)?;
+        if let Some(s) = swept {
+            out["dead_letters"] = s;
+        }
+        Ok(out)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::io::Write;

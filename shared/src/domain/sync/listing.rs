@@ -135,7 +135,7 @@ pub fn merge(
     };
     let mut item = old.clone();
     enrich(&mut item, meta(r));
-    let nothing_known = super::webhook::nothing_known(&item);
+    let nothing_known = super::nothing_known(&item);
     let mut flipped = None;
     let mut position_moved = false;
     let state = item.backends.entry(ctx.backend.to_string()).or_default();

@@ -98,6 +98,12 @@ pub fn has_unplay(item: &Item) -> bool {
     !item.watched && item.unplayed_at.is_some()
 }
 
+/// Whether nobody ever reported a play state for the item (unwatched, "never", no
+/// unplay): the first report of one stands.
+pub(crate) fn nothing_known(item: &Item) -> bool {
+    !item.watched && item.unplayed_at.is_none() && item.state_updated_at <= never()
+}
+
 /// The play time to send with "mark played": a real one, never the "never" stamp.
 pub fn play_time(item: &Item) -> Option<DateTime<Utc>> {
     (item.watched && item.state_updated_at > never()).then_some(item.state_updated_at)

@@ -14,7 +14,8 @@
 use chrono::{DateTime, Utc};
 
 use super::{
-    change_from, enrich, flip, item_differs, new_item, resume, Context, Decision, Meta, NoChange,
+    change_from, enrich, flip, item_differs, new_item, nothing_known, resume, Context, Decision,
+    Meta, NoChange,
 };
 use crate::domain::model::{Action, ChangeKind, Event, EventItem, Item};
 use crate::domain::when;
@@ -24,12 +25,6 @@ use crate::domain::when;
 /// its server's event names; the rules never look at them.
 pub fn is_pause_or_stop(event: &Event) -> bool {
     event.paused
-}
-
-/// Whether nobody ever reported a play state for the item (unwatched, "never", no
-/// unplay): the first report of one stands.
-pub(crate) fn nothing_known(item: &Item) -> bool {
-    !item.watched && item.unplayed_at.is_none() && item.state_updated_at <= super::never()
 }
 
 /// Whether an event of time `t` is news about the backend we last saw at `seen`.
