@@ -234,7 +234,9 @@ impl WebhookService {
             body,
             body_truncated: truncated,
         };
-        tracing::info!(
+        // At debug only: every delivery is in the delivery log and counted by the EMF
+        // line; a line per webhook at info cost as much CloudWatch ingestion as both.
+        tracing::debug!(
             user = delivery.user.as_deref().unwrap_or("-"),
             backend = delivery.backend.as_deref().unwrap_or("-"),
             status = %delivery.status,
