@@ -21,9 +21,9 @@ use bytes::Bytes;
 use e2e::moto::Moto;
 use e2e::{fixture, wire, Local, Transport};
 use serde_json::json;
-use watchstate::http::webhook::WebhookService;
-use watchstate::store::dynamo::{create_table, DynamoStore};
-use watchstate::store::Store;
+use watchstate::adapters::store::dynamo::{create_table, DynamoStore};
+use watchstate::inbound::http::webhook::WebhookService;
+use watchstate::ports::store::Store;
 
 const TABLE: &str = "costs";
 
@@ -204,7 +204,7 @@ async fn deliveries_are_small_and_strangers_store_no_body() {
             // The subscriber the functions install, at the deployed level.
             let logs = LogBytes::default();
             let writer = logs.clone();
-            let guard = tracing::subscriber::set_default(watchstate::entry::subscriber(
+            let guard = tracing::subscriber::set_default(watchstate::inbound::lambda::subscriber(
                 true,
                 move || writer.clone(),
             ));

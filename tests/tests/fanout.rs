@@ -1,6 +1,6 @@
 //! Fan-out through SQS (DESIGN 5, issue 10): a first import's changes go from the
 //! outbox through EventBridge (moto) to the rule's SQS queue (moto), and from there to
-//! the push function's handler (`entry::push_event`) in batches, as Lambda's event
+//! the push function's handler (`inbound::lambda::push_event`) in batches, as Lambda's event
 //! source mapping delivers them: at most `BATCH` messages per invocation gathered for
 //! at most the batching window, at most `CONCURRENCY` invocations at once, failed
 //! messages (`batchItemFailures`) received again. The fake Jellyfin counts the calls
@@ -23,16 +23,16 @@ use chrono::Utc;
 use e2e::fake::{make_id, FakeServer, PlayState, GENERATED_BASE};
 use e2e::moto::Moto;
 use serde_json::{json, Value};
-use watchstate::backends::client::{http_client_with, RetryPolicy};
-use watchstate::bus::eventbridge::{EventBridgeBus, DETAIL_TYPE, SOURCE};
-use watchstate::bus::{self, Bus};
-use watchstate::model::{BackendKind, ChangeKind, StateChange};
-use watchstate::push::{HttpClients, Pusher};
-use watchstate::store::dynamo::DynamoStore;
-use watchstate::store::sqlite::SqliteStore;
-use watchstate::store::Store;
-use watchstate::tasks::import::{ImportOptions, Importer};
-use watchstate::tasks::{Budget, Deps, TaskPayload};
+use watchstate::adapters::eventbridge::{EventBridgeBus, DETAIL_TYPE, SOURCE};
+use watchstate::adapters::media::client::{http_client_with, RetryPolicy};
+use watchstate::adapters::store::dynamo::DynamoStore;
+use watchstate::adapters::store::sqlite::SqliteStore;
+use watchstate::app::push::{HttpClients, Pusher};
+use watchstate::app::tasks::import::{ImportOptions, Importer};
+use watchstate::app::tasks::{Budget, Deps, TaskPayload};
+use watchstate::domain::model::{BackendKind, ChangeKind, StateChange};
+use watchstate::ports::bus::{self, Bus};
+use watchstate::ports::store::Store;
 
 const REGION: &str = "us-east-1";
 const BUS: &str = "watchstate-fanout";
@@ -179,7 +179,7 @@ impl Esm {
         let event = lambda_runtime::LambdaEvent::new(json!({ "Records": records }), ctx);
         self.invocations.fetch_add(1, Ordering::Relaxed);
         self.largest.fetch_max(messages.len(), Ordering::Relaxed);
-        let answer = watchstate::entry::push_event(pusher, Some(bus), event)
+        let answer = watchstate::inbound::lambda::push_event(pusher, Some(bus), event)
             .await
             .expect("a batch answers with its failures, never an error");
         let failed: BTreeSet<String> = answer["batchItemFailures"]
@@ -327,7 +327,7 @@ async fn a_first_import_reaches_jellyfin_in_batches_one_call_at_a_time_per_serve
         .collect();
 
     // The outbox goes out in batches (10 per PutEvents) while push works; each push
-    // invocation drains a few more itself (`entry::push_event`).
+    // invocation drains a few more itself (`inbound::lambda::push_event`).
     let mut published = 0;
     loop {
         while esm.depth().await >= PUBLISH_STEP {
@@ -494,7 +494,7 @@ async fn overlapping_drains_publish_once_dynamodb() {
     let conf = sdk(&moto.endpoint()).await;
     let url = push_queue(&conf).await;
     let client = aws_sdk_dynamodb::Client::new(&conf);
-    watchstate::store::dynamo::create_table(&client, "fanout")
+    watchstate::adapters::store::dynamo::create_table(&client, "fanout")
         .await
         .expect("table");
     let open: Open = Arc::new(move || Arc::new(DynamoStore::new(client.clone(), "fanout")));

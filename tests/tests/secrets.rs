@@ -12,11 +12,11 @@ use aws_sdk_kms::config::interceptors::BeforeTransmitInterceptorContextRef;
 use aws_sdk_kms::config::{ConfigBag, Intercept, RuntimeComponents};
 use chrono::Utc;
 use e2e::moto::Moto;
-use watchstate::model::{Backend, BackendKind, BackendOptions, TaskOptions};
-use watchstate::secrets::{is_sealed, KmsKey, LocalKey, SealedStore};
-use watchstate::store::dynamo::{create_table, DynamoStore};
-use watchstate::store::sqlite::SqliteStore;
-use watchstate::store::Store;
+use watchstate::adapters::secrets::{is_sealed, KmsKey, LocalKey, SealedStore};
+use watchstate::adapters::store::dynamo::{create_table, DynamoStore};
+use watchstate::adapters::store::sqlite::SqliteStore;
+use watchstate::domain::model::{Backend, BackendKind, BackendOptions, TaskOptions};
+use watchstate::ports::store::Store;
 
 const TOKEN: &str = "plex-account-token-AbCdEf123";
 
