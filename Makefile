@@ -101,7 +101,7 @@ bench:
 ## Fan-out at scale (issue 10): a first import of 20,000 changes (43,000 items) from the
 ## outbox through EventBridge and SQS on moto to push in batches; prints push invocations,
 ## the peak of concurrent calls to the fake Jellyfin, and the times. Our crates at
-## opt-level 1 (dependencies already are): the debug build pushes about half as fast.
+## opt-level 1 (dependencies already are).
 FANOUT_ITEMS ?= 43000
 fanout: tools-test
 	FANOUT_ITEMS=$(FANOUT_ITEMS) CARGO_PROFILE_DEV_OPT_LEVEL=1 \

@@ -60,7 +60,10 @@ async fn raw_table(ddb: &aws_sdk_dynamodb::Client, table: &str) -> String {
 /// from the request body on its way to moto (whose KMS ignores the context; AWS KMS
 /// refuses a Decrypt whose context differs from the Encrypt's).
 #[derive(Debug, Clone, Default)]
-struct Contexts(Arc<Mutex<Vec<(String, BTreeMap<String, String>)>>>);
+struct Contexts(Arc<Mutex<Vec<Sent>>>);
+
+/// One KMS request: its operation and encryption context.
+type Sent = (String, BTreeMap<String, String>);
 
 impl Intercept for Contexts {
     fn name(&self) -> &'static str {
