@@ -36,7 +36,7 @@ impl UrlRules {
             return Ok(());
         }
         let parsed =
-            reqwest::Url::parse(url).map_err(|e| format!("url '{url}' is not a url: {e}"))?;
+            url::Url::parse(url).map_err(|e| format!("url '{url}' is not a url: {e}"))?;
         if !matches!(parsed.scheme(), "http" | "https") {
             return Err(format!("url '{url}' must start with http:// or https://"));
         }
