@@ -14,7 +14,7 @@ ARCH ?= arm64
 CDK_DIR := infra/cdk
 CDK = cd $(CDK_DIR) && CDK_DISABLE_CLI_TELEMETRY=true npx --no-install cdk
 
-.PHONY: run test test-browser lint build deploy bench soak bench-lambda lambda-build cdk-install cdk-build cdk-synth cdk-test cdk-deploy tools-run tools-test tools-browser tools-lint fmt clippy
+.PHONY: run test test-browser lint build deploy bench soak fanout bench-lambda lambda-build cdk-install cdk-build cdk-synth cdk-test cdk-deploy tools-run tools-test tools-browser tools-lint fmt clippy
 
 ## Local emulation: every function under `cargo lambda watch` on $(HOST):$(PORT) (HOST=0.0.0.0
 ## serves the LAN; WATCHSTATE_DEMO=1 adds the `demo` person the sample events address).
@@ -99,6 +99,15 @@ bench:
 	cargo build --release --workspace --bins
 	cargo run --release -p e2e --bin cold_start
 	$(MAKE) bench-lambda
+
+## Fan-out at scale (issue 10): a first import of 20,000 changes (43,000 items) from the
+## outbox through EventBridge and SQS on moto to push in batches; prints push invocations,
+## the peak of concurrent calls to the fake Jellyfin, and the times. Our crates at
+## opt-level 1 (dependencies already are).
+FANOUT_ITEMS ?= 43000
+fanout: tools-test
+	FANOUT_ITEMS=$(FANOUT_ITEMS) CARGO_PROFILE_DEV_OPT_LEVEL=1 \
+	  cargo test -p e2e --test fanout -- --nocapture --exact a_first_import_reaches_jellyfin_in_batches_one_call_at_a_time_per_server
 
 ## Convergence soak (issue 8): many seeds of the simulation, release build; prints the figures.
 SOAK_ARGS ?= --seeds 24 --actions 500

@@ -2,11 +2,14 @@
 //! bound to user and backend, with the data dir's key file locally; exactly one
 //! record holds a token; plain-text records from before are sealed on first read.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
 use aws_config::BehaviorVersion;
 use aws_sdk_dynamodb::config::Credentials;
 use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_kms::config::interceptors::BeforeTransmitInterceptorContextRef;
+use aws_sdk_kms::config::{ConfigBag, Intercept, RuntimeComponents};
 use chrono::Utc;
 use e2e::moto::Moto;
 use watchstate::adapters::secrets::{is_sealed, KmsKey, LocalKey, SealedStore};
@@ -53,9 +56,52 @@ async fn raw_table(ddb: &aws_sdk_dynamodb::Client, table: &str) -> String {
     all
 }
 
+/// What our KMS client sends: (operation, EncryptionContext) of every request, read
+/// from the request body on its way to moto (whose KMS ignores the context; AWS KMS
+/// refuses a Decrypt whose context differs from the Encrypt's).
+#[derive(Debug, Clone, Default)]
+struct Contexts(Arc<Mutex<Vec<Sent>>>);
+
+/// One KMS request: its operation and encryption context.
+type Sent = (String, BTreeMap<String, String>);
+
+impl Intercept for Contexts {
+    fn name(&self) -> &'static str {
+        "Contexts"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &BeforeTransmitInterceptorContextRef<'_>,
+        _: &RuntimeComponents,
+        _: &mut ConfigBag,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let req = context.request();
+        let op = req
+            .headers()
+            .get("x-amz-target")
+            .and_then(|t| t.rsplit('.').next())
+            .unwrap_or("?")
+            .to_string();
+        let body: serde_json::Value =
+            serde_json::from_slice(req.body().bytes().unwrap_or_default())?;
+        let ctx = serde_json::from_value(body["EncryptionContext"].clone()).unwrap_or_default();
+        self.0.lock().unwrap().push((op, ctx));
+        Ok(())
+    }
+}
+
+fn context(user: &str, backend: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("user".to_string(), user.to_string()),
+        ("backend".to_string(), backend.to_string()),
+    ])
+}
+
 /// The same behaviour over either store and cipher.
 /// `checks_binding`: moto's KMS does not check the encryption context on Decrypt (AWS
-/// KMS does), so there the test of a token moved to another backend is skipped.
+/// KMS does), so there a token moved to another backend opens, and the caller checks
+/// the context each request carried instead.
 async fn tokens_are_sealed_bound_and_migrated(
     inner: Arc<dyn Store>,
     sealed: Arc<dyn Store>,
@@ -94,8 +140,10 @@ async fn tokens_are_sealed_bound_and_migrated(
     let mut stolen = backend("bob", "plex", "h2");
     stolen.token = stored.token.clone();
     inner.put_backend(&stolen).await.unwrap();
+    // (moto's KMS opens it: there the context on the wire is checked instead.)
+    let opened = sealed.get_backend("bob", "plex").await;
     if checks_binding {
-        assert!(sealed.get_backend("bob", "plex").await.is_err());
+        assert!(opened.is_err());
     }
 
     // A record from before (plain text) is read as it is, and sealed on the way.
@@ -149,11 +197,32 @@ async fn on_aws_tokens_are_sealed_with_the_kms_key() {
     let ddb = aws_sdk_dynamodb::Client::new(&conf);
     create_table(&ddb, "secrets").await.unwrap();
     let inner: Arc<dyn Store> = Arc::new(DynamoStore::new(ddb.clone(), "secrets"));
+    let sent = Contexts::default();
+    let watched = aws_sdk_kms::Client::from_conf(
+        aws_sdk_kms::config::Builder::from(&conf)
+            .interceptor(sent.clone())
+            .build(),
+    );
     let sealed: Arc<dyn Store> = Arc::new(SealedStore::new(
         inner.clone(),
-        Arc::new(KmsKey::new(kms.clone(), key.clone())),
+        Arc::new(KmsKey::new(watched, key.clone())),
     ));
     tokens_are_sealed_bound_and_migrated(inner, sealed, false).await;
+    // moto cannot refuse the stolen token, so the binding is checked on the wire:
+    // every Encrypt and Decrypt names the user and backend of the record, and bob's
+    // read of ana's token asks KMS with bob's context (which AWS KMS refuses).
+    let sent = sent.0.lock().unwrap().clone();
+    assert_eq!(
+        sent,
+        vec![
+            ("Encrypt".to_string(), context("ana", "plex")),
+            ("Decrypt".to_string(), context("ana", "plex")),
+            ("Decrypt".to_string(), context("bob", "plex")),
+            ("Encrypt".to_string(), context("cy", "plex")),
+            ("Decrypt".to_string(), context("cy", "plex")),
+        ],
+        "KMS requests and their encryption context"
+    );
     // Nowhere in the table, not in the token index either.
     let raw = raw_table(&ddb, "secrets").await;
     assert!(!raw.contains(TOKEN), "a token in clear in the table");

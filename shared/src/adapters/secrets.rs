@@ -158,8 +158,10 @@ impl TokenCipher for LocalKey {
 pub struct KmsKey {
     client: aws_sdk_kms::Client,
     key_id: String,
-    /// Opened tokens by sealed form: a warm function decrypts each token once.
-    opened: Mutex<HashMap<String, String>>,
+    /// Opened tokens by (user, backend, sealed form): a warm function decrypts each
+    /// token once. The binding is part of the key, so a sealed token copied onto
+    /// another backend still goes to KMS, which refuses its context.
+    opened: Mutex<HashMap<(String, String, String), String>>,
 }
 
 impl KmsKey {
@@ -205,7 +207,13 @@ impl TokenCipher for KmsKey {
     }
 
     async fn open(&self, user: &str, backend: &str, sealed: &str) -> Result<String> {
-        if let Some(t) = self.opened.lock().ok().and_then(|m| m.get(sealed).cloned()) {
+        let cached = (user.to_string(), backend.to_string(), sealed.to_string());
+        if let Some(t) = self
+            .opened
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&cached).cloned())
+        {
             return Ok(t);
         }
         let out = self
@@ -227,7 +235,7 @@ impl TokenCipher for KmsKey {
             if m.len() > 1000 {
                 m.clear();
             }
-            m.insert(sealed.to_string(), token.clone());
+            m.insert(cached, token.clone());
         }
         Ok(token)
     }

@@ -8,9 +8,10 @@ use http::{header, Method, StatusCode};
 use serde_json::json;
 
 use super::{error_reply, header_str, json_reply, Reply, Request};
+use crate::adapters::media::plex;
 use crate::adapters::media::{self, Incoming, ParseError, Payload};
 use crate::app::ingest;
-use crate::domain::model::{Action, Backend, Delivery, Event, Parsed};
+use crate::domain::model::{Action, Backend, Delivery, Event, Parsed, Source};
 use crate::domain::sync::Context;
 use crate::domain::token;
 use crate::ports::bus::{self, Bus};
@@ -37,6 +38,7 @@ struct Log {
     status: String,
     reason: Option<String>,
     payload: Option<Payload>,
+    source: Option<Source>,
 }
 
 impl WebhookService {
@@ -125,6 +127,7 @@ impl WebhookService {
             Ok(s) => s,
             Err(e) => return parse_failure(log, e),
         };
+        log.source = Some(source);
         let parsed = match media::parse(source, json, received_at) {
             Ok(p) => p,
             Err(e) => return parse_failure(log, e),
@@ -204,7 +207,14 @@ impl WebhookService {
         // body would cost us storage for content nobody asked us to keep.
         let (body, truncated) = match (&log.backend, &log.payload) {
             (None, _) => (None, false),
-            (Some(_), Some(p)) => capped(&p.json),
+            (Some(_), Some(p)) => {
+                // Plex's cast and tag lists are half its payload and nothing reads them.
+                let slim = match log.source {
+                    Some(Source::Plex) => plex::webhook::for_log(&p.json),
+                    _ => None,
+                };
+                capped(slim.as_deref().unwrap_or(&p.json))
+            }
             // Unreadable transport: keep what came, minus nothing we can tell apart.
             (Some(_), None) => capped(req.body()),
         };
@@ -224,7 +234,9 @@ impl WebhookService {
             body,
             body_truncated: truncated,
         };
-        tracing::info!(
+        // At debug only: every delivery is in the delivery log and counted by the EMF
+        // line; a line per webhook at info cost as much CloudWatch ingestion as both.
+        tracing::debug!(
             user = delivery.user.as_deref().unwrap_or("-"),
             backend = delivery.backend.as_deref().unwrap_or("-"),
             status = %delivery.status,
