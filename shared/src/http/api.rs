@@ -177,6 +177,7 @@ impl ApiService {
             (&Method::GET, ["users", user, "items"]) => self.items(user, &q).await,
             (&Method::GET, ["users", user, "items", id]) => self.item(user, id).await,
             (&Method::GET, ["users", user, "deliveries"]) => self.deliveries(Some(user), &q).await,
+            (&Method::GET, ["users", user, "deliveries", id]) => self.delivery(user, id).await,
             (&Method::GET, ["deliveries", "unclaimed"]) => self.deliveries(None, &q).await,
             (&Method::POST, ["tasks", task @ ("import" | "export")]) => {
                 self.run_task(task, req).await
@@ -329,10 +330,14 @@ impl ApiService {
             .check(&url, &options)
             .map_err(bad_request)?;
         // Leaving the token out keeps the one stored, so options can change without it.
-        let token = match (body.token, &existing) {
-            (Some(t), _) => t,
-            (None, Some(old)) => old.token.clone(),
-            (None, None) => String::new(),
+        let token = match (body.token, body.token_from, &existing) {
+            (Some(_), Some(_), _) => {
+                return Err(bad_request("give either 'token' or 'token_from', not both"))
+            }
+            (Some(t), None, _) => t,
+            (None, Some(from), _) => self.token_from(kind, &url, &from).await?,
+            (None, None, Some(old)) => old.token.clone(),
+            (None, None, None) => String::new(),
         };
         let import = body.import.unwrap_or_default();
         let export = body.export.unwrap_or_default();
@@ -398,6 +403,48 @@ impl ApiService {
             StatusCode::CREATED
         };
         Ok(json_reply(status, &self.view(&backend, base)))
+    }
+
+    /// `token_from`: the token of another backend on the same Jellyfin or Emby server,
+    /// copied here without ever leaving the store. Their token is the server's API key,
+    /// which acts for any user id; a Plex token is one account's own, and marking with
+    /// it would mark that account's items, so Plex is refused.
+    async fn token_from(
+        &self,
+        kind: BackendKind,
+        url: &str,
+        from: &TokenFrom,
+    ) -> Result<String, Reply> {
+        if kind == BackendKind::Plex {
+            return Err(bad_request(
+                "a Plex token belongs to one Plex account: give this account's own token (its X-Plex-Token) instead of 'token_from'",
+            ));
+        }
+        let source = self
+            .store
+            .get_backend(&from.user, &from.backend)
+            .await
+            .map_err(store_err)?
+            .ok_or_else(|| {
+                not_found(format!(
+                    "token_from: no backend '{}' for user '{}'",
+                    from.backend, from.user
+                ))
+            })?;
+        // The token goes to `url` with every call: only to the server it came from.
+        if source.kind != kind || source.url != url || url.is_empty() {
+            return Err(bad_request(format!(
+                "token_from: backend '{}' of '{}' is a {} server at '{}'; its token is only reused for that same server",
+                from.backend, from.user, source.kind, source.url
+            )));
+        }
+        if source.token.is_empty() {
+            return Err(bad_request(format!(
+                "token_from: backend '{}' of '{}' has no token",
+                from.backend, from.user
+            )));
+        }
+        Ok(source.token)
     }
 
     async fn items(&self, user: &str, q: &[(String, String)]) -> ApiResult {
@@ -468,6 +515,18 @@ impl ApiService {
             .map_err(store_err)?;
         let views: Vec<Value> = list.iter().map(|d| delivery_view(d, with_body)).collect();
         Ok(json_reply(StatusCode::OK, &json!({"deliveries": views})))
+    }
+
+    /// One delivery with its payload (the console's "Show payload"), without reading
+    /// the whole log again.
+    async fn delivery(&self, user: &str, id: &str) -> ApiResult {
+        self.require_user(user).await?;
+        match self.store.get_delivery(user, id).await.map_err(store_err)? {
+            Some(d) => Ok(json_reply(StatusCode::OK, &delivery_view(&d, true))),
+            None => Err(not_found(format!(
+                "no delivery '{id}' for user '{user}' (deliveries are kept 7 days)"
+            ))),
+        }
     }
 
     /// The accounts the backend's server knows, to add one person per account.
@@ -698,6 +757,7 @@ fn known_route(rest: &[&str]) -> bool {
             | ["users", _, "items", _]
             | ["users", _, "items", _, "played" | "unplayed"]
             | ["users", _, "deliveries"]
+            | ["users", _, "deliveries", _]
             | ["users", _, "diagnosis"]
             | ["deliveries", "unclaimed"]
             | ["tasks", "import" | "export"]
@@ -717,10 +777,21 @@ struct BackendBody {
     options: Option<BackendOptions>,
     import: Option<TaskOptions>,
     export: Option<TaskOptions>,
+    /// Reuse the token of another backend on the same Jellyfin or Emby server (a person
+    /// added from that server's accounts), without the token passing through the page.
+    token_from: Option<TokenFrom>,
     /// Fixes the webhook token's random input, for reproducible setups (the sample
     /// events under `events/` address the local demo backends this way). The token
     /// still depends on the deployment's secret.
     webhook_nonce: Option<String>,
+}
+
+/// `"token_from": {"user": "ana", "backend": "jellyfin"}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenFrom {
+    user: String,
+    backend: String,
 }
 
 /// An item as DESIGN 6 shows it.
