@@ -74,15 +74,15 @@ use chrono::{TimeZone, Utc};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use serde_json::{json, Value};
-use watchstate::backends::client::{http_client_with, RetryPolicy};
-use watchstate::bus::local::LocalBus;
-use watchstate::bus::Bus;
-use watchstate::model::{BackendKind, Item};
-use watchstate::push::{HttpClients, LocalPush, Pusher};
-use watchstate::store::{ItemQuery, Store};
-use watchstate::tasks::export::{ExportOptions, Exporter};
-use watchstate::tasks::import::{ImportOptions, Importer};
-use watchstate::tasks::{publish_changes, Budget, Deps, TaskPayload};
+use watchstate::adapters::local_bus::LocalBus;
+use watchstate::adapters::media::client::{http_client_with, RetryPolicy};
+use watchstate::app::push::{HttpClients, LocalPush, Pusher};
+use watchstate::app::tasks::export::{ExportOptions, Exporter};
+use watchstate::app::tasks::import::{ImportOptions, Importer};
+use watchstate::app::tasks::{publish_changes, Budget, Deps, TaskPayload};
+use watchstate::domain::model::{BackendKind, Item};
+use watchstate::ports::bus::Bus;
+use watchstate::ports::store::{ItemQuery, Store};
 
 use crate::fake::player::PlayerAction;
 use crate::fake::{make_id, FakeItem, FakeServer, Outgoing, PlayState};
@@ -1178,7 +1178,7 @@ impl World {
     }
 
     /// What the store last saw of a backend, for failure messages.
-    fn seen_line(s: &watchstate::model::BackendState) -> String {
+    fn seen_line(s: &watchstate::domain::model::BackendState) -> String {
         let t = |x: Option<chrono::DateTime<chrono::Utc>>| {
             x.map(|t| t.format("%H:%M:%S%.3f").to_string())
         };

@@ -17,9 +17,9 @@ use bytes::Bytes;
 use e2e::moto::Moto;
 use e2e::{fixture, wire, Local, Transport};
 use serde_json::json;
-use watchstate::http::webhook::WebhookService;
-use watchstate::store::dynamo::{create_table, DynamoStore};
-use watchstate::store::Store;
+use watchstate::adapters::store::dynamo::{create_table, DynamoStore};
+use watchstate::inbound::http::webhook::WebhookService;
+use watchstate::ports::store::Store;
 
 const TABLE: &str = "costs";
 

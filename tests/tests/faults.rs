@@ -16,16 +16,18 @@ use e2e::fake::player::PlayerAction;
 use e2e::fake::{FakeServer, Outgoing, EPISODE, MOVIE};
 use e2e::Local;
 use serde_json::{json, Value};
-use watchstate::backends::client::{http_client_with, RetryPolicy};
-use watchstate::bus::local::LocalBus;
-use watchstate::bus::{Bus, BusError};
-use watchstate::model::{Backend, BackendKind, Delivery, Item, StateChange, User};
-use watchstate::push::{HttpClients, LocalPush, Pusher};
-use watchstate::store::sqlite::SqliteStore;
-use watchstate::store::{ItemQuery, ItemWrite, Page, Store, StoreError, TaskRun, WriteOutcome};
-use watchstate::tasks::export::{ExportOptions, Exporter};
-use watchstate::tasks::import::{ImportOptions, Importer};
-use watchstate::tasks::{publish_changes, Budget, Deps, TaskPayload};
+use watchstate::adapters::local_bus::LocalBus;
+use watchstate::adapters::media::client::{http_client_with, RetryPolicy};
+use watchstate::adapters::store::sqlite::SqliteStore;
+use watchstate::app::push::{HttpClients, LocalPush, Pusher};
+use watchstate::app::tasks::export::{ExportOptions, Exporter};
+use watchstate::app::tasks::import::{ImportOptions, Importer};
+use watchstate::app::tasks::{publish_changes, Budget, Deps, TaskPayload};
+use watchstate::domain::model::{Backend, BackendKind, Delivery, Item, StateChange, User};
+use watchstate::ports::bus::{Bus, BusError};
+use watchstate::ports::store::{
+    ItemQuery, ItemWrite, Page, Store, StoreError, TaskRun, WriteOutcome,
+};
 
 type R<T> = Result<T, StoreError>;
 

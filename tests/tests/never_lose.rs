@@ -13,16 +13,16 @@ use e2e::fake::player::PlayerAction;
 use e2e::fake::{FakeItem, FakeServer, Outgoing, PlayState, EPISODE, MOVIE, SERIES};
 use e2e::{fixture, wire, Local, Transport};
 use serde_json::{json, Value};
-use watchstate::backends::client::{http_client_with, RetryPolicy};
-use watchstate::bus::local::LocalBus;
-use watchstate::http::webhook::WebhookService;
-use watchstate::model::{BackendKind, Item};
-use watchstate::push::{HttpClients, LocalPush, Pusher};
-use watchstate::store::sqlite::SqliteStore;
-use watchstate::store::Store;
-use watchstate::tasks::export::{ExportOptions, ExportReport, Exporter};
-use watchstate::tasks::import::{ImportOptions, ImportReport, Importer};
-use watchstate::tasks::{Budget, Deps, TaskPayload};
+use watchstate::adapters::local_bus::LocalBus;
+use watchstate::adapters::media::client::{http_client_with, RetryPolicy};
+use watchstate::adapters::store::sqlite::SqliteStore;
+use watchstate::app::push::{HttpClients, LocalPush, Pusher};
+use watchstate::app::tasks::export::{ExportOptions, ExportReport, Exporter};
+use watchstate::app::tasks::import::{ImportOptions, ImportReport, Importer};
+use watchstate::app::tasks::{Budget, Deps, TaskPayload};
+use watchstate::domain::model::{BackendKind, Item};
+use watchstate::inbound::http::webhook::WebhookService;
+use watchstate::ports::store::Store;
 
 const USER: &str = "ana";
 const NAMES: [&str; 3] = ["plex", "jellyfin", "emby"];
@@ -648,7 +648,7 @@ async fn an_episode_stored_twice_is_merged_and_its_watched_reaches_plex() {
     assert!(on_plex.watched);
     let all = h
         .store()
-        .list_items(USER, &watchstate::store::ItemQuery::All, 10, None)
+        .list_items(USER, &watchstate::ports::store::ItemQuery::All, 10, None)
         .await
         .expect("list");
     assert_eq!(all.items.len(), 1, "{:#?}", all.items);

@@ -9,11 +9,11 @@ use aws_sdk_dynamodb::config::Credentials;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::Utc;
 use e2e::moto::Moto;
-use watchstate::model::{Backend, BackendKind, BackendOptions, TaskOptions};
-use watchstate::secrets::{is_sealed, KmsKey, LocalKey, SealedStore};
-use watchstate::store::dynamo::{create_table, DynamoStore};
-use watchstate::store::sqlite::SqliteStore;
-use watchstate::store::Store;
+use watchstate::adapters::secrets::{is_sealed, KmsKey, LocalKey, SealedStore};
+use watchstate::adapters::store::dynamo::{create_table, DynamoStore};
+use watchstate::adapters::store::sqlite::SqliteStore;
+use watchstate::domain::model::{Backend, BackendKind, BackendOptions, TaskOptions};
+use watchstate::ports::store::Store;
 
 const TOKEN: &str = "plex-account-token-AbCdEf123";
 

@@ -17,15 +17,15 @@ use aws_sdk_dynamodb::config::{
 };
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use e2e::moto::Moto;
-use watchstate::ingest;
-use watchstate::model::{
+use watchstate::adapters::store::dynamo::{create_table, DynamoStore};
+use watchstate::adapters::store::sqlite::SqliteStore;
+use watchstate::app::ingest;
+use watchstate::domain::model::{
     Action, Backend, BackendKind, BackendOptions, BackendState, ChangeKind, Delivery, Event,
     EventItem, Guids, Item, ItemType, Source, StateChange, TaskOptions,
 };
-use watchstate::store::dynamo::{create_table, DynamoStore};
-use watchstate::store::sqlite::SqliteStore;
-use watchstate::store::{ItemQuery, ItemWrite, Store, TaskRun, WriteOutcome};
-use watchstate::sync::{self, Context};
+use watchstate::domain::sync::{self, Context};
+use watchstate::ports::store::{ItemQuery, ItemWrite, Store, TaskRun, WriteOutcome};
 
 // ---- harness ---------------------------------------------------------------------
 
@@ -379,7 +379,7 @@ fn tokenless(b: &Backend) -> Backend {
 /// read oldest first by id.
 fn change(item: &Item, watched: bool) -> StateChange {
     StateChange {
-        id: watchstate::ids::time_ordered_id(Utc::now()),
+        id: watchstate::domain::ids::time_ordered_id(Utc::now()),
         user: "ana".into(),
         item_id: item.id.clone(),
         origin: Some("plex".into()),
@@ -1011,7 +1011,7 @@ async fn the_outbox_is_written_with_the_item(h: Harness) {
 fn delivery(user: Option<&str>, secs: i64, status: &str) -> Delivery {
     let received_at = Utc::now() - Duration::seconds(1000 - secs);
     Delivery {
-        id: watchstate::ids::time_ordered_id(received_at),
+        id: watchstate::domain::ids::time_ordered_id(received_at),
         user: user.map(str::to_string),
         backend: user.map(|_| "plex".to_string()),
         received_at,
@@ -1043,7 +1043,7 @@ async fn deliveries_are_listed_newest_first(h: Harness) {
     // A week-old delivery has expired.
     let mut old = delivery(Some("ana"), 0, "stored");
     old.received_at = Utc::now() - Duration::days(8);
-    old.id = watchstate::ids::time_ordered_id(old.received_at);
+    old.id = watchstate::domain::ids::time_ordered_id(old.received_at);
     s.record_delivery(&old).await.unwrap();
 
     ana.reverse();
@@ -1055,16 +1055,16 @@ async fn deliveries_are_listed_newest_first(h: Harness) {
 }
 
 async fn strangers_deliveries_are_capped_and_kept_a_day(h: Harness) {
-    use watchstate::store::UNCLAIMED_PER_HOUR;
+    use watchstate::ports::store::UNCLAIMED_PER_HOUR;
     let s = h.store();
     // A day-old stranger's delivery has expired (a backend's would be kept a week).
     let mut old = delivery(None, 0, "unknown_webhook");
     old.received_at = Utc::now() - Duration::hours(25);
-    old.id = watchstate::ids::time_ordered_id(old.received_at);
+    old.id = watchstate::domain::ids::time_ordered_id(old.received_at);
     s.record_delivery(&old).await.unwrap();
     let mut kept_old = delivery(Some("ana"), 0, "stored");
     kept_old.received_at = old.received_at;
-    kept_old.id = watchstate::ids::time_ordered_id(old.received_at);
+    kept_old.id = watchstate::domain::ids::time_ordered_id(old.received_at);
     s.record_delivery(&kept_old).await.unwrap();
 
     // All in one clock hour: only the first UNCLAIMED_PER_HOUR are kept.
@@ -1073,7 +1073,7 @@ async fn strangers_deliveries_are_capped_and_kept_a_day(h: Harness) {
     for i in 0..UNCLAIMED_PER_HOUR + 10 {
         let mut d = delivery(None, 0, "unknown_webhook");
         d.received_at = start + Duration::milliseconds(i as i64);
-        d.id = watchstate::ids::time_ordered_id(d.received_at);
+        d.id = watchstate::domain::ids::time_ordered_id(d.received_at);
         d.body = None;
         s.record_delivery(&d).await.unwrap();
     }
@@ -1086,7 +1086,7 @@ async fn strangers_deliveries_are_capped_and_kept_a_day(h: Harness) {
     // The next hour has its own allowance; a backend's deliveries have no cap.
     let mut next = delivery(None, 0, "unknown_webhook");
     next.received_at = start + Duration::hours(1);
-    next.id = watchstate::ids::time_ordered_id(next.received_at);
+    next.id = watchstate::domain::ids::time_ordered_id(next.received_at);
     s.record_delivery(&next).await.unwrap();
     assert_eq!(
         s.list_deliveries(None, 1000).await.unwrap().len() as u64,
@@ -1143,7 +1143,7 @@ async fn task_runs_are_listed_newest_first(h: Harness) {
     for i in 0..3 {
         let started = at(T0 + i);
         let run = TaskRun {
-            id: watchstate::ids::time_ordered_id(started),
+            id: watchstate::domain::ids::time_ordered_id(started),
             task: if i % 2 == 0 { "import" } else { "export" }.into(),
             user: Some("ana".into()),
             backend: None,
@@ -1494,7 +1494,7 @@ async fn concurrent_webhooks_end_on_the_newest_state(h: Harness) {
 async fn table_name_selects_dynamodb() {
     const CHILD: &str = "STORE_CONTRACT_CONFIG_CHILD";
     if std::env::var_os(CHILD).is_some() {
-        let store = watchstate::config::store().await.expect("store");
+        let store = watchstate::inbound::config::store().await.expect("store");
         let (_, created) = store.put_user("ana", at(T0)).await.expect("put user");
         assert!(created);
         return;

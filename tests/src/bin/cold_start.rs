@@ -696,7 +696,7 @@ mod deployed {
                 .load()
                 .await;
             let dynamo = aws_sdk_dynamodb::Client::new(&conf);
-            watchstate::store::dynamo::create_table(&dynamo, TABLE)
+            watchstate::adapters::store::dynamo::create_table(&dynamo, TABLE)
                 .await
                 .map_err(|e| format!("create table: {e}"))?;
             aws_sdk_eventbridge::Client::new(&conf)
