@@ -31,8 +31,11 @@ test: tools-test tools-browser
 
 
 ## The browser tests' console alone (after a `cargo build --workspace --bins`).
+## `cargo build -p api` / `-p webhook` are the builds `cargo lambda watch` runs (one package's
+## features, not the workspace's): done here, the emulator answers at once.
 test-browser: tools-browser
 	cargo build --workspace --bins
+	cargo build -p api --bin api && cargo build -p webhook --bin webhook
 	cd tests/browser && time node --test --test-concurrency=1
 
 ## fmt, clippy (warnings are errors), and the SAM template checks.
