@@ -1126,7 +1126,7 @@ async fn one_delivery_is_read_by_its_id(h: Harness) {
     s.record_delivery(&other).await.unwrap();
     let mut old = delivery(Some("ana"), 0, "stored");
     old.received_at = Utc::now() - Duration::days(8);
-    old.id = watchstate::ids::time_ordered_id(old.received_at);
+    old.id = watchstate::domain::ids::time_ordered_id(old.received_at);
     s.record_delivery(&old).await.unwrap();
 
     assert_eq!(s.get_delivery("ana", &d.id).await.unwrap(), Some(d.clone()));
