@@ -41,6 +41,8 @@ test-browser: tools-browser
 ## fmt, clippy (warnings are errors), and the SAM template checks.
 lint: tools-lint
 	cargo fmt --all -- --check
+	# The library's layers: no module imports a layer above it (docs/ARCHITECTURE.md).
+	python3 scripts/check_layers.py shared/src
 	cargo clippy --workspace --all-targets -- -D warnings
 	# The Lambda builds (no default features: no SQLite, no in-process bus) must build too.
 	cargo clippy $(FUNCTIONS:%=-p %) --no-default-features -- -D warnings

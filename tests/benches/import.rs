@@ -16,14 +16,13 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use e2e::fake::FakeServer;
-use watchstate::adapters::media::client::{
-    client_with, http_client_with, PageRequest, RetryPolicy,
-};
+use watchstate::adapters::media::client::{client_with, http_client_with, RetryPolicy};
 use watchstate::adapters::store::sqlite::SqliteStore;
 use watchstate::app::push::HttpClients;
 use watchstate::app::tasks::import::{ImportOptions, ImportReport, Importer};
 use watchstate::app::tasks::{Budget, Deps, TaskPayload};
 use watchstate::domain::model::BackendKind;
+use watchstate::ports::media::PageRequest;
 use watchstate::ports::store::Store;
 
 fn main() {

@@ -13,11 +13,10 @@ use e2e::fake::{self, FakeItem, FakeServer, PlayState, EPISODE, MOVIE, SERIES};
 use http_body_util::{BodyExt, Full};
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use watchstate::adapters::media::client::{
-    client_with, http_client_with, ClientError, LibraryPage, MediaClient, PageRequest, RemoteItem,
-    RetryPolicy,
-};
+use watchstate::adapters::media::client::{client_with, http_client_with, RetryPolicy};
 use watchstate::domain::model::{Action, BackendKind, Guids, Item, ItemType, Parsed, Source};
+use watchstate::domain::remote::RemoteItem;
+use watchstate::ports::media::{ClientError, LibraryPage, MediaClient, PageRequest};
 
 const KINDS: [BackendKind; 3] = [BackendKind::Plex, BackendKind::Jellyfin, BackendKind::Emby];
 

@@ -15,12 +15,14 @@ use std::sync::Arc;
 use chrono::Utc;
 use serde::Serialize;
 
-use crate::adapters::media::client::{
-    client_with, ClientError, MediaClient, RemoteItem, RetryPolicy,
-};
+use crate::adapters::media::client::{client_with, RetryPolicy};
+
+use crate::domain::remote::RemoteItem;
+
 use crate::app::ingest::{self, Planned};
 use crate::domain::model::{Backend, BackendState, Delivery, Item, StateChange};
 use crate::domain::sync::{self, target, target::Plan};
+use crate::ports::media::{ClientError, MediaClient};
 use crate::ports::store::{Store, StoreError};
 
 /// Rounds of "read the item, write the backend, read again" per backend: a second

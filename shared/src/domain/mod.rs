@@ -5,6 +5,7 @@
 pub mod guid;
 pub mod ids;
 pub mod model;
+pub mod remote;
 pub mod sync;
 pub mod token;
 pub mod when;

@@ -11,7 +11,7 @@
 //!
 //! Every AWS client of a process is built from one [`sdk_config`], loaded once: region,
 //! credentials and endpoint come from the environment, nothing is called over the
-//! network until a client makes its first request (DESIGN 8: no network call at init).
+//! network until a client makes its first request (`docs/PERFORMANCE.md`, "Cold start and size": no network call at init).
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -110,7 +110,7 @@ pub fn webhook_base(req: &lambda_http::Request) -> WebhookBase {
 }
 
 /// The api's service, built at its first request: the admin key is read from SSM
-/// then, not during init (DESIGN 8: no network call at cold start). A failed read
+/// then, not during init (`docs/PERFORMANCE.md`: no network call at cold start). A failed read
 /// fails that request only; the next one tries again.
 #[cfg(all(feature = "http-events", feature = "media"))]
 pub struct LazyApi {

@@ -2,4 +2,5 @@
 //! error enums. They name only domain types.
 
 pub mod bus;
+pub mod media;
 pub mod store;

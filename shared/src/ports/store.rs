@@ -109,7 +109,7 @@ pub trait Store: Send + Sync {
     async fn find_item(&self, user: &str, keys: &[String]) -> Result<Option<Item>>;
     /// Every item the keys point at, each once, in the order of the first key that
     /// points at it (a report whose ids two items hold separately reaches both; see
-    /// [`crate::sync::merge`]).
+    /// [`crate::domain::sync::merge`]).
     async fn find_items(&self, user: &str, keys: &[String]) -> Result<Vec<Item>> {
         let mut out: Vec<Item> = Vec::new();
         for k in keys {
@@ -131,7 +131,7 @@ pub trait Store: Send + Sync {
     ) -> Result<Page<Item>>;
     async fn write_item(&self, write: ItemWrite<'_>) -> Result<WriteOutcome>;
 
-    /// Merge `absorbed` into the item of `write` ([`crate::sync::merge`]): in one
+    /// Merge `absorbed` into the item of `write` ([`crate::domain::sync::merge`]): in one
     /// atomic step write the merged item (conditional on `write.expected_version`),
     /// delete `absorbed` (conditional on its version), hand every lookup key it owns to
     /// the kept item, claim `write.new_keys` as [`Store::write_item`] does, and put the

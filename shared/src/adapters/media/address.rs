@@ -35,8 +35,7 @@ impl UrlRules {
         if url.is_empty() {
             return Ok(());
         }
-        let parsed =
-            reqwest::Url::parse(url).map_err(|e| format!("url '{url}' is not a url: {e}"))?;
+        let parsed = url::Url::parse(url).map_err(|e| format!("url '{url}' is not a url: {e}"))?;
         if !matches!(parsed.scheme(), "http" | "https") {
             return Err(format!("url '{url}' must start with http:// or https://"));
         }

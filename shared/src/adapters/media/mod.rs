@@ -6,6 +6,8 @@ pub mod address;
 #[cfg(feature = "media")]
 pub mod client;
 pub mod emby;
+#[cfg(feature = "media")]
+pub mod endpoint;
 pub mod jellyfin;
 pub mod plex;
 pub mod tautulli;

@@ -103,7 +103,7 @@ pub fn parse(json: &[u8], received_at: DateTime<Utc>) -> Result<Parsed, ParseErr
         duration_ms: md.duration.u64(),
     };
 
-    // DESIGN 3: Tautulli's added event has no user id. The template still prints an
+    // Events: Tautulli's added event has no user id. The template still prints an
     // `Account` (empty, or whoever Tautulli puts there), which is not a viewer.
     let user_id = match action {
         Action::Added => None,
@@ -136,7 +136,7 @@ pub fn parse(json: &[u8], received_at: DateTime<Utc>) -> Result<Parsed, ParseErr
     }))
 }
 
-/// DESIGN 3: watched is played; play/start/pause/resume/stop are progress; created is
+/// Events: watched is played; play/start/pause/resume/stop are progress; created is
 /// added; anything else (buffer, error, newdevice, the raw `tautulli.{action}`) is not
 /// synced.
 fn action_of(event: &str) -> Option<Action> {

@@ -1,4 +1,4 @@
-//! The scheduled tasks that repair what webhooks missed (DESIGN 1, issue 5):
+//! The scheduled tasks that repair what webhooks missed (`docs/ARCHITECTURE.md`, "Import" and "Export"):
 //!
 //! - [`import`]: pull every import-enabled backend's library, page by page, and merge
 //!   each movie and episode into the store by the rules; resumable from a cursor.

@@ -28,8 +28,8 @@
 use chrono::{DateTime, Utc};
 
 use super::{change_from, enrich, flip, item_differs, never, new_item, resume, Meta};
-use crate::adapters::media::client::RemoteItem;
 use crate::domain::model::{BackendState, ChangeKind, Item, StateChange};
+use crate::domain::remote::RemoteItem;
 use crate::domain::when;
 
 /// Who and when, for merging one page.

@@ -16,8 +16,8 @@
 use chrono::{DateTime, Utc};
 
 use super::{has_unplay, play_time, resume};
-use crate::adapters::media::client::RemoteItem;
 use crate::domain::model::{BackendState, Item};
+use crate::domain::remote::RemoteItem;
 
 /// What to do on one backend.
 #[derive(Debug, Clone, PartialEq, Eq)]

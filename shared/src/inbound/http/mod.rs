@@ -1,4 +1,4 @@
-//! The two HTTP faces (DESIGN 6) over plain `http` types, so the same handlers serve
+//! The two HTTP faces (their contract: `tests/tests/http_contract.rs`) over plain `http` types, so the same handlers serve
 //! API Gateway, `cargo lambda watch` and in-process tests: [`webhook`] for media
 //! servers, [`api`] for people and scripts, and [`console`], the web page over the api.
 

@@ -251,7 +251,8 @@ fn capped(bytes: &[u8]) -> (Option<String>, bool) {
     }
 }
 
-/// `match_user` / `match_server`, with the exact messages of DESIGN 4.
+/// `match_user` / `match_server`, with the exact messages the delivery log shows
+/// (`tests/tests/http_contract.rs`).
 fn check_identity(backend: &Backend, event: &Event) -> Option<(&'static str, String)> {
     if backend.options.match_user {
         let want = backend.user_id.as_deref().unwrap_or("");

@@ -16,9 +16,13 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::adapters::media::client::{same_item, ClientError, RemoteItem, RetryPolicy};
+use crate::adapters::media::client::RetryPolicy;
+
+use crate::domain::remote::{same_item, RemoteItem};
+
 use crate::adapters::media::jellyfin::client::{Flavour, MediaBrowserClient};
 use crate::domain::model::{Backend, Item, ItemType};
+use crate::ports::media::ClientError;
 
 /// The Emby client.
 pub fn new(backend: &Backend, http: reqwest::Client, retry: RetryPolicy) -> MediaBrowserClient {

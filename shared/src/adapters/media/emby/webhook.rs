@@ -1,4 +1,4 @@
-//! Emby webhooks: what each event means (DESIGN 3's table), read into an [`Event`].
+//! Emby webhooks: what each event means (the table of events in this module), read into an [`Event`].
 //!
 //! Emby sends one JSON document (as `application/json` from 4.9, and from some 4.8
 //! builds; older servers put it in the form field `data`, already taken off here). It is
@@ -22,7 +22,7 @@
 //! Only `Item.Type` `Movie` and `Episode` are synced.
 //!
 //! Times: for a `played` event `occurred_at` is `Item.UserData.LastPlayedDate` when the
-//! payload has it (DESIGN 4 names it as Emby's event time), else the top-level `Date`
+//! payload has it (the event time `docs/RELIABILITY.md` relies on), else the top-level `Date`
 //! (when the notification was sent). Every other event, `unplayed` included, uses
 //! `Date`: after "mark unplayed" `LastPlayedDate` still names the earlier viewing, and
 //! stamping the unplay with it would make it look older than that viewing (stale).

@@ -25,14 +25,21 @@ use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Deserialize;
 
-use crate::adapters::media::client::{
-    same_item, seg, shares_guid, Account, Call, ClientError, Endpoint, Identity, LibraryPage,
-    MediaClient, PageCursor, PageRequest, RemoteItem, RetryPolicy,
-};
+use crate::adapters::media::client::RetryPolicy;
+
+use crate::adapters::media::endpoint::{seg, Call, Endpoint};
+
+use crate::domain::remote::{same_item, RemoteItem};
+
+use crate::domain::sync::matching::shares_guid;
+
 use crate::adapters::media::jellyfin::webhook::lenient::Scalar;
 use crate::domain::guid;
 use crate::domain::model::{Backend, BackendKind, Guids, Item, ItemType};
 use crate::domain::when;
+use crate::ports::media::{
+    Account, ClientError, Identity, LibraryPage, MediaClient, PageCursor, PageRequest,
+};
 
 /// Ticks of 100 ns per millisecond.
 pub(crate) const TICKS_PER_MS: u64 = 10_000;

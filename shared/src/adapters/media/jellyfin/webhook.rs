@@ -1,4 +1,4 @@
-//! Jellyfin webhooks: what each event means (DESIGN 3's table), read into an [`Event`].
+//! Jellyfin webhooks: what each event means (the table of events in this module), read into an [`Event`].
 //!
 //! The Jellyfin webhook plugin sends one flat JSON object with PascalCase keys, often as
 //! `text/plain`. Which keys appear depends on the event and on the user's template, so

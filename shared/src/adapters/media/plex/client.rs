@@ -28,13 +28,21 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-use crate::adapters::media::client::{
-    same_item, seg, shares_guid, Account, Call, ClientError, Endpoint, Identity, LibraryPage,
-    MediaClient, PageCursor, PageRequest, RemoteItem, RetryPolicy,
-};
-use crate::adapters::media::plex::webhook::{AgentIds, Loose};
+use crate::adapters::media::client::RetryPolicy;
+
+use crate::adapters::media::endpoint::{seg, Call, Endpoint};
+
+use crate::domain::remote::{same_item, RemoteItem};
+
+use crate::domain::sync::matching::shares_guid;
+
+use crate::adapters::media::plex::webhook::Loose;
 use crate::domain::model::{Backend, BackendKind, Guids, Item, ItemType};
-use crate::domain::when;
+use crate::ports::media::{
+    Account, ClientError, Identity, LibraryPage, MediaClient, PageCursor, PageRequest,
+};
+
+use super::dto::*;
 
 const IDENTIFIER: &str = "com.plexapp.plugins.library";
 const TOTAL_HEADER: &str = "x-plex-container-total-size";
@@ -478,246 +486,10 @@ impl MediaClient for PlexClient {
     }
 }
 
-// ---------------------------------------------------------------------------------
-// The JSON answers: read leniently ([`Loose`], numbers as strings and the reverse) into
-// borrowed structs, then kept as the owned values the client works with.
-// ---------------------------------------------------------------------------------
-
-fn parse_container(body: &[u8]) -> Result<Container, serde_json::Error> {
-    serde_json::from_slice::<RawDoc>(body).map(|d| d.container.unwrap_or_default().owned())
-}
-
-#[derive(Deserialize)]
-struct RawDoc<'a> {
-    #[serde(rename = "MediaContainer", borrow, default)]
-    container: Option<RawContainer<'a>>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase")]
-struct RawContainer<'a> {
-    #[serde(borrow, default)]
-    machine_identifier: Loose<'a>,
-    #[serde(borrow, default)]
-    friendly_name: Loose<'a>,
-    #[serde(borrow, default)]
-    version: Loose<'a>,
-    #[serde(borrow, default)]
-    total_size: Loose<'a>,
-    #[serde(rename = "Metadata", borrow, default)]
-    metadata: Option<Vec<RawMeta<'a>>>,
-    #[serde(rename = "Directory", borrow, default)]
-    directories: Option<Vec<RawDirectory<'a>>>,
-    #[serde(rename = "Hub", borrow, default)]
-    hubs: Option<Vec<RawHub<'a>>>,
-}
-
-#[derive(Deserialize)]
-struct RawDirectory<'a> {
-    #[serde(borrow, default)]
-    key: Loose<'a>,
-    #[serde(rename = "type", borrow, default)]
-    kind: Loose<'a>,
-}
-
-#[derive(Deserialize)]
-struct RawHub<'a> {
-    #[serde(rename = "Metadata", borrow, default)]
-    metadata: Option<Vec<RawMeta<'a>>>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RawMeta<'a> {
-    #[serde(borrow, default)]
-    rating_key: Loose<'a>,
-    #[serde(rename = "type", borrow, default)]
-    kind: Loose<'a>,
-    #[serde(borrow, default)]
-    title: Loose<'a>,
-    #[serde(borrow, default)]
-    year: Loose<'a>,
-    #[serde(borrow, default)]
-    guid: Loose<'a>,
-    #[serde(rename = "Guid", borrow, default)]
-    guid_list: Option<Vec<RawGuid<'a>>>,
-    #[serde(borrow, default)]
-    grandparent_title: Loose<'a>,
-    #[serde(borrow, default)]
-    grandparent_rating_key: Loose<'a>,
-    #[serde(borrow, default)]
-    grandparent_guid: Loose<'a>,
-    #[serde(borrow, default)]
-    index: Loose<'a>,
-    #[serde(borrow, default)]
-    parent_index: Loose<'a>,
-    #[serde(borrow, default)]
-    view_count: Loose<'a>,
-    #[serde(borrow, default)]
-    view_offset: Loose<'a>,
-    #[serde(borrow, default)]
-    last_viewed_at: Loose<'a>,
-    #[serde(borrow, default)]
-    duration: Loose<'a>,
-}
-
-#[derive(Deserialize)]
-struct RawGuid<'a> {
-    #[serde(borrow, default)]
-    id: Loose<'a>,
-}
-
-fn text(l: &Loose<'_>) -> Option<String> {
-    l.text().map(|s| s.into_owned())
-}
-
-impl RawContainer<'_> {
-    fn owned(self) -> Container {
-        let mut metadata: Vec<Meta> = self
-            .metadata
-            .unwrap_or_default()
-            .iter()
-            .map(RawMeta::owned)
-            .collect();
-        for hub in self.hubs.unwrap_or_default() {
-            metadata.extend(hub.metadata.unwrap_or_default().iter().map(RawMeta::owned));
-        }
-        Container {
-            machine_identifier: text(&self.machine_identifier),
-            friendly_name: text(&self.friendly_name),
-            version: text(&self.version),
-            total_size: self.total_size.u64(),
-            metadata,
-            directories: self
-                .directories
-                .unwrap_or_default()
-                .iter()
-                .map(|d| (text(&d.key), text(&d.kind)))
-                .collect(),
-        }
-    }
-}
-
-impl RawMeta<'_> {
-    fn owned(&self) -> Meta {
-        Meta {
-            rating_key: text(&self.rating_key),
-            kind: text(&self.kind),
-            title: text(&self.title),
-            year: self.year.year(),
-            // Legacy guid first, so `Guid[]` wins where both name a kind.
-            guids: text(&self.guid)
-                .into_iter()
-                .chain(self.guid_list.iter().flatten().filter_map(|g| text(&g.id)))
-                .collect(),
-            has_guid_list: self.guid_list.is_some(),
-            grandparent_title: text(&self.grandparent_title),
-            grandparent_rating_key: text(&self.grandparent_rating_key),
-            grandparent_guid: text(&self.grandparent_guid),
-            index: self.index.u32(),
-            parent_index: self.parent_index.u32(),
-            view_count: self.view_count.u64(),
-            view_offset: self.view_offset.u64(),
-            last_viewed_at: self.last_viewed_at.i64(),
-            duration: self.duration.u64(),
-        }
-    }
-}
-
-/// A `MediaContainer`, hubs flattened into `metadata`.
-#[derive(Debug, Default)]
-struct Container {
-    machine_identifier: Option<String>,
-    friendly_name: Option<String>,
-    version: Option<String>,
-    total_size: Option<u64>,
-    metadata: Vec<Meta>,
-    /// `(key, type)` of each `Directory`.
-    directories: Vec<(Option<String>, Option<String>)>,
-}
-
-/// One `Metadata` entry.
-#[derive(Debug, Clone)]
-struct Meta {
-    rating_key: Option<String>,
-    kind: Option<String>,
-    title: Option<String>,
-    year: Option<i32>,
-    /// Raw agent guids: the legacy `guid`, then each `Guid[].id`.
-    guids: Vec<String>,
-    /// Whether the entry had a `Guid` array (search hits may not).
-    has_guid_list: bool,
-    grandparent_title: Option<String>,
-    grandparent_rating_key: Option<String>,
-    grandparent_guid: Option<String>,
-    index: Option<u32>,
-    parent_index: Option<u32>,
-    view_count: Option<u64>,
-    view_offset: Option<u64>,
-    last_viewed_at: Option<i64>,
-    duration: Option<u64>,
-}
-
-impl Meta {
-    fn is(&self, kind: &str) -> bool {
-        self.kind.as_deref() == Some(kind)
-    }
-
-    /// A show's own ids (used as its episodes' series guids).
-    fn show_guids(&self) -> Guids {
-        let mut ids = AgentIds::default();
-        for g in &self.guids {
-            ids.add_series_guid(g);
-        }
-        ids.series
-    }
-
-    /// The item, if it is a movie or an episode with a ratingKey. `show` is the show's
-    /// guids when known.
-    fn remote(&self, show: Option<&Guids>) -> Option<RemoteItem> {
-        let kind = match self.kind.as_deref()? {
-            "movie" => ItemType::Movie,
-            "episode" => ItemType::Episode,
-            _ => return None,
-        };
-        let id = self.rating_key.clone()?;
-        let mut ids = AgentIds::default();
-        for g in &self.guids {
-            ids.add_item_guid(kind, g);
-        }
-        let episode = kind == ItemType::Episode;
-        if episode {
-            if let Some(g) = &self.grandparent_guid {
-                ids.add_series_guid(g);
-            }
-            for (k, v) in show.into_iter().flatten() {
-                ids.series.insert(k.clone(), v.clone());
-            }
-        }
-        let only_episode = |v: Option<u32>| v.filter(|_| episode);
-        Some(RemoteItem {
-            id,
-            kind,
-            title: self.title.clone(),
-            year: self.year,
-            series_title: self.grandparent_title.clone().filter(|_| episode),
-            season: only_episode(self.parent_index.or(ids.season)),
-            episode: only_episode(self.index.or(ids.episode)),
-            guids: ids.guids,
-            series_guids: if episode { ids.series } else { Guids::new() },
-            // Plex omits a zero viewCount.
-            watched: self.view_count.unwrap_or(0) > 0,
-            last_played_at: self.last_viewed_at.and_then(when::from_unix),
-            play_count: Some(self.view_count.unwrap_or(0).min(u32::MAX as u64) as u32),
-            progress_ms: self.view_offset.filter(|v| *v > 0),
-            duration_ms: self.duration.filter(|v| *v > 0),
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::when;
 
     fn parse(json: &str) -> Container {
         parse_container(json.as_bytes()).unwrap()

@@ -2,4 +2,6 @@
 
 #[cfg(feature = "media")]
 pub mod client;
+#[cfg(feature = "media")]
+mod dto;
 pub mod webhook;

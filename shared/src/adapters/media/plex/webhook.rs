@@ -1,4 +1,4 @@
-//! Plex webhooks: what each event means (DESIGN 3's table), read into an [`Event`].
+//! Plex webhooks: what each event means (the table of events in this module), read into an [`Event`].
 //!
 //! The body is the JSON of the multipart part `payload`. It is read into small typed
 //! structs that borrow from the input and skip everything else (cast lists, ratings,
@@ -128,7 +128,7 @@ pub fn parse(json: &[u8], received_at: DateTime<Utc>) -> Result<Parsed, ParseErr
     }))
 }
 
-/// DESIGN 3: scrobble is played; play/pause/resume/stop are progress; new and on-deck
+/// Events: scrobble is played; play/pause/resume/stop are progress; new and on-deck
 /// items are added. `media.rate`, `admin.*`, `device.new`, `playback.started` and
 /// anything else are not synced.
 fn action_of(event: &str) -> Option<Action> {

@@ -1,0 +1,27 @@
+//! Task runs: the import/export reports and cursors.
+
+#[allow(unused_imports)]
+use super::*;
+
+impl DynamoStore {
+    pub(super) async fn record_task_run(&self, run: &TaskRun) -> Result<()> {
+        let mut r = key(RUNS, run.id.clone());
+        r.insert("data".into(), s(to_json(run)?));
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(r))
+            .send()
+            .await
+            .map_err(|e| unavailable("PutItem", e))?;
+        Ok(())
+    }
+
+    pub(super) async fn list_task_runs(&self, limit: usize) -> Result<Vec<TaskRun>> {
+        self.query(RUNS, None, false, Some(limit.clamp(1, 1000)), None)
+            .await?
+            .iter()
+            .map(|r| from_json(r, "data"))
+            .collect()
+    }
+}
