@@ -22,7 +22,7 @@ run: tools-run
 	PORT=$(PORT) HOST=$(HOST) WATCHSTATE_DEMO=$(WATCHSTATE_DEMO) WATCHSTATE_DATA_DIR=$(WATCHSTATE_DATA_DIR) STORE=$(STORE) infra/local/run.sh
 
 ## Every test: unit, contract (SQLite and DynamoDB on moto), end-to-end on the binaries,
-## then the console in a real browser (chromium + playwright-core, tests/browser/).
+## then the console in real browsers (chromium and firefox-esr + playwright-core, tests/browser/).
 test: tools-test tools-browser
 	cargo build --workspace --bins
 	cargo test --workspace --no-fail-fast
@@ -31,8 +31,11 @@ test: tools-test tools-browser
 
 
 ## The browser tests' console alone (after a `cargo build --workspace --bins`).
+## `cargo build -p api` / `-p webhook` are the builds `cargo lambda watch` runs (one package's
+## features, not the workspace's): done here, the emulator answers at once.
 test-browser: tools-browser
 	cargo build --workspace --bins
+	cargo build -p api --bin api && cargo build -p webhook --bin webhook
 	cd tests/browser && time node --test --test-concurrency=1
 
 ## fmt, clippy (warnings are errors), and the SAM template checks.
@@ -122,11 +125,16 @@ tools-test:
 	  || $(PIP) install --quiet 'moto[server]'
 	@command -v cargo-lambda >/dev/null || $(PIP) install --quiet cargo-lambda
 
-# Debian's chromium (playwright-core drives it; it downloads no browser of its own) and
-# the test's npm packages, exactly as package-lock.json pins them.
+# Debian's chromium and firefox-esr (playwright-core drives them, over CDP and WebDriver
+# BiDi; it downloads no browser of its own) and the test's npm packages, exactly as
+# package-lock.json pins them (again when the installed playwright-core is another).
+BROWSER_PACKAGES := chromium firefox-esr
 tools-browser:
-	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
-	@[ -d tests/browser/node_modules/playwright-core ] || (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
+	@command -v chromium >/dev/null && command -v firefox-esr >/dev/null \
+	  || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(BROWSER_PACKAGES) >/dev/null; }
+	@cd tests/browser && [ "$$(node -p 'require("./node_modules/playwright-core/package.json").version' 2>/dev/null)" \
+	  = "$$(node -p 'require("./package.json").dependencies["playwright-core"]')" ] \
+	  || npm ci --no-audit --no-fund --loglevel=error
 
 CFN_LINT_VERSION := 1.58.0
 SAM_CLI_VERSION := 1.170.0

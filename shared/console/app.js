@@ -139,7 +139,7 @@ async function loadBackends() {
       el("th", { scope: "row" }, b.name),
       el("td", {}, b.type),
       el("td", {}, b.url || "(none: webhooks only)"),
-      el("td", {}, b.has_token ? "yes" : "no"),
+      el("td", {}, b.has_token ? "yes" : "no (webhooks only: push, import and export need one)"),
       el("td", {}, last ? [when(last.received_at), " ", el("span", { class: `outcome ${last.status}` }, last.status)] : "none yet"),
       el("td", { class: "actions" },
         el("button", { type: "button", disabled: !b.webhook_url, onclick: () => copyUrl(b) }, "Copy webhook URL"),
@@ -279,36 +279,67 @@ async function listAccounts(b) {
   const { users } = await api("GET", "users");
   // The person may have been switched meanwhile: this list was theirs, not the new one's.
   if (state.person !== person) return;
-  hint.textContent = `Add a person per account: each gets a ${b.type} backend named ${b.name} on this server with the account's user id and Match user on (webhooks only until you add their token).`;
+  const plex = b.type === "plex";
+  hint.textContent = `Add a person per account: each gets a ${b.type} backend named ${b.name} on this server with the account's user id and Match user on. `
+    + (plex
+      ? "A Plex token acts for one account only, so give each account's own token to let watchstate push and import for them. "
+        + "To find it: sign in to Plex Web as that account (a Plex Home user: switch to them), open any item, ⋯ → Get Info → View XML; "
+        + "the address ends in X-Plex-Token=…. Without it the person's backend receives webhooks only, until you add the token with Edit."
+      : b.has_token
+        ? `The server's API key stored with ${b.name} acts for every user id: it is reused for each new person (it stays on the server side), with import and export as ${b.name} has them.`
+        : `${b.name} has no token to reuse: the new backends receive webhooks only until you add a token with Edit.`);
   for (const a of accounts) {
     const name = plainName(a.name, `account-${a.id}`);
     const taken = users.some((u) => u.name === name);
     const mine = b.user_id === a.id;
-    ul.append(el("li", {},
-      `${a.name || "(no name)"} — user id ${a.id} `,
-      mine ? el("em", {}, `(this is ${person})`) : taken ? el("em", {}, `(person ${name} exists)`)
-        : el("button", { type: "button", onclick: () => addFromAccount(b, a, name) }, `Add ${name} as a person`),
-    ));
+    const li = el("li", {}, `${a.name || "(no name)"} — user id ${a.id} `);
+    if (mine) li.append(el("em", {}, `(this is ${person})`));
+    else if (taken) li.append(el("em", {}, `(person ${name} exists)`));
+    else {
+      const field = plex ? el("input", { type: "password", id: `token-${a.id}`, spellcheck: "false", autocomplete: "off", placeholder: "X-Plex-Token" }) : null;
+      if (field) li.append(el("label", { for: field.id }, `Plex token for ${name}`), " ", field, " ");
+      li.append(el("button", { type: "button", onclick: () => addFromAccount(b, a, name, field?.value.trim()) }, `Add ${name} as a person`));
+    }
+    ul.append(li);
   }
 }
 
-async function addFromAccount(b, a, name) {
+// The new person's backend on the same server. Jellyfin and Emby: the source's token
+// (the server's API key) is reused server-side, it never comes to the page. Plex: the
+// account's own token when given, else webhooks only (and the page says so).
+async function addFromAccount(b, a, name, plexToken) {
+  const body = {
+    type: b.type, url: b.url, server_id: b.server_id, user_id: a.id,
+    options: { match_user: true, match_server: false },
+    import: { enabled: false }, export: { enabled: false },
+  };
+  let token = false;
+  if (b.type === "plex" ? plexToken : b.has_token) {
+    if (b.type === "plex") body.token = plexToken;
+    else body.token_from = { user: state.person, backend: b.name };
+    body.import.enabled = !!b.import?.enabled;
+    body.export.enabled = !!b.export?.enabled;
+    token = true;
+  }
+  const hint = $("accounts").querySelector(".hint");
   try {
     await api("PUT", `users/${enc(name)}`);
-    await api("PUT", `users/${enc(name)}/backends/${enc(b.name)}`, {
-      type: b.type, url: b.url, server_id: b.server_id, user_id: a.id,
-      options: { match_user: true, match_server: false },
-      import: { enabled: false }, export: { enabled: false },
-    });
+    // A Plex token typed here is checked with the server before it is saved.
+    await api("PUT", `users/${enc(name)}/backends/${enc(b.name)}${b.type === "plex" && token ? "?verify=true" : ""}`, body);
   } catch (e) {
-    return fail(e, $("accounts").querySelector(".hint"));
+    return fail(e, hint);
   }
   const { users } = await api("GET", "users");
   const sel = clear($("person"));
   for (const u of users) sel.append(el("option", { value: u.name }, u.name));
   sel.value = state.person;
   await listAccounts(b);
-  status(`Added ${name} (user id ${a.id}) with backend ${b.name}: switch to ${name} to copy their webhook URL.`);
+  const how = token
+    ? b.type === "plex" ? ` and ${name}'s own Plex token` : ` and the server's API key from ${b.name}`
+    : "";
+  const limits = token ? ""
+    : ` It receives webhooks but cannot be pushed to or imported until it has ${b.type === "plex" ? `${name}'s own Plex token` : "a token"} (Edit → Token).`;
+  status(`Added ${name} (user id ${a.id}) with backend ${b.name}${how}: switch to ${name} to copy their webhook URL.${limits}`);
 }
 
 // ---------------------------------------------------------------- deliveries
@@ -364,8 +395,8 @@ async function showPayload(d, row, button) {
   }
   let text = "(not kept)";
   try {
-    const { deliveries } = await api("GET", `users/${enc(state.person)}/deliveries?limit=200&body=true`);
-    const found = deliveries.find((x) => x.id === d.id);
+    // Only this delivery, with its body: the list itself carries none.
+    const found = await api("GET", `users/${enc(state.person)}/deliveries/${enc(d.id)}`);
     if (found?.body) {
       try {
         text = JSON.stringify(JSON.parse(found.body), null, 2);

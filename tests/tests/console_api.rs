@@ -339,3 +339,206 @@ async fn the_console_page_is_served_with_its_safety_headers() {
         .expect("api");
     assert_eq!(r.status(), 401);
 }
+
+/// A person added from a Jellyfin server's accounts reuses the server's API key that
+/// another backend on that server holds (`token_from`): the key never leaves the
+/// store, and import and push then act for the new person's user id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_from_a_jellyfin_account_reuses_the_servers_api_key() {
+    let h = House::new().await;
+    const BEN: &str = "b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0";
+    h.jf.add_account(BEN, "Ben");
+    assert_eq!(h.api("PUT", "/v1/users/ben", None).await.0, 201);
+    let body = json!({
+        "type": "jellyfin", "url": h.jf.url(), "server_id": h.jf.server_id(), "user_id": BEN,
+        "token_from": {"user": "ana", "backend": "jellyfin"},
+        "options": {"match_user": true},
+        "import": {"enabled": true}, "export": {"enabled": true},
+    });
+    let (s, v) = h
+        .api("PUT", "/v1/users/ben/backends/jellyfin", Some(body.clone()))
+        .await;
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(v["has_token"], true, "{v}");
+    assert!(!v.to_string().contains(h.jf.token()), "{v}");
+
+    // Ben's import reads Ben's library state: the movie Ben never watched.
+    let (s, v) = h
+        .api(
+            "POST",
+            "/v1/tasks/import",
+            Some(json!({"user": "ben", "backend": "jellyfin"})),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let read_as_ben = h.jf.calls_matching("GET", &format!("/Users/{BEN}/Items"));
+    assert!(!read_as_ben.is_empty(), "{:?}", h.jf.calls());
+    let (_, v) = h
+        .api("GET", "/v1/users/ben/items?guid=imdb:tt0111161", None)
+        .await;
+    let movie = v["items"][0].clone();
+    assert_eq!(movie["watched"], false, "{v}");
+    let id = movie["id"].as_str().expect("id").to_string();
+
+    // Marked played for Ben: pushed with the reused key to Ben's user id, not Ana's.
+    h.jf.clear_calls();
+    let (s, v) = h
+        .api("POST", &format!("/v1/users/ben/items/{id}/played"), None)
+        .await;
+    assert_eq!((s, &v["pushed"]), (200, &json!(true)), "{v}");
+    let path = format!("/Users/{BEN}/PlayedItems/{}", h.jf.id(MOVIE));
+    assert_eq!(
+        h.jf.calls_matching("POST", &path).len(),
+        1,
+        "{:?}",
+        h.jf.calls()
+    );
+    assert!(h.jf.state_of(BEN, &h.jf.id(MOVIE)).played);
+    assert!(
+        !h.jf.state(&h.jf.id(MOVIE)).played,
+        "Ana's state is untouched"
+    );
+
+    // Only for the same server, only from a backend that exists, never with a token too.
+    let mut elsewhere = body.clone();
+    elsewhere["url"] = json!("http://127.0.0.1:9");
+    let (s, v) = h
+        .api("PUT", "/v1/users/ben/backends/other", Some(elsewhere))
+        .await;
+    assert_eq!(
+        (s, &v["error"]["code"]),
+        (400, &json!("bad_request")),
+        "{v}"
+    );
+    assert!(!v.to_string().contains(h.jf.token()), "{v}");
+    let mut unknown = body.clone();
+    unknown["token_from"] = json!({"user": "ana", "backend": "nope"});
+    let (s, v) = h
+        .api("PUT", "/v1/users/ben/backends/other", Some(unknown))
+        .await;
+    assert_eq!(s, 404, "{v}");
+    let mut both = body.clone();
+    both["token"] = json!("x");
+    let (s, v) = h
+        .api("PUT", "/v1/users/ben/backends/other", Some(both))
+        .await;
+    assert_eq!(s, 400, "{v}");
+    let (s, v) = h.api("GET", "/v1/users/ben/backends/other", None).await;
+    assert_eq!(s, 404, "nothing was saved by a refused PUT: {v}");
+}
+
+/// A Plex token is one account's own: reusing the owner's for another account would
+/// mark the owner's items, so the api refuses and says what to give instead. With the
+/// account's own token, push acts as that account.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_from_a_plex_account_needs_that_accounts_own_token() {
+    let h = House::new().await;
+    const BEN: &str = "23456789";
+    h.plex.add_user("bens-own-plex-token", BEN);
+    assert_eq!(h.api("PUT", "/v1/users/ben", None).await.0, 201);
+    let mut body = json!({
+        "type": "plex", "url": h.plex.url(), "server_id": h.plex.server_id(), "user_id": BEN,
+        "token_from": {"user": "ana", "backend": "plex"},
+        "options": {"match_user": true},
+        "import": {"enabled": true}, "export": {"enabled": true},
+    });
+    let (s, v) = h
+        .api("PUT", "/v1/users/ben/backends/plex", Some(body.clone()))
+        .await;
+    assert_eq!(
+        (s, &v["error"]["code"]),
+        (400, &json!("bad_request")),
+        "{v}"
+    );
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("X-Plex-Token")),
+        "{v}"
+    );
+
+    body.as_object_mut().expect("object").remove("token_from");
+    body["token"] = json!("bens-own-plex-token");
+    let (s, v) = h
+        .api("PUT", "/v1/users/ben/backends/plex?verify=true", Some(body))
+        .await;
+    assert_eq!((s, &v["has_token"]), (201, &json!(true)), "{v}");
+    let (s, v) = h
+        .api("POST", "/v1/tasks/import", Some(json!({"user": "ben"})))
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let (_, v) = h
+        .api("GET", "/v1/users/ben/items?guid=imdb:tt0111161", None)
+        .await;
+    let id = v["items"][0]["id"].as_str().expect("id").to_string();
+    h.plex.clear_calls();
+    let (s, v) = h
+        .api("POST", &format!("/v1/users/ben/items/{id}/played"), None)
+        .await;
+    assert_eq!((s, &v["pushed"]), (200, &json!(true)), "{v}");
+    let scrobbles = h.plex.calls_matching("GET", "/:/scrobble");
+    assert_eq!(scrobbles.len(), 1, "{:?}", h.plex.calls());
+    assert_eq!(
+        scrobbles[0].header("x-plex-token"),
+        Some("bens-own-plex-token")
+    );
+    assert!(h.plex.state_of(BEN, &h.plex.id(MOVIE)).played);
+    assert!(
+        !h.plex.state(&h.plex.id(MOVIE)).played,
+        "Ana's state is untouched"
+    );
+}
+
+/// "Show payload" reads one delivery, with its body, not the whole log again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_delivery_with_its_payload() {
+    let h = House::new().await;
+    let (_, b) = h.api("GET", "/v1/users/ana/backends/plex", None).await;
+    let url = b["webhook_url"].as_str().expect("url").to_string();
+    let payload = fixture("webhooks/plex/media.scrobble-movie-plexguid-movary.json");
+    let w = wire(
+        Transport::PlexMultipart,
+        &payload,
+        "PlexMediaServer/1.41.3.9314",
+    );
+    let mut r = h.http.post(&url).body(w.body);
+    for (k, v) in w.headers {
+        r = r.header(k, v);
+    }
+    assert_eq!(r.send().await.expect("webhook").status(), 200);
+
+    let (_, v) = h.api("GET", "/v1/users/ana/deliveries?limit=5", None).await;
+    let listed = v["deliveries"][0].clone();
+    assert!(
+        listed.get("body").is_none(),
+        "the list has no bodies: {listed}"
+    );
+    let id = listed["id"].as_str().expect("id");
+    let (s, one) = h
+        .api("GET", &format!("/v1/users/ana/deliveries/{id}"), None)
+        .await;
+    assert_eq!(s, 200, "{one}");
+    assert_eq!(
+        (&one["id"], &one["status"]),
+        (&listed["id"], &json!("stored"))
+    );
+    let body: Value =
+        serde_json::from_str(one["body"].as_str().expect("body")).expect("body is the JSON");
+    assert_eq!(body["event"], "media.scrobble");
+    assert_eq!(one["body_truncated"], false);
+
+    // Another person's log, or an id never seen: not found.
+    assert_eq!(h.api("PUT", "/v1/users/ben", None).await.0, 201);
+    let (s, v) = h
+        .api("GET", &format!("/v1/users/ben/deliveries/{id}"), None)
+        .await;
+    assert_eq!((s, &v["error"]["code"]), (404, &json!("not_found")), "{v}");
+    let (s, _) = h
+        .api("GET", "/v1/users/ana/deliveries/no-such-delivery", None)
+        .await;
+    assert_eq!(s, 404);
+    let (s, _) = h
+        .api("DELETE", &format!("/v1/users/ana/deliveries/{id}"), None)
+        .await;
+    assert_eq!(s, 405);
+}

@@ -369,6 +369,9 @@ impl Store for DownStore {
     ) -> Result<Vec<Delivery>, StoreError> {
         down()
     }
+    async fn get_delivery(&self, _: &str, _: &str) -> Result<Option<Delivery>, StoreError> {
+        down()
+    }
     async fn pending_changes(&self, _: usize) -> Result<Vec<StateChange>, StoreError> {
         down()
     }

@@ -239,6 +239,7 @@ contract!(dynamodb:
     deliveries_are_listed_newest_first,
     strangers_deliveries_are_capped_and_kept_a_day,
     delivery_bodies_come_back_as_received,
+    one_delivery_is_read_by_its_id,
     task_runs_are_listed_newest_first,
     webhooks_through_ingest_keep_the_budget,
 );
@@ -1113,6 +1114,27 @@ async fn delivery_bodies_come_back_as_received(h: Harness) {
         s.list_deliveries(Some("ana"), 10).await.unwrap(),
         [none, empty, d]
     );
+}
+
+async fn one_delivery_is_read_by_its_id(h: Harness) {
+    let s = h.store();
+    let mut d = delivery(Some("ana"), 1, "stored");
+    let body = e2e::fixture("webhooks/plex/media.scrobble-movie-plexguid-movary.json");
+    d.body = Some(String::from_utf8(body).unwrap());
+    s.record_delivery(&d).await.unwrap();
+    let other = delivery(Some("ana"), 2, "ignored");
+    s.record_delivery(&other).await.unwrap();
+    let mut old = delivery(Some("ana"), 0, "stored");
+    old.received_at = Utc::now() - Duration::days(8);
+    old.id = watchstate::domain::ids::time_ordered_id(old.received_at);
+    s.record_delivery(&old).await.unwrap();
+
+    assert_eq!(s.get_delivery("ana", &d.id).await.unwrap(), Some(d.clone()));
+    assert_eq!(s.get_delivery("ana", &other.id).await.unwrap(), Some(other));
+    // Only in its own person's log; an expired one is gone; an unknown id is none.
+    assert_eq!(s.get_delivery("bob", &d.id).await.unwrap(), None);
+    assert_eq!(s.get_delivery("ana", &old.id).await.unwrap(), None);
+    assert_eq!(s.get_delivery("ana", "no-such-id").await.unwrap(), None);
 }
 
 async fn task_runs_are_listed_newest_first(h: Harness) {

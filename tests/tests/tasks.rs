@@ -164,6 +164,9 @@ impl Store for Counting {
     async fn list_deliveries(&self, user: Option<&str>, limit: usize) -> R<Vec<Delivery>> {
         self.inner.list_deliveries(user, limit).await
     }
+    async fn get_delivery(&self, user: &str, id: &str) -> R<Option<Delivery>> {
+        self.inner.get_delivery(user, id).await
+    }
     async fn pending_changes(&self, limit: usize) -> R<Vec<StateChange>> {
         self.inner.pending_changes(limit).await
     }

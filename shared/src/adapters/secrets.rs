@@ -353,6 +353,9 @@ impl Store for SealedStore {
     async fn list_deliveries(&self, user: Option<&str>, limit: usize) -> Result<Vec<Delivery>> {
         self.inner.list_deliveries(user, limit).await
     }
+    async fn get_delivery(&self, user: &str, id: &str) -> Result<Option<Delivery>> {
+        self.inner.get_delivery(user, id).await
+    }
     async fn pending_changes(&self, limit: usize) -> Result<Vec<StateChange>> {
         self.inner.pending_changes(limit).await
     }

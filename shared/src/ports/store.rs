@@ -168,6 +168,9 @@ pub trait Store: Send + Sync {
     async fn record_delivery(&self, delivery: &Delivery) -> Result<()>;
     /// Newest first; `user: None` lists deliveries no backend claimed.
     async fn list_deliveries(&self, user: Option<&str>, limit: usize) -> Result<Vec<Delivery>>;
+    /// One delivery of `user` by its id, with its body (the console's "Show payload"),
+    /// `None` when it is unknown or expired.
+    async fn get_delivery(&self, user: &str, id: &str) -> Result<Option<Delivery>>;
 
     /// Changes written but not yet published, oldest first (change ids sort by time).
     async fn pending_changes(&self, limit: usize) -> Result<Vec<StateChange>>;

@@ -12,8 +12,12 @@ use e2e::fake::{FakeServer, MOVIE};
 use serde_json::json;
 use watchstate::domain::model::BackendKind;
 
-/// Ben's account on the fake Plex server (a second person of the household).
+/// Ben's account on the fake Plex server (a second person of the household), and
+/// the Plex token of his own that the console asks for.
 const BEN: &str = "23456789";
+const BENS_PLEX_TOKEN: &str = "bens-own-plex-token";
+/// Cleo's account on the fake Jellyfin server (added with the server's API key).
+const CLEO: &str = "c1e0c1e0c1e0c1e0c1e0c1e0c1e0c1e0";
 
 fn describe(fake: &FakeServer) -> serde_json::Value {
     json!({
@@ -30,11 +34,16 @@ async fn main() {
     let plex = FakeServer::with_sample(BackendKind::Plex).await;
     plex.add_account(&plex.user_id(), "Ana");
     plex.add_account(BEN, "Ben");
+    plex.add_user(BENS_PLEX_TOKEN, BEN);
     let jellyfin = FakeServer::with_sample(BackendKind::Jellyfin).await;
     jellyfin.add_account(&jellyfin.user_id(), "Ana");
+    jellyfin.add_account(CLEO, "Cleo");
     let emu = Emulator::start(&[]).await;
     let mut plex_json = describe(&plex);
     plex_json["accounts"] = json!({"ana": plex.user_id(), "ben": BEN});
+    plex_json["ben_token"] = json!(BENS_PLEX_TOKEN);
+    let mut jellyfin_json = describe(&jellyfin);
+    jellyfin_json["accounts"] = json!({"ana": jellyfin.user_id(), "cleo": CLEO});
     println!(
         "{}",
         json!({
@@ -42,7 +51,7 @@ async fn main() {
             "base": emu.url(""),
             "admin_key": emu.admin_key,
             "plex": plex_json,
-            "jellyfin": describe(&jellyfin),
+            "jellyfin": jellyfin_json,
         })
     );
     loop {
@@ -71,7 +80,15 @@ fn calls(fake: &FakeServer) -> serde_json::Value {
     let calls: Vec<_> = fake
         .calls()
         .into_iter()
-        .map(|c| json!({"method": c.method, "path": c.path, "query": c.query}))
+        .map(|c| {
+            // Which token a call carried (Plex: the account's own), to check who it
+            // acted as; the browser test never shows it on the page.
+            let token = c
+                .header("x-plex-token")
+                .or_else(|| c.header("x-emby-token"))
+                .or_else(|| c.header("authorization"));
+            json!({"method": c.method, "path": c.path, "query": c.query, "token": token})
+        })
         .collect();
     json!({ "calls": calls })
 }

@@ -642,6 +642,29 @@ impl Store for SqliteStore {
         })
     }
 
+    async fn get_delivery(&self, user: &str, id: &str) -> Result<Option<Delivery>> {
+        self.with(|conn| {
+            let row: Option<(String, Option<Vec<u8>>)> = conn
+                .prepare_cached(
+                    "SELECT data, body FROM deliveries WHERE user = ?1 AND id = ?2 AND expires_at >= ?3",
+                )
+                .map_err(unavailable)?
+                .query_row(params![user, id, Utc::now().timestamp()], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .optional()
+                .map_err(unavailable)?;
+            let Some((data, packed)) = row else {
+                return Ok(None);
+            };
+            let mut d: Delivery = from_json(&data)?;
+            if let Some(p) = packed {
+                d.body = Some(body::unpack(&p)?);
+            }
+            Ok(Some(d))
+        })
+    }
+
     async fn pending_changes(&self, limit: usize) -> Result<Vec<StateChange>> {
         self.with(|conn| {
             let mut st = conn

@@ -89,4 +89,24 @@ impl DynamoStore {
             })
             .collect()
     }
+
+    pub(super) async fn get_delivery(&self, user: &str, id: &str) -> Result<Option<Delivery>> {
+        let Some(r) = self.get(key(delivery_pk(Some(user)), id)).await? else {
+            return Ok(None);
+        };
+        // TTL deletes lazily (and moto never): an expired record is gone for the reader.
+        let expired = r
+            .get("expires_at")
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse::<i64>().ok())
+            .is_some_and(|t| t <= Utc::now().timestamp());
+        if expired {
+            return Ok(None);
+        }
+        let mut d: Delivery = from_json(&r, "data")?;
+        if let Some(AttributeValue::B(b)) = r.get("body") {
+            d.body = Some(body::unpack(b.as_ref())?);
+        }
+        Ok(Some(d))
+    }
 }

@@ -224,6 +224,10 @@ impl Store for DynamoStore {
         DynamoStore::list_deliveries(self, user, limit).await
     }
 
+    async fn get_delivery(&self, user: &str, id: &str) -> Result<Option<Delivery>> {
+        DynamoStore::get_delivery(self, user, id).await
+    }
+
     async fn pending_changes(&self, limit: usize) -> Result<Vec<StateChange>> {
         DynamoStore::pending_changes(self, limit).await
     }

@@ -84,6 +84,17 @@ pub(super) struct BackendBody {
     /// events under `events/` address the local demo backends this way). The token
     /// still depends on the deployment's secret.
     pub(super) webhook_nonce: Option<String>,
+    /// Reuse the token of another backend on the same Jellyfin or Emby server (a person
+    /// added from that server's accounts), without the token passing through the page.
+    pub(super) token_from: Option<TokenFrom>,
+}
+
+/// `"token_from": {"user": "ana", "backend": "jellyfin"}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct TokenFrom {
+    user: String,
+    backend: String,
 }
 
 impl ApiService {
@@ -193,10 +204,14 @@ impl ApiService {
             .check(&url, &options)
             .map_err(bad_request)?;
         // Leaving the token out keeps the one stored, so options can change without it.
-        let token = match (body.token, &existing) {
-            (Some(t), _) => t,
-            (None, Some(old)) => old.token.clone(),
-            (None, None) => String::new(),
+        let token = match (body.token, body.token_from, &existing) {
+            (Some(_), Some(_), _) => {
+                return Err(bad_request("give either 'token' or 'token_from', not both"))
+            }
+            (Some(t), None, _) => t,
+            (None, Some(from), _) => self.token_from(kind, &url, &from).await?,
+            (None, None, Some(old)) => old.token.clone(),
+            (None, None, None) => String::new(),
         };
         let import = body.import.unwrap_or_default();
         let export = body.export.unwrap_or_default();
@@ -265,6 +280,48 @@ impl ApiService {
     }
 
     /// The accounts the backend's server knows, to add one person per account.
+    /// `token_from`: the token of another backend on the same Jellyfin or Emby server,
+    /// copied here without ever leaving the store. Their token is the server's API key,
+    /// which acts for any user id; a Plex token is one account's own, and marking with
+    /// it would mark that account's items, so Plex is refused.
+    async fn token_from(
+        &self,
+        kind: BackendKind,
+        url: &str,
+        from: &TokenFrom,
+    ) -> Result<String, Reply> {
+        if kind == BackendKind::Plex {
+            return Err(bad_request(
+                "a Plex token belongs to one Plex account: give this account's own token (its X-Plex-Token) instead of 'token_from'",
+            ));
+        }
+        let source = self
+            .store
+            .get_backend(&from.user, &from.backend)
+            .await
+            .map_err(store_err)?
+            .ok_or_else(|| {
+                not_found(format!(
+                    "token_from: no backend '{}' for user '{}'",
+                    from.backend, from.user
+                ))
+            })?;
+        // The token goes to `url` with every call: only to the server it came from.
+        if source.kind != kind || source.url != url || url.is_empty() {
+            return Err(bad_request(format!(
+                "token_from: backend '{}' of '{}' is a {} server at '{}'; its token is only reused for that same server",
+                from.backend, from.user, source.kind, source.url
+            )));
+        }
+        if source.token.is_empty() {
+            return Err(bad_request(format!(
+                "token_from: backend '{}' of '{}' has no token",
+                from.backend, from.user
+            )));
+        }
+        Ok(source.token)
+    }
+
     pub(super) async fn accounts(&self, user: &str, name: &str) -> ApiResult {
         use crate::adapters::media::client::{client_for, http_client};
         let Some(b) = self

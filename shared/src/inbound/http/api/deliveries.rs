@@ -47,6 +47,18 @@ impl ApiService {
         Ok(json_reply(StatusCode::OK, &json!({"deliveries": views})))
     }
 
+    /// One delivery with its payload (the console's "Show payload"), without reading
+    /// the whole log again.
+    pub(super) async fn delivery(&self, user: &str, id: &str) -> ApiResult {
+        self.require_user(user).await?;
+        match self.store.get_delivery(user, id).await.map_err(store_err)? {
+            Some(d) => Ok(json_reply(StatusCode::OK, &delivery_view(&d, true))),
+            None => Err(not_found(format!(
+                "no delivery '{id}' for user '{user}' (deliveries are kept 7 days)"
+            ))),
+        }
+    }
+
     /// Common setup problems read from the delivery log ([`crate::app::diagnose`]).
     pub(super) async fn diagnosis(&self, user: &str) -> ApiResult {
         self.require_user(user).await?;

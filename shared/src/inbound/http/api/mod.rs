@@ -188,6 +188,7 @@ impl ApiService {
             (&Method::GET, ["users", user, "items"]) => self.items(user, &q).await,
             (&Method::GET, ["users", user, "items", id]) => self.item(user, id).await,
             (&Method::GET, ["users", user, "deliveries"]) => self.deliveries(Some(user), &q).await,
+            (&Method::GET, ["users", user, "deliveries", id]) => self.delivery(user, id).await,
             (&Method::GET, ["deliveries", "unclaimed"]) => self.deliveries(None, &q).await,
             (&Method::POST, ["tasks", task @ ("import" | "export")]) => {
                 self.run_task(task, req).await
@@ -224,6 +225,7 @@ fn known_route(rest: &[&str]) -> bool {
             | ["users", _, "items", _]
             | ["users", _, "items", _, "played" | "unplayed"]
             | ["users", _, "deliveries"]
+            | ["users", _, "deliveries", _]
             | ["users", _, "diagnosis"]
             | ["deliveries", "unclaimed"]
             | ["tasks", "import" | "export"]
