@@ -38,11 +38,13 @@ pub async fn sdk_config() -> &'static aws_config::SdkConfig {
         .await
 }
 
-/// The SDK's own HTTPS client (hyper, rustls with aws-lc: the same TLS stack as the
-/// media-server client), made at the first request and trusting the compiled-in
-/// Mozilla roots. The default one reads and parses the system's certificate store
-/// whenever a client is built, which puts that work into every function's init.
-fn sdk_http_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+/// The SDK's own HTTPS client (hyper, rustls with ring: the same TLS stack as the
+/// media-server client; the SDK crates are built without their default client, which
+/// would bring aws-lc), made at the first request and trusting the compiled-in Mozilla
+/// roots. The default one reads and parses the system's certificate store whenever a
+/// client is built, which puts that work into every function's init. Tests that build
+/// their own `SdkConfig` (moto) take it too: the SDK has no other client.
+pub fn sdk_http_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
     use aws_smithy_http_client::tls;
     use aws_smithy_runtime_api::client::http::{HttpClient, SharedHttpClient};
     static HTTPS: std::sync::OnceLock<SharedHttpClient> = std::sync::OnceLock::new();
@@ -58,7 +60,7 @@ fn sdk_http_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
                     .expect("a TLS context of PEM roots builds");
                 aws_smithy_http_client::Builder::new()
                     .tls_provider(tls::Provider::Rustls(
-                        tls::rustls_provider::CryptoMode::AwsLc,
+                        tls::rustls_provider::CryptoMode::Ring,
                     ))
                     .tls_context(context)
                     .build_https()

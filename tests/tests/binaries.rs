@@ -144,7 +144,7 @@ async fn flow(mut env: Vec<(&'static str, String)>) {
     env.push(("WATCHSTATE_TOKEN_SECRET", "watchstate-local".into()));
     let emu = Emulator::start(&env).await;
     let c = Client {
-        http: reqwest::Client::new(),
+        http: e2e::http_client(),
         emu,
     };
     let (s, _) = c.api(reqwest::Method::PUT, "/v1/users/ana", None).await;
@@ -345,7 +345,7 @@ impl MakeRun {
             key,
             _data: data,
         };
-        let http = reqwest::Client::new();
+        let http = e2e::http_client();
         for _ in 0..600 {
             if let Ok(r) = http.get(run.url("/v1/health")).send().await {
                 if r.status().is_success() {
@@ -366,7 +366,7 @@ impl MakeRun {
     }
 
     async fn get(&self, path: &str) -> (u16, Value) {
-        let r = reqwest::Client::new()
+        let r = e2e::http_client()
             .get(self.url(path))
             .bearer_auth(&self.key)
             .send()

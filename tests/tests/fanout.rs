@@ -41,6 +41,7 @@ const CONCURRENCY: usize = 2;
 
 async fn sdk(endpoint: &str) -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
+        .http_client(watchstate::config::sdk_http_client())
         .region(REGION)
         .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
         .endpoint_url(endpoint)

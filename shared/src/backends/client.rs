@@ -329,7 +329,7 @@ pub fn http_client() -> reqwest::Client {
 }
 
 /// TLS for media servers: rustls trusting the compiled-in Mozilla roots
-/// (webpki-roots), built once per process. A client built from it reads no
+/// (webpki-roots) with ring's crypto (as the SDK's client), built once per process. A client built from it reads no
 /// certificate store from disk (the platform verifier would, for every client).
 fn tls_config() -> rustls::ClientConfig {
     static CONFIG: std::sync::LazyLock<rustls::ClientConfig> = std::sync::LazyLock::new(|| {
@@ -337,10 +337,10 @@ fn tls_config() -> rustls::ClientConfig {
             roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
         };
         rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::aws_lc_rs::default_provider(),
+            rustls::crypto::ring::default_provider(),
         ))
         .with_safe_default_protocol_versions()
-        .expect("aws-lc-rs supports the default TLS versions")
+        .expect("ring supports the default TLS versions")
         .with_root_certificates(roots)
         .with_no_client_auth()
     });
@@ -828,7 +828,7 @@ mod tests {
             "X-Plex-Token",
             "super-secret-token".into(),
             &[],
-            reqwest::Client::new(),
+            super::http_client(),
             RetryPolicy::default(),
         );
         let dbg = format!("{e:?}");

@@ -684,6 +684,7 @@ mod deployed {
             .map_err(|e| e.to_string())?;
         rt.block_on(async {
             let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
+                .http_client(watchstate::config::sdk_http_client())
                 .region(aws_config::Region::new(REGION))
                 .endpoint_url(endpoint)
                 .credentials_provider(aws_sdk_sqs::config::Credentials::new(
