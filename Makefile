@@ -35,12 +35,23 @@ test-browser: tools-browser
 	cargo build --workspace --bins
 	cd tests/browser && time node --test --test-concurrency=1
 
-## fmt, clippy (warnings are errors), and the SAM template checks.
+## Crates that must not come back (`make lint`): a second TLS stack, a C crypto build.
+FORBIDDEN_CRATES := aws-lc-sys aws-lc-rs openssl-sys openssl
+
+## fmt, clippy (warnings are errors), one TLS stack, and the SAM template checks.
 lint: tools-lint
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	# The Lambda builds (no default features: no SQLite, no in-process bus) must build too.
 	cargo clippy $(FUNCTIONS:%=-p %) --no-default-features -- -D warnings
+	# One TLS stack (rustls with ring): neither aws-lc nor OpenSSL anywhere in the tree.
+	@for crate in $(FORBIDDEN_CRATES); do \
+	  if cargo tree --workspace --all-features --target all -e all -i $$crate --prefix none 2>/dev/null \
+	      | grep -q "^$$crate v"; then \
+	    echo "lint: $$crate is back in the dependency tree:"; \
+	    cargo tree --workspace --all-features --target all -e all -i $$crate; exit 1; \
+	  fi; \
+	done; echo "lint: none of $(FORBIDDEN_CRATES) in the dependency tree"
 	SAM_CLI_TELEMETRY=0 sam validate --lint --template-file infra/template.yaml --region us-east-1
 	cfn-lint infra/template.yaml
 

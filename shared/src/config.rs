@@ -220,7 +220,7 @@ pub fn public_url() -> Option<String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use rustls::pki_types::pem::PemObject;
 
     #[test]
@@ -236,5 +236,50 @@ mod tests {
             .iter()
             .zip(roots)
             .all(|(a, b)| a.as_ref() == b.as_ref()));
+    }
+
+    /// A TCP server on 127.0.0.1 that keeps the first bytes of its first connection
+    /// (a TLS client's first record: its ClientHello), then hangs up.
+    pub(crate) fn first_bytes_of_a_connection() -> (u16, std::thread::JoinHandle<Vec<u8>>) {
+        use std::io::Read;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("address").port();
+        let seen = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().expect("a connection");
+            let mut head = [0u8; 6];
+            stream.read_exact(&mut head).expect("the first bytes");
+            head.to_vec()
+        });
+        (port, seen)
+    }
+
+    /// A TLS handshake record (0x16, version 3.x) carrying a ClientHello (type 1).
+    pub(crate) fn is_client_hello(head: &[u8]) -> bool {
+        head.len() >= 6 && head[0] == 0x16 && head[1] == 0x03 && head[5] == 0x01
+    }
+
+    /// The SDK crates have no HTTPS client of their own (no `default-https-client`): the
+    /// one of `sdk_http_client` (rustls with ring, the compiled-in roots) must build and
+    /// speak TLS to an https endpoint.
+    #[tokio::test]
+    async fn the_sdk_client_speaks_tls_to_an_https_endpoint() {
+        let (port, seen) = first_bytes_of_a_connection();
+        let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .http_client(super::sdk_http_client())
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                "x", "x", None, None, "test",
+            ))
+            .retry_config(aws_config::retry::RetryConfig::disabled())
+            .endpoint_url(format!("https://localhost:{port}"))
+            .load()
+            .await;
+        let err = aws_sdk_dynamodb::Client::new(&conf)
+            .list_tables()
+            .send()
+            .await
+            .expect_err("the server hangs up");
+        let head = seen.join().expect("server thread");
+        assert!(is_client_hello(&head), "not a ClientHello: {head:02x?} ({err:?})");
     }
 }

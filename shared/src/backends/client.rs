@@ -329,8 +329,9 @@ pub fn http_client() -> reqwest::Client {
 }
 
 /// TLS for media servers: rustls trusting the compiled-in Mozilla roots
-/// (webpki-roots) with ring's crypto (as the SDK's client), built once per process. A client built from it reads no
-/// certificate store from disk (the platform verifier would, for every client).
+/// (webpki-roots) with ring's crypto (as the SDK's client), built once per process.
+/// A client built from it reads no certificate store from disk (the platform
+/// verifier would, for every client).
 fn tls_config() -> rustls::ClientConfig {
     static CONFIG: std::sync::LazyLock<rustls::ClientConfig> = std::sync::LazyLock::new(|| {
         let roots = rustls::RootCertStore {
@@ -722,6 +723,21 @@ mod tests {
     use super::*;
     use chrono::TimeZone;
     use std::collections::BTreeMap;
+
+    /// reqwest is built without a crypto provider of its own: the client must build
+    /// with the library's (ring) and speak TLS to an https media server.
+    #[tokio::test]
+    async fn the_media_client_speaks_tls_to_an_https_server() {
+        use crate::config::tests::{first_bytes_of_a_connection, is_client_hello};
+        let (port, seen) = first_bytes_of_a_connection();
+        let err = http_client()
+            .get(format!("https://localhost:{port}/"))
+            .send()
+            .await
+            .expect_err("the server hangs up");
+        let head = seen.join().expect("server thread");
+        assert!(is_client_hello(&head), "not a ClientHello: {head:02x?} ({err})");
+    }
 
     fn guids(pairs: &[(&str, &str)]) -> Guids {
         pairs
