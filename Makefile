@@ -23,16 +23,22 @@ run: tools-run
 
 ## Every test: unit, contract (SQLite and DynamoDB on moto), end-to-end on the binaries,
 ## then the console in a real browser (chromium + playwright-core, tests/browser/).
+## `cargo build --bins` builds the functions exactly as `cargo lambda watch` (the e2e and
+## browser tests' emulator) builds them: the default members, no dev-dependencies; the
+## tests then find them fresh. (`--workspace` would add the test crate's features: a
+## third feature set of the whole tree, used by nothing.)
 test: tools-test tools-browser
-	cargo build --workspace --bins
+	cargo build --bins
 	cargo test --workspace --no-fail-fast
 	cd tests/browser && time node --test --test-concurrency=1
 	$(MAKE) cdk-test
 
 
-## The browser tests' console alone (after a `cargo build --workspace --bins`).
+## The browser tests' console alone: the functions as the emulator builds them, and the
+## test stack (console_stack).
 test-browser: tools-browser
-	cargo build --workspace --bins
+	cargo build --bins
+	cargo build -p e2e --bin console_stack
 	cd tests/browser && time node --test --test-concurrency=1
 
 ## Crates that must not come back (`make lint`): a second TLS stack, a C crypto build.
