@@ -8,8 +8,8 @@ use chrono::Utc;
 use std::hint::black_box;
 
 use criterion::Criterion;
-use watchstate::backends;
-use watchstate::model::Source;
+use watchstate::adapters::media;
+use watchstate::domain::model::Source;
 
 const CASES: [(&str, Source, &str); 4] = [
     (
@@ -42,13 +42,10 @@ fn bench(c: &mut Criterion) {
     let now = Utc::now();
     for (name, source, file) in CASES {
         let bytes = std::fs::read(fixtures().join(file)).expect("fixture");
-        assert!(
-            backends::parse(source, &bytes, now).is_ok(),
-            "{file} parses"
-        );
+        assert!(media::parse(source, &bytes, now).is_ok(), "{file} parses");
         let mut g = c.benchmark_group(name);
         g.bench_function("parse", |b| {
-            b.iter(|| backends::parse(source, black_box(&bytes), now))
+            b.iter(|| media::parse(source, black_box(&bytes), now))
         });
         g.bench_function("serde_value", |b| {
             b.iter(|| serde_json::from_slice::<serde_json::Value>(black_box(&bytes)))

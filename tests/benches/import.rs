@@ -16,13 +16,15 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use e2e::fake::FakeServer;
-use watchstate::backends::client::{client_with, http_client_with, PageRequest, RetryPolicy};
-use watchstate::model::BackendKind;
-use watchstate::push::HttpClients;
-use watchstate::store::sqlite::SqliteStore;
-use watchstate::store::Store;
-use watchstate::tasks::import::{ImportOptions, ImportReport, Importer};
-use watchstate::tasks::{Budget, Deps, TaskPayload};
+use watchstate::adapters::media::client::{
+    client_with, http_client_with, PageRequest, RetryPolicy,
+};
+use watchstate::adapters::store::sqlite::SqliteStore;
+use watchstate::app::push::HttpClients;
+use watchstate::app::tasks::import::{ImportOptions, ImportReport, Importer};
+use watchstate::app::tasks::{Budget, Deps, TaskPayload};
+use watchstate::domain::model::BackendKind;
+use watchstate::ports::store::Store;
 
 fn main() {
     let n: usize = std::env::var("IMPORT_BENCH_ITEMS")

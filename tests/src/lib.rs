@@ -13,11 +13,11 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use serde_json::{json, Value};
-use watchstate::http::api::{ApiService, WebhookBase};
-use watchstate::http::webhook::WebhookService;
-use watchstate::store::sqlite::SqliteStore;
-use watchstate::store::Store;
-use watchstate::token::TokenSecret;
+use watchstate::adapters::store::sqlite::SqliteStore;
+use watchstate::domain::token::TokenSecret;
+use watchstate::inbound::http::api::{ApiService, WebhookBase};
+use watchstate::inbound::http::webhook::WebhookService;
+use watchstate::ports::store::Store;
 
 pub const ADMIN_KEY: &str = "test-admin-key";
 

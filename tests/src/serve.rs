@@ -11,8 +11,8 @@ use http_body_util::{BodyExt, Full};
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
-use watchstate::http::api::{ApiService, WebhookBase};
-use watchstate::http::webhook::WebhookService;
+use watchstate::inbound::http::api::{ApiService, WebhookBase};
+use watchstate::inbound::http::webhook::WebhookService;
 
 pub struct Served {
     pub addr: SocketAddr,

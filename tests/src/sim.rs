@@ -23,7 +23,10 @@
 //!   410001, Jellyfin S01E01 is 410002: different episodes that must never merge).
 //! - **History before watchstate.** Some items start watched for a person on every
 //!   server that has them, a few on one server only (a play long ago); either way the
-//!   person's intent starts as "watched". The store starts empty.
+//!   person's intent starts as "watched". The store starts empty. Before a person
+//!   unmarks an item on a server whose account no import has looked at yet, that
+//!   import runs (logged as "forced"): a watched nobody ever reported, then unmarked,
+//!   leaves no trace any rule could read (a real setup runs its first import first).
 //! - **Actions** ([`PlayerAction`]): watch to the end, pause or stop midway, mark
 //!   played (only where the server shows it unplayed), mark unplayed (only where the
 //!   server shows it played), on a random server of a random person and item. At
@@ -48,7 +51,10 @@
 //! - **Replaced files.** Now and then (2 % of steps) Jellyfin or Plex replaces an
 //!   item's file: the server drops the entry and adds it back under a new id with no
 //!   play state for anyone (Jellyfin's known limitation). Nobody acted, so every
-//!   person's intent stays as it was and the new entry must get it back. (Jellyfin's
+//!   person's intent stays as it was and the new entry must get it back. Never right
+//!   after an unmark only an import can see, before that import ran: the new entry
+//!   would be indistinguishable from a plain replacement; nor while the entry holds a
+//!   position nobody else heard of (its webhook dropped): the server itself loses it. (Jellyfin's
 //!   `ItemAdded` webhook names no user and is refused under `match_user`, so it is not
 //!   sent.)
 //! - **End.** The held-back webhooks are delivered (shuffled), then `final_rounds`
@@ -68,15 +74,15 @@ use chrono::{TimeZone, Utc};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use serde_json::{json, Value};
-use watchstate::backends::client::{http_client_with, RetryPolicy};
-use watchstate::bus::local::LocalBus;
-use watchstate::bus::Bus;
-use watchstate::model::{BackendKind, Item};
-use watchstate::push::{HttpClients, LocalPush, Pusher};
-use watchstate::store::{ItemQuery, Store};
-use watchstate::tasks::export::{ExportOptions, Exporter};
-use watchstate::tasks::import::{ImportOptions, Importer};
-use watchstate::tasks::{publish_changes, Budget, Deps, TaskPayload};
+use watchstate::adapters::local_bus::LocalBus;
+use watchstate::adapters::media::client::{http_client_with, RetryPolicy};
+use watchstate::app::push::{HttpClients, LocalPush, Pusher};
+use watchstate::app::tasks::export::{ExportOptions, Exporter};
+use watchstate::app::tasks::import::{ImportOptions, Importer};
+use watchstate::app::tasks::{publish_changes, Budget, Deps, TaskPayload};
+use watchstate::domain::model::{BackendKind, Item};
+use watchstate::ports::bus::Bus;
+use watchstate::ports::store::{ItemQuery, Store};
 
 use crate::fake::player::PlayerAction;
 use crate::fake::{make_id, FakeItem, FakeServer, Outgoing, PlayState};
@@ -533,6 +539,11 @@ pub struct World {
     next_id: u64,
     /// A time-less unplay of (person, item) on this server that no import saw yet.
     unseen_unplay: Vec<Vec<Option<usize>>>,
+    /// Per person and item: the server holding a position only it knows (the pause's
+    /// webhook to the owner was dropped) until an import of that account looks.
+    unseen_position: Vec<Vec<Option<usize>>>,
+    /// Per person and server: whether an import of that account has run yet.
+    imported: Vec<[bool; 3]>,
     late: Vec<Delivery>,
     tasks_log: Vec<Entry>,
     report: Report,
@@ -651,6 +662,8 @@ impl World {
             ready_at: vec![vec![now; items.len()]; PEOPLE.len()],
             quiet_until: now,
             unseen_unplay: vec![vec![None; items.len()]; PEOPLE.len()],
+            imported: vec![[false; 3]; PEOPLE.len()],
+            unseen_position: vec![vec![None; items.len()]; PEOPLE.len()],
             next_id: 9000,
             intent,
             fakes,
@@ -768,6 +781,22 @@ impl World {
         } else {
             PlayerAction::MarkPlayed
         };
+        // History before watchstate: a watched nobody reported (no webhook, no import
+        // yet), then unmarked there. Nothing could ever show it was watched, so the
+        // unmark is undecidable; a real setup runs its first import first.
+        if action == PlayerAction::MarkUnplayed && !self.imported[p][s] {
+            let payload = TaskPayload {
+                user: Some(PEOPLE[p].into()),
+                backend: Some(SERVERS[s].as_str().into()),
+                ..TaskPayload::default()
+            };
+            let what = format!(
+                "import {}/{} (forced: the first look at {} before an unmark)",
+                PEOPLE[p], SERVERS[s], self.items[i].key
+            );
+            self.run_import(payload, what).await;
+            self.wait_until(self.quiet_until).await;
+        }
         let intent = &mut self.intent[p][i];
         intent.acted = true;
         match action {
@@ -802,6 +831,10 @@ impl World {
         {
             self.unseen_unplay[p][i] = Some(s);
         }
+        self.unseen_position[p][i] = match action {
+            PlayerAction::Partial { .. } if owner_dropped => Some(s),
+            _ => None,
+        };
         self.flush_echoes(true).await;
     }
 
@@ -812,6 +845,15 @@ impl World {
         let Some(old) = self.items[i].id_on(s).map(str::to_string) else {
             return;
         };
+        // An unmark only an import can see, then the file replaced before any import
+        // looked: the new entry (no play state) is indistinguishable from a plain
+        // replacement, so no rule could tell the person meant "unwatched".
+        // Likewise a position only this entry holds: the server itself loses it.
+        if (0..PEOPLE.len())
+            .any(|p| self.unseen_unplay[p][i] == Some(s) || self.unseen_position[p][i] == Some(s))
+        {
+            return;
+        }
         self.next_id += 1;
         let new_id = make_id(SERVERS[s], self.next_id);
         let Some(item) = self.fakes[s].replace_file(&old, &new_id) else {
@@ -1047,7 +1089,22 @@ impl World {
         what: String,
     ) -> tokio::task::JoinHandle<String> {
         self.report.imports += 1;
-        for (p, row) in self.unseen_unplay.iter_mut().enumerate() {
+        for (p, row) in self.imported.iter_mut().enumerate() {
+            for (s, cell) in row.iter_mut().enumerate() {
+                *cell |= payload.user.as_deref().is_none_or(|u| u == PEOPLE[p])
+                    && payload
+                        .backend
+                        .as_deref()
+                        .is_none_or(|b| b == SERVERS[s].as_str());
+            }
+        }
+        for (p, row) in self
+            .unseen_unplay
+            .iter_mut()
+            .chain(self.unseen_position.iter_mut())
+            .enumerate()
+            .map(|(k, row)| (k % PEOPLE.len(), row))
+        {
             for cell in row.iter_mut() {
                 let covered = cell.is_some_and(|s| {
                     payload.user.as_deref().is_none_or(|u| u == PEOPLE[p])
@@ -1120,13 +1177,35 @@ impl World {
         out
     }
 
+    /// What the store last saw of a backend, for failure messages.
+    fn seen_line(s: &watchstate::domain::model::BackendState) -> String {
+        let t = |x: Option<chrono::DateTime<chrono::Utc>>| {
+            x.map(|t| t.format("%H:%M:%S%.3f").to_string())
+        };
+        let mut out = String::new();
+        for (label, v) in [
+            ("seen", t(s.seen_at)),
+            ("last_played", t(s.last_played_at)),
+            ("unplayed", t(s.unplayed_at)),
+            ("plays", s.play_count.map(|c| c.to_string())),
+        ] {
+            if let Some(v) = v {
+                out.push_str(&format!(" {label}={v}"));
+            }
+        }
+        if s.missing {
+            out.push_str(" missing");
+        }
+        out
+    }
+
     fn stored_line(item: &Item) -> String {
         let backends: Vec<String> = item
             .backends
             .iter()
             .map(|(b, s)| {
                 format!(
-                    "{b}:{}{}{}",
+                    "{b}:{}{}{}{}",
                     s.item_id.as_deref().unwrap_or("-"),
                     match s.watched {
                         Some(true) => " watched",
@@ -1135,7 +1214,8 @@ impl World {
                     },
                     s.progress_ms
                         .map(|p| format!(" @{p}ms"))
-                        .unwrap_or_default()
+                        .unwrap_or_default(),
+                    Self::seen_line(s)
                 )
             })
             .collect();
@@ -1193,10 +1273,31 @@ impl World {
                         self.report.watched_ok += 1;
                         continue;
                     }
-                    let stored_item = holder
+                    let mut stored_item = holder
                         .get(&(p, s, id.to_string()))
                         .map(|k| Self::stored_line(&stored[p][*k]))
                         .unwrap_or_else(|| "not stored under this server's id".into());
+                    // Every other stored item holding this real item on some server:
+                    // more than one means the store split one item in two.
+                    let holders: Vec<usize> = (0..stored[p].len())
+                        .filter(|&k| {
+                            stored[p][k].backends.iter().any(|(name, st)| {
+                                SERVERS
+                                    .iter()
+                                    .position(|x| x.as_str() == name)
+                                    .is_some_and(|s2| {
+                                        st.item_id.is_some()
+                                            && st.item_id.as_deref() == self.items[i].id_on(s2)
+                                    })
+                            })
+                        })
+                        .collect();
+                    if holders.len() > 1 {
+                        for k in &holders {
+                            stored_item.push_str("\n    also held by: ");
+                            stored_item.push_str(&Self::stored_line(&stored[p][*k]));
+                        }
+                    }
                     let msg = format!(
                         "WATCHED seed={} person={} item={} [{}] server={} id={}: intended {} but the server shows {} (play_count={}, last_played={:?}); initially watched={}\n    {}\n    history:\n{}",
                         self.cfg.seed,

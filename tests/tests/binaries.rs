@@ -115,7 +115,7 @@ async fn webhooks_through_the_real_binaries_on_dynamodb() {
         ))
         .build();
     let client = aws_sdk_dynamodb::Client::from_conf(conf);
-    watchstate::store::dynamo::create_table(&client, "watchstate-e2e")
+    watchstate::adapters::store::dynamo::create_table(&client, "watchstate-e2e")
         .await
         .expect("table");
     flow(vec![

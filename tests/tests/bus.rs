@@ -22,13 +22,15 @@ use e2e::moto::Moto;
 use e2e::{backend_body, fixture, wire, Local, Transport};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use watchstate::bus::eventbridge::{EventBridgeBus, DETAIL_TYPE, SOURCE};
-use watchstate::bus::{self, Bus, BusError};
-use watchstate::ingest;
-use watchstate::model::{Action, ChangeKind, Event, EventItem, ItemType, Source, StateChange};
-use watchstate::store::sqlite::SqliteStore;
-use watchstate::store::Store;
-use watchstate::sync::Context;
+use watchstate::adapters::eventbridge::{EventBridgeBus, DETAIL_TYPE, SOURCE};
+use watchstate::adapters::store::sqlite::SqliteStore;
+use watchstate::app::ingest;
+use watchstate::domain::model::{
+    Action, ChangeKind, Event, EventItem, ItemType, Source, StateChange,
+};
+use watchstate::domain::sync::Context;
+use watchstate::ports::bus::{self, Bus, BusError};
+use watchstate::ports::store::Store;
 
 const REGION: &str = "us-east-1";
 const BUS: &str = "watchstate-test";
@@ -36,7 +38,7 @@ const BUS: &str = "watchstate-test";
 /// AWS config pointing at `endpoint`, with moto's dummy credentials.
 async fn sdk(endpoint: &str) -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
-        .http_client(watchstate::config::sdk_http_client())
+        .http_client(watchstate::inbound::config::sdk_http_client())
         .region(REGION)
         .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
         .endpoint_url(endpoint)

@@ -13,11 +13,11 @@ use e2e::fake::{self, FakeItem, FakeServer, PlayState, EPISODE, MOVIE, SERIES};
 use http_body_util::{BodyExt, Full};
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use watchstate::backends::client::{
+use watchstate::adapters::media::client::{
     client_with, http_client_with, ClientError, LibraryPage, MediaClient, PageRequest, RemoteItem,
     RetryPolicy,
 };
-use watchstate::model::{Action, BackendKind, Guids, Item, ItemType, Parsed, Source};
+use watchstate::domain::model::{Action, BackendKind, Guids, Item, ItemType, Parsed, Source};
 
 const KINDS: [BackendKind; 3] = [BackendKind::Plex, BackendKind::Jellyfin, BackendKind::Emby];
 
@@ -634,7 +634,7 @@ async fn tokens_never_show_in_errors(kind: BackendKind) {
     let debug = match kind {
         BackendKind::Plex => format!(
             "{:?}",
-            watchstate::backends::plex::client::PlexClient::new(
+            watchstate::adapters::media::plex::client::PlexClient::new(
                 &backend,
                 http(),
                 RetryPolicy::quick()
@@ -642,11 +642,15 @@ async fn tokens_never_show_in_errors(kind: BackendKind) {
         ),
         BackendKind::Jellyfin => format!(
             "{:?}",
-            watchstate::backends::jellyfin::client::new(&backend, http(), RetryPolicy::quick())
+            watchstate::adapters::media::jellyfin::client::new(
+                &backend,
+                http(),
+                RetryPolicy::quick()
+            )
         ),
         BackendKind::Emby => format!(
             "{:?}",
-            watchstate::backends::emby::client::new(&backend, http(), RetryPolicy::quick())
+            watchstate::adapters::media::emby::client::new(&backend, http(), RetryPolicy::quick())
         ),
     };
     assert!(debug.contains("redacted"), "{debug}");
@@ -845,11 +849,11 @@ async fn receiver() -> (String, Received, tokio::task::JoinHandle<()>) {
 
 /// Parse a received echo with the real webhook code.
 async fn parse_echo(ct: Option<&str>, ua: Option<&str>, body: &[u8]) -> Parsed {
-    let payload = watchstate::backends::unwrap_transport(ct, body)
+    let payload = watchstate::adapters::media::unwrap_transport(ct, body)
         .await
         .expect("transport");
-    let source = watchstate::backends::source_of(ua, &payload.json).expect("source");
-    watchstate::backends::parse(source, &payload.json, Utc::now()).expect("parse")
+    let source = watchstate::adapters::media::source_of(ua, &payload.json).expect("source");
+    watchstate::adapters::media::parse(source, &payload.json, Utc::now()).expect("parse")
 }
 
 async fn echo_webhook_is_what_the_server_sends(kind: BackendKind) {

@@ -9,16 +9,16 @@ use e2e::fake::{FakeServer, MOVIE};
 use e2e::serve::{serve, Served};
 use e2e::{fixture, wire, Transport};
 use serde_json::{json, Value};
-use watchstate::backends::client::{http_client_with, RetryPolicy};
-use watchstate::bus::local::LocalBus;
-use watchstate::http::api::ApiService;
-use watchstate::http::webhook::WebhookService;
-use watchstate::model::BackendKind;
-use watchstate::push::{HttpClients, LocalPush, Pusher};
-use watchstate::store::sqlite::SqliteStore;
-use watchstate::store::Store;
-use watchstate::tasks::{Deps, Tasks};
-use watchstate::token::TokenSecret;
+use watchstate::adapters::local_bus::LocalBus;
+use watchstate::adapters::media::client::{http_client_with, RetryPolicy};
+use watchstate::adapters::store::sqlite::SqliteStore;
+use watchstate::app::push::{HttpClients, LocalPush, Pusher};
+use watchstate::app::tasks::{Deps, Tasks};
+use watchstate::domain::model::BackendKind;
+use watchstate::domain::token::TokenSecret;
+use watchstate::inbound::http::api::ApiService;
+use watchstate::inbound::http::webhook::WebhookService;
+use watchstate::ports::store::Store;
 
 const KEY: &str = "console-admin-key";
 

@@ -17,9 +17,9 @@ use bytes::Bytes;
 use e2e::moto::Moto;
 use e2e::{fixture, wire, Local, Transport};
 use serde_json::json;
-use watchstate::http::webhook::WebhookService;
-use watchstate::store::dynamo::{create_table, DynamoStore};
-use watchstate::store::Store;
+use watchstate::adapters::store::dynamo::{create_table, DynamoStore};
+use watchstate::inbound::http::webhook::WebhookService;
+use watchstate::ports::store::Store;
 
 const TABLE: &str = "costs";
 
@@ -143,7 +143,7 @@ async fn deliveries_are_small_and_strangers_store_no_body() {
         .expect("moto");
     let ops = Ops::default();
     let conf = aws_config::defaults(BehaviorVersion::latest())
-        .http_client(watchstate::config::sdk_http_client())
+        .http_client(watchstate::inbound::config::sdk_http_client())
         .region("us-east-1")
         .credentials_provider(Credentials::new("x", "x", None, None, "test"))
         .endpoint_url(moto.endpoint())

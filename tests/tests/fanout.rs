@@ -22,16 +22,16 @@ use chrono::Utc;
 use e2e::fake::{make_id, FakeServer, PlayState, GENERATED_BASE};
 use e2e::moto::Moto;
 use serde_json::{json, Value};
-use watchstate::backends::client::{http_client_with, RetryPolicy};
-use watchstate::bus::eventbridge::{EventBridgeBus, DETAIL_TYPE, SOURCE};
-use watchstate::bus::{self, Bus};
-use watchstate::model::{BackendKind, ChangeKind, StateChange};
-use watchstate::push::{HttpClients, Pusher};
-use watchstate::store::dynamo::DynamoStore;
-use watchstate::store::sqlite::SqliteStore;
-use watchstate::store::Store;
-use watchstate::tasks::import::{ImportOptions, Importer};
-use watchstate::tasks::{Budget, Deps, TaskPayload};
+use watchstate::adapters::eventbridge::{EventBridgeBus, DETAIL_TYPE, SOURCE};
+use watchstate::adapters::media::client::{http_client_with, RetryPolicy};
+use watchstate::adapters::store::dynamo::DynamoStore;
+use watchstate::adapters::store::sqlite::SqliteStore;
+use watchstate::app::push::{HttpClients, Pusher};
+use watchstate::app::tasks::import::{ImportOptions, Importer};
+use watchstate::app::tasks::{Budget, Deps, TaskPayload};
+use watchstate::domain::model::{BackendKind, ChangeKind, StateChange};
+use watchstate::ports::bus::{self, Bus};
+use watchstate::ports::store::Store;
 
 const REGION: &str = "us-east-1";
 const BUS: &str = "watchstate-fanout";
@@ -41,7 +41,7 @@ const CONCURRENCY: usize = 2;
 
 async fn sdk(endpoint: &str) -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
-        .http_client(watchstate::config::sdk_http_client())
+        .http_client(watchstate::inbound::config::sdk_http_client())
         .region(REGION)
         .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
         .endpoint_url(endpoint)
@@ -154,7 +154,7 @@ impl Esm {
         let event = lambda_runtime::LambdaEvent::new(json!({ "Records": records }), ctx);
         self.invocations.fetch_add(1, Ordering::Relaxed);
         self.largest.fetch_max(messages.len(), Ordering::Relaxed);
-        let answer = watchstate::entry::push_event(pusher, Some(bus), event)
+        let answer = watchstate::inbound::lambda::push_event(pusher, Some(bus), event)
             .await
             .expect("a batch answers with its failures, never an error");
         let failed: BTreeSet<String> = answer["batchItemFailures"]
@@ -445,7 +445,7 @@ async fn overlapping_drains_publish_once_dynamodb() {
     let conf = sdk(&moto.endpoint()).await;
     let url = push_queue(&conf).await;
     let client = aws_sdk_dynamodb::Client::new(&conf);
-    watchstate::store::dynamo::create_table(&client, "fanout")
+    watchstate::adapters::store::dynamo::create_table(&client, "fanout")
         .await
         .expect("table");
     let open: Open = Arc::new(move || Arc::new(DynamoStore::new(client.clone(), "fanout")));

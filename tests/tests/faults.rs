@@ -16,16 +16,18 @@ use e2e::fake::player::PlayerAction;
 use e2e::fake::{FakeServer, Outgoing, EPISODE, MOVIE};
 use e2e::Local;
 use serde_json::{json, Value};
-use watchstate::backends::client::{http_client_with, RetryPolicy};
-use watchstate::bus::local::LocalBus;
-use watchstate::bus::{Bus, BusError};
-use watchstate::model::{Backend, BackendKind, Delivery, Item, StateChange, User};
-use watchstate::push::{HttpClients, LocalPush, Pusher};
-use watchstate::store::sqlite::SqliteStore;
-use watchstate::store::{ItemQuery, ItemWrite, Page, Store, StoreError, TaskRun, WriteOutcome};
-use watchstate::tasks::export::{ExportOptions, Exporter};
-use watchstate::tasks::import::{ImportOptions, Importer};
-use watchstate::tasks::{publish_changes, Budget, Deps, TaskPayload};
+use watchstate::adapters::local_bus::LocalBus;
+use watchstate::adapters::media::client::{http_client_with, RetryPolicy};
+use watchstate::adapters::store::sqlite::SqliteStore;
+use watchstate::app::push::{HttpClients, LocalPush, Pusher};
+use watchstate::app::tasks::export::{ExportOptions, Exporter};
+use watchstate::app::tasks::import::{ImportOptions, Importer};
+use watchstate::app::tasks::{publish_changes, Budget, Deps, TaskPayload};
+use watchstate::domain::model::{Backend, BackendKind, Delivery, Item, StateChange, User};
+use watchstate::ports::bus::{Bus, BusError};
+use watchstate::ports::store::{
+    ItemQuery, ItemWrite, Page, Store, StoreError, TaskRun, WriteOutcome,
+};
 
 type R<T> = Result<T, StoreError>;
 
@@ -114,6 +116,9 @@ impl Store for Flaky {
     async fn find_item(&self, user: &str, keys: &[String]) -> R<Option<Item>> {
         self.around(self.inner.find_item(user, keys)).await
     }
+    async fn find_items(&self, user: &str, keys: &[String]) -> R<Vec<Item>> {
+        self.around(self.inner.find_items(user, keys)).await
+    }
     async fn get_item(&self, user: &str, id: &str) -> R<Option<Item>> {
         self.around(self.inner.get_item(user, id)).await
     }
@@ -129,6 +134,9 @@ impl Store for Flaky {
     }
     async fn write_item(&self, write: ItemWrite<'_>) -> R<WriteOutcome> {
         self.around(self.inner.write_item(write)).await
+    }
+    async fn absorb_item(&self, write: ItemWrite<'_>, absorbed: &Item) -> R<WriteOutcome> {
+        self.around(self.inner.absorb_item(write, absorbed)).await
     }
     async fn create_items_batch(&self, writes: &[ItemWrite<'_>]) -> R<Vec<WriteOutcome>> {
         self.around(self.inner.create_items_batch(writes)).await

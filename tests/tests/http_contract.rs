@@ -8,8 +8,10 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use e2e::{backend_body, fixture, wire, Local, Transport, Wire};
 use serde_json::{json, Value};
-use watchstate::model::{Backend, Delivery, Item, StateChange, User};
-use watchstate::store::{ItemQuery, ItemWrite, Page, Store, StoreError, TaskRun, WriteOutcome};
+use watchstate::domain::model::{Backend, Delivery, Item, StateChange, User};
+use watchstate::ports::store::{
+    ItemQuery, ItemWrite, Page, Store, StoreError, TaskRun, WriteOutcome,
+};
 
 const PLEX_UA: &str = "PlexMediaServer/1.40.2.8395-c67dce28e";
 const SCROBBLE: &str = "written/plex/media.scrobble-episode-localized.json";
@@ -283,7 +285,7 @@ async fn too_large_wrong_type_and_wrong_method() {
     assert_eq!(d[2]["body_truncated"], true);
     assert_eq!(
         d[2]["body"].as_str().map(str::len),
-        Some(watchstate::store::DELIVERY_BODY_CAP)
+        Some(watchstate::ports::store::DELIVERY_BODY_CAP)
     );
 }
 
@@ -354,6 +356,9 @@ impl Store for DownStore {
     async fn write_item(&self, _: ItemWrite<'_>) -> Result<WriteOutcome, StoreError> {
         down()
     }
+    async fn absorb_item(&self, _: ItemWrite<'_>, _: &Item) -> Result<WriteOutcome, StoreError> {
+        down()
+    }
     async fn record_delivery(&self, _: &Delivery) -> Result<(), StoreError> {
         down()
     }
@@ -381,7 +386,12 @@ impl Store for DownStore {
 #[tokio::test]
 async fn store_down_is_503_never_500() {
     let l = Local::with_store(Arc::new(DownStore), tempfile::tempdir().expect("dir"));
-    let token = watchstate::token::derive(&watchstate::token::TokenSecret::new("x"), "a", "b", "c");
+    let token = watchstate::domain::token::derive(
+        &watchstate::domain::token::TokenSecret::new("x"),
+        "a",
+        "b",
+        "c",
+    );
     let (s, v) = l
         .send(&format!("/webhook/{token}"), &plex(&fixture(SCROBBLE)))
         .await;

@@ -1,6 +1,6 @@
 //! Least privilege, the code's side: each function's library code runs against moto
 //! with every SDK client recording the operations it sends, and what a function sent
-//! must be in `watchstate::permissions::calls` for it (which the template is checked
+//! must be in `watchstate::inbound::permissions::calls` for it (which the template is checked
 //! against in `tests/tests/template.rs`). A new SDK call that the table (and so the
 //! template) lacks fails here before it fails with AccessDenied on AWS.
 
@@ -17,19 +17,19 @@ use e2e::fake::FakeServer;
 use e2e::moto::Moto;
 use e2e::{fixture, wire, Transport};
 use serde_json::{json, Value};
-use watchstate::backends::client::{http_client_with, RetryPolicy};
-use watchstate::bus::eventbridge::EventBridgeBus;
-use watchstate::bus::Bus;
-use watchstate::http::api::{ApiService, WebhookBase};
-use watchstate::http::webhook::WebhookService;
-use watchstate::model::BackendKind;
-use watchstate::permissions::{calls, Function};
-use watchstate::push::{HttpClients, Pusher};
-use watchstate::store::dynamo::{create_table, DynamoStore};
-use watchstate::store::Store;
-use watchstate::tasks::dead_letters::DeadLetters;
-use watchstate::tasks::{self, Budget, Deps, TaskPayload};
-use watchstate::token::TokenSecret;
+use watchstate::adapters::eventbridge::EventBridgeBus;
+use watchstate::adapters::media::client::{http_client_with, RetryPolicy};
+use watchstate::adapters::store::dynamo::{create_table, DynamoStore};
+use watchstate::app::push::{HttpClients, Pusher};
+use watchstate::app::tasks::dead_letters::DeadLetters;
+use watchstate::app::tasks::{self, Budget, Deps, TaskPayload};
+use watchstate::domain::model::BackendKind;
+use watchstate::domain::token::TokenSecret;
+use watchstate::inbound::http::api::{ApiService, WebhookBase};
+use watchstate::inbound::http::webhook::WebhookService;
+use watchstate::inbound::permissions::{calls, Function};
+use watchstate::ports::bus::Bus;
+use watchstate::ports::store::Store;
 
 const TABLE: &str = "least-privilege";
 const BUS: &str = "lp-bus";
@@ -139,7 +139,7 @@ fn check(f: Function, sent: BTreeSet<String>) {
     let unlisted: Vec<_> = sent.difference(&allowed).collect();
     assert!(
         unlisted.is_empty(),
-        "{f:?} calls {unlisted:?}, which watchstate::permissions (and so the template) does not grant"
+        "{f:?} calls {unlisted:?}, which watchstate::inbound::permissions (and so the template) does not grant"
     );
 }
 
@@ -162,7 +162,7 @@ async fn every_call_a_function_makes_is_granted_to_it() {
         .await
         .expect("moto");
     let conf = aws_config::defaults(BehaviorVersion::latest())
-        .http_client(watchstate::config::sdk_http_client())
+        .http_client(watchstate::inbound::config::sdk_http_client())
         .region("us-east-1")
         .credentials_provider(Credentials::new("x", "x", None, None, "test"))
         .endpoint_url(moto.endpoint())
@@ -200,7 +200,7 @@ async fn every_call_a_function_makes_is_granted_to_it() {
 
     // api: the secrets at cold start, then every route a person uses.
     let c = clients(&conf);
-    let key = watchstate::config::admin_key_from_ssm(&c.ssm, "/watchstate/admin-key")
+    let key = watchstate::inbound::config::admin_key_from_ssm(&c.ssm, "/watchstate/admin-key")
         .await
         .expect("admin key");
     let service = ApiService {
@@ -296,14 +296,18 @@ async fn every_call_a_function_makes_is_granted_to_it() {
     };
     let item = c
         .store
-        .list_items("ana", &watchstate::store::ItemQuery::All, 1, None)
+        .list_items("ana", &watchstate::ports::store::ItemQuery::All, 1, None)
         .await
         .unwrap()
         .items
         .pop()
         .expect("the scrobbled item");
-    let change =
-        watchstate::sync::change_from(&item, "ana", "plex", watchstate::model::ChangeKind::Watched);
+    let change = watchstate::domain::sync::change_from(
+        &item,
+        "ana",
+        "plex",
+        watchstate::domain::model::ChangeKind::Watched,
+    );
     let body = json!({"source": "watchstate", "detail-type": "StateChange", "detail": change});
     let mut ctx = lambda_runtime::Context::default();
     ctx.deadline = (Utc::now().timestamp_millis() + 30_000) as u64;
@@ -311,7 +315,7 @@ async fn every_call_a_function_makes_is_granted_to_it() {
         json!({"Records": [{"messageId": "m1", "body": body.to_string()}]}),
         ctx,
     );
-    watchstate::entry::push_event(&pusher, Some(c.bus.as_ref()), event)
+    watchstate::inbound::lambda::push_event(&pusher, Some(c.bus.as_ref()), event)
         .await
         .expect("batch");
     check(Function::Push, c.rec.take());

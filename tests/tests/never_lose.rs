@@ -9,19 +9,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use e2e::fake::{FakeItem, FakeServer, PlayState, EPISODE, MOVIE, SERIES};
+use e2e::fake::player::PlayerAction;
+use e2e::fake::{FakeItem, FakeServer, Outgoing, PlayState, EPISODE, MOVIE, SERIES};
 use e2e::{fixture, wire, Local, Transport};
 use serde_json::{json, Value};
-use watchstate::backends::client::{http_client_with, RetryPolicy};
-use watchstate::bus::local::LocalBus;
-use watchstate::http::webhook::WebhookService;
-use watchstate::model::{BackendKind, Item};
-use watchstate::push::{HttpClients, LocalPush, Pusher};
-use watchstate::store::sqlite::SqliteStore;
-use watchstate::store::Store;
-use watchstate::tasks::export::{ExportOptions, ExportReport, Exporter};
-use watchstate::tasks::import::{ImportOptions, ImportReport, Importer};
-use watchstate::tasks::{Budget, Deps, TaskPayload};
+use watchstate::adapters::local_bus::LocalBus;
+use watchstate::adapters::media::client::{http_client_with, RetryPolicy};
+use watchstate::adapters::store::sqlite::SqliteStore;
+use watchstate::app::push::{HttpClients, LocalPush, Pusher};
+use watchstate::app::tasks::export::{ExportOptions, ExportReport, Exporter};
+use watchstate::app::tasks::import::{ImportOptions, ImportReport, Importer};
+use watchstate::app::tasks::{Budget, Deps, TaskPayload};
+use watchstate::domain::model::{BackendKind, Item};
+use watchstate::inbound::http::webhook::WebhookService;
+use watchstate::ports::store::Store;
 
 const USER: &str = "ana";
 const NAMES: [&str; 3] = ["plex", "jellyfin", "emby"];
@@ -155,6 +156,22 @@ impl House {
             self.jf.state(&self.jf.id(n)).played,
             self.emby.state(&self.emby.id(n)).played,
         )
+    }
+
+    /// Deliver what a fake server sent to the backend's webhook URL.
+    async fn deliver(&self, name: &str, hooks: Vec<Outgoing>) {
+        for hook in hooks {
+            let w = e2e::Wire {
+                method: "POST",
+                headers: vec![
+                    ("user-agent", hook.user_agent.to_string()),
+                    ("content-type", hook.content_type.clone()),
+                ],
+                body: hook.body,
+            };
+            let (status, answer) = self.local.send(&self.paths[name], &w).await;
+            assert_eq!(status, 200, "{} {answer}", hook.event);
+        }
     }
 
     fn clear_calls(&self) {
@@ -583,4 +600,65 @@ async fn path8_a_replaced_file_gets_its_watched_back() {
     assert!(movie.watched);
     let (plex, _, emby) = h.played(MOVIE);
     assert!(plex && emby, "nothing else moved");
+}
+
+/// One episode stored twice: Plex's legacy agent reports only the show's id and the
+/// numbers, Jellyfin's webhook only the episode's own id, so each made its own item and
+/// Jellyfin's watched could not reach Plex. The next report that joins them (Jellyfin's
+/// listing carries the show's id too) merges the two, and the watched reaches Plex.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_episode_stored_twice_is_merged_and_its_watched_reaches_plex() {
+    let plex = FakeServer::start(BackendKind::Plex).await;
+    let jf = FakeServer::start(BackendKind::Jellyfin).await;
+    let show = FakeItem::series(plex.id(SERIES), "Harbor Lights", 2015)
+        .legacy_guid("com.plexapp.agents.thetvdb://300001?lang=en");
+    plex.add(
+        FakeItem::episode(plex.id(EPISODE), &show, 1, 2, "Low Tide")
+            .legacy_guid("com.plexapp.agents.thetvdb://300001/1/2?lang=en")
+            .duration(2_400_000),
+    );
+    plex.add(show);
+    let show = FakeItem::series(jf.id(SERIES), "Harbor Lights", 2015).guid("tvdb", "300001");
+    jf.add(
+        FakeItem::episode(jf.id(EPISODE), &show, 1, 2, "Low Tide")
+            .guid("tvdb", "310012")
+            .duration(2_400_000),
+    );
+    jf.add(show);
+    let h = House::with(plex, jf, FakeServer::start(BackendKind::Emby).await).await;
+
+    // Marked played on Jellyfin (push finds no such episode on Plex: Plex's has no
+    // own id), then paused midway on Plex: two webhooks, two items, and the position's
+    // push finds Jellyfin's episode by the show's id and numbers.
+    let hooks =
+        h.jf.act(&h.jf.user_id(), &h.jf.id(EPISODE), PlayerAction::MarkPlayed);
+    h.deliver("jellyfin", hooks.expect("on jellyfin")).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let pause = PlayerAction::Partial {
+        position_ms: 600_000,
+        stop: false,
+    };
+    let hooks = h.plex.act(&h.plex.user_id(), &h.plex.id(EPISODE), pause);
+    h.deliver("plex", hooks.expect("on plex")).await;
+    h.import(None).await;
+    h.export().await;
+    let on_plex = h.item("plex", &h.plex.id(EPISODE)).await;
+    let on_jf = h.item("jellyfin", &h.jf.id(EPISODE)).await;
+    assert_eq!(on_plex.id, on_jf.id, "one item: {on_plex:#?} {on_jf:#?}");
+    assert!(on_plex.watched);
+    let all = h
+        .store()
+        .list_items(USER, &watchstate::ports::store::ItemQuery::All, 10, None)
+        .await
+        .expect("list");
+    assert_eq!(all.items.len(), 1, "{:#?}", all.items);
+    assert!(
+        h.plex.state(&h.plex.id(EPISODE)).played,
+        "Jellyfin's watched reaches Plex: {:?}",
+        h.plex.calls()
+    );
+    assert!(
+        h.jf.state(&h.jf.id(EPISODE)).played,
+        "and stays on Jellyfin"
+    );
 }

@@ -6,8 +6,8 @@ use chrono::Utc;
 use e2e::{backend_body, wire, Local, Transport};
 use proptest::prelude::*;
 use serde_json::{json, Value};
-use watchstate::backends;
-use watchstate::model::Source;
+use watchstate::adapters::media;
+use watchstate::domain::model::Source;
 
 const SOURCES: [Source; 4] = [
     Source::Plex,
@@ -81,16 +81,16 @@ proptest! {
     #[test]
     fn parsers_take_any_bytes(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
         for s in SOURCES {
-            let _ = backends::parse(s, &bytes, Utc::now());
+            let _ = media::parse(s, &bytes, Utc::now());
         }
-        let _ = backends::detect(None, &bytes);
+        let _ = media::detect(None, &bytes);
     }
 
     #[test]
     fn parsers_take_any_json(v in arb_json()) {
         let bytes = serde_json::to_vec(&v).unwrap_or_default();
         for s in SOURCES {
-            let _ = backends::parse(s, &bytes, Utc::now());
+            let _ = media::parse(s, &bytes, Utc::now());
         }
     }
 }

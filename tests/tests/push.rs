@@ -11,15 +11,15 @@ use e2e::fake::{FakeItem, FakeServer, PlayState, EPISODE, MOVIE};
 use e2e::serve::{serve, Served};
 use e2e::{fixture, wire, Transport};
 use serde_json::{json, Value};
-use watchstate::backends::client::{http_client_with, RetryPolicy};
-use watchstate::bus::local::LocalBus;
-use watchstate::http::api::ApiService;
-use watchstate::http::webhook::WebhookService;
-use watchstate::model::BackendKind;
-use watchstate::push::{HttpClients, LocalPush, Pusher};
-use watchstate::store::sqlite::SqliteStore;
-use watchstate::store::Store;
-use watchstate::token::TokenSecret;
+use watchstate::adapters::local_bus::LocalBus;
+use watchstate::adapters::media::client::{http_client_with, RetryPolicy};
+use watchstate::adapters::store::sqlite::SqliteStore;
+use watchstate::app::push::{HttpClients, LocalPush, Pusher};
+use watchstate::domain::model::BackendKind;
+use watchstate::domain::token::TokenSecret;
+use watchstate::inbound::http::api::ApiService;
+use watchstate::inbound::http::webhook::WebhookService;
+use watchstate::ports::store::Store;
 
 struct House {
     plex: FakeServer,
@@ -483,7 +483,7 @@ async fn the_push_function_fails_only_on_retryable_backend_errors() {
         .api("GET", "/v1/users/ana/items?guid=imdb:tt0111161", None)
         .await;
     let item_id = v["items"][0]["id"].as_str().expect("id").to_string();
-    let change = watchstate::model::StateChange {
+    let change = watchstate::domain::model::StateChange {
         id: "c-1".into(),
         user: "ana".into(),
         item_id,
@@ -491,9 +491,9 @@ async fn the_push_function_fails_only_on_retryable_backend_errors() {
         watched: true,
         progress_ms: None,
         state_updated_at: chrono::Utc::now(),
-        kind: watchstate::model::ChangeKind::Watched,
+        kind: watchstate::domain::model::ChangeKind::Watched,
     };
-    let event = |c: &watchstate::model::StateChange| {
+    let event = |c: &watchstate::domain::model::StateChange| {
         lambda_runtime::LambdaEvent::new(
             json!({"source": "watchstate", "detail-type": "StateChange", "detail": c}),
             lambda_runtime::Context::default(),
@@ -507,7 +507,7 @@ async fn the_push_function_fails_only_on_retryable_backend_errors() {
         }),
     };
     // Everything already in sync: success, and a redelivery is the same no-op.
-    let ok = watchstate::entry::push_event(&pusher, None, event(&change)).await;
+    let ok = watchstate::inbound::lambda::push_event(&pusher, None, event(&change)).await;
     assert!(ok.is_ok(), "{ok:?}");
     // Jellyfin down for good: the invocation fails and says why.
     h.jf.fail_next(50, 503);
@@ -515,14 +515,14 @@ async fn the_push_function_fails_only_on_retryable_backend_errors() {
     unplayed.id = "c-2".into();
     // Make Jellyfin differ from the stored state so push must call it.
     h.jf.set_state(&h.jf.id(MOVIE), PlayState::default());
-    let err = watchstate::entry::push_event(&pusher, None, event(&unplayed))
+    let err = watchstate::inbound::lambda::push_event(&pusher, None, event(&unplayed))
         .await
         .expect_err("a retryable failure fails the invocation");
     assert!(err.to_string().contains("jellyfin"), "{err}");
     // A malformed event is an error too (EventBridge parks it after its retries).
     let bad =
         lambda_runtime::LambdaEvent::new(json!({"detail": 1}), lambda_runtime::Context::default());
-    assert!(watchstate::entry::push_event(&pusher, None, bad)
+    assert!(watchstate::inbound::lambda::push_event(&pusher, None, bad)
         .await
         .is_err());
 }

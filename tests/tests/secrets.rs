@@ -9,11 +9,11 @@ use aws_sdk_dynamodb::config::Credentials;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::Utc;
 use e2e::moto::Moto;
-use watchstate::model::{Backend, BackendKind, BackendOptions, TaskOptions};
-use watchstate::secrets::{is_sealed, KmsKey, LocalKey, SealedStore};
-use watchstate::store::dynamo::{create_table, DynamoStore};
-use watchstate::store::sqlite::SqliteStore;
-use watchstate::store::Store;
+use watchstate::adapters::secrets::{is_sealed, KmsKey, LocalKey, SealedStore};
+use watchstate::adapters::store::dynamo::{create_table, DynamoStore};
+use watchstate::adapters::store::sqlite::SqliteStore;
+use watchstate::domain::model::{Backend, BackendKind, BackendOptions, TaskOptions};
+use watchstate::ports::store::Store;
 
 const TOKEN: &str = "plex-account-token-AbCdEf123";
 
@@ -131,7 +131,7 @@ async fn on_aws_tokens_are_sealed_with_the_kms_key() {
         .await
         .expect("moto");
     let conf = aws_config::defaults(BehaviorVersion::latest())
-        .http_client(watchstate::config::sdk_http_client())
+        .http_client(watchstate::inbound::config::sdk_http_client())
         .region("us-east-1")
         .credentials_provider(Credentials::new("x", "x", None, None, "test"))
         .endpoint_url(moto.endpoint())

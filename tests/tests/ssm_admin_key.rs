@@ -7,11 +7,11 @@ use std::sync::Arc;
 use e2e::moto::Moto;
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, RequestExt};
-use watchstate::backends::client::http_client;
-use watchstate::entry::LazyApi;
-use watchstate::push::HttpClients;
-use watchstate::store::sqlite::SqliteStore;
-use watchstate::tasks::Deps;
+use watchstate::adapters::media::client::http_client;
+use watchstate::adapters::store::sqlite::SqliteStore;
+use watchstate::app::push::HttpClients;
+use watchstate::app::tasks::Deps;
+use watchstate::inbound::lambda::LazyApi;
 
 /// Put a SecureString with boto3 (installed with moto), as `aws ssm put-parameter` would.
 fn put_parameter(endpoint: &str, name: &str, value: &str) {
@@ -89,11 +89,11 @@ async fn the_admin_key_comes_from_an_ssm_secure_string() {
         ))
         .build();
     let ssm = aws_sdk_ssm::Client::from_conf(conf);
-    let key = watchstate::config::admin_key_from_ssm(&ssm, "/watchstate/admin-key")
+    let key = watchstate::inbound::config::admin_key_from_ssm(&ssm, "/watchstate/admin-key")
         .await
         .expect("read");
     assert_eq!(key, "k3y-from-ssm");
-    let err = watchstate::config::admin_key_from_ssm(&ssm, "/nope")
+    let err = watchstate::inbound::config::admin_key_from_ssm(&ssm, "/nope")
         .await
         .expect_err("missing parameter");
     assert!(err.contains("/nope") && !err.contains("k3y"), "{err}");

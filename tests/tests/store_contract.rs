@@ -17,15 +17,15 @@ use aws_sdk_dynamodb::config::{
 };
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use e2e::moto::Moto;
-use watchstate::ingest;
-use watchstate::model::{
+use watchstate::adapters::store::dynamo::{create_table, DynamoStore};
+use watchstate::adapters::store::sqlite::SqliteStore;
+use watchstate::app::ingest;
+use watchstate::domain::model::{
     Action, Backend, BackendKind, BackendOptions, BackendState, ChangeKind, Delivery, Event,
     EventItem, Guids, Item, ItemType, Source, StateChange, TaskOptions,
 };
-use watchstate::store::dynamo::{create_table, DynamoStore};
-use watchstate::store::sqlite::SqliteStore;
-use watchstate::store::{ItemQuery, ItemWrite, Store, TaskRun, WriteOutcome};
-use watchstate::sync::{self, Context};
+use watchstate::domain::sync::{self, Context};
+use watchstate::ports::store::{ItemQuery, ItemWrite, Store, TaskRun, WriteOutcome};
 
 // ---- harness ---------------------------------------------------------------------
 
@@ -231,6 +231,7 @@ contract!(dynamodb:
     a_new_item_whose_key_is_taken_conflicts,
     updates_are_conditional_on_the_version,
     updates_leave_keys_owned_by_other_items,
+    an_item_stored_twice_is_absorbed_with_its_keys,
     a_replaced_backend_id_still_finds_the_current_item,
     items_are_listed_in_pages,
     new_items_are_created_in_batches,
@@ -377,7 +378,7 @@ fn tokenless(b: &Backend) -> Backend {
 /// read oldest first by id.
 fn change(item: &Item, watched: bool) -> StateChange {
     StateChange {
-        id: watchstate::ids::time_ordered_id(Utc::now()),
+        id: watchstate::domain::ids::time_ordered_id(Utc::now()),
         user: "ana".into(),
         item_id: item.id.clone(),
         origin: Some("plex".into()),
@@ -634,6 +635,101 @@ async fn updates_leave_keys_owned_by_other_items(h: Harness) {
     // And a writer acting on what it found does not conflict.
     let one = find(s, "ana", &[bkey("plex", "42")]).await.expect("one");
     assert_eq!(update(s, "ana", &one, 2, &[]).await, WriteOutcome::Written);
+}
+
+async fn an_item_stored_twice_is_absorbed_with_its_keys(h: Harness) {
+    let s = h.store();
+    let one = movie("item-1", "plex", "42", "tt0111161");
+    assert_eq!(create(s, "ana", &one).await, WriteOutcome::Written);
+    let mut two = movie("item-2", "jf", "7", "tt0068646");
+    two.guids.insert("tmdb".into(), "238".into());
+    assert_eq!(create(s, "ana", &two).await, WriteOutcome::Written);
+    let both = [bkey("plex", "42"), bkey("jf", "7"), gkey("tt0068646")];
+    let found: Vec<String> = s
+        .find_items("ana", &both)
+        .await
+        .expect("find")
+        .into_iter()
+        .map(|i| i.id)
+        .collect();
+    assert_eq!(found, ["item-1", "item-2"], "each once, in key order");
+
+    // item-1 absorbs item-2: its ids, guids and a key of its own that is new.
+    let one = find(s, "ana", &[bkey("plex", "42")]).await.expect("one");
+    let two = find(s, "ana", &[bkey("jf", "7")]).await.expect("two");
+    let mut merged = sync::merge::merge(&one, &two);
+    merged.guids.insert("tvdb".into(), "5".into());
+    let tvdb = sync::guid_key(ItemType::Movie, "tvdb", "5");
+    let change = change(&merged, true);
+    let stale = ItemWrite {
+        user: "ana",
+        item: &merged,
+        expected_version: Some(one.version),
+        new_keys: std::slice::from_ref(&tvdb),
+        change: Some(&change),
+    };
+    let mut old_two = two.clone();
+    old_two.version += 1;
+    assert_eq!(
+        s.absorb_item(stale, &old_two).await.expect("absorb"),
+        WriteOutcome::Conflict,
+        "the absorbed item must be as read"
+    );
+    assert_eq!(
+        find(s, "ana", &[bkey("jf", "7")]).await.map(|i| i.id),
+        Some("item-2".into())
+    );
+    let write = ItemWrite {
+        expected_version: Some(one.version + 1),
+        ..stale
+    };
+    assert_eq!(
+        s.absorb_item(write, &two).await.expect("absorb"),
+        WriteOutcome::Conflict,
+        "the kept item must be as read"
+    );
+    let write = ItemWrite {
+        expected_version: Some(one.version),
+        ..write
+    };
+    assert_eq!(
+        s.absorb_item(write, &two).await.expect("absorb"),
+        WriteOutcome::Written
+    );
+    for k in [
+        bkey("plex", "42"),
+        bkey("jf", "7"),
+        gkey("tt0068646"),
+        gkey("tt0111161"),
+        tvdb.clone(),
+    ] {
+        let got = find(s, "ana", std::slice::from_ref(&k))
+            .await
+            .map(|i| (i.id, i.version));
+        assert_eq!(got, Some(("item-1".into(), one.version + 1)), "{k}");
+    }
+    assert_eq!(
+        s.get_item("ana", "item-2").await.expect("get"),
+        None,
+        "absorbed item gone"
+    );
+    let all = s
+        .list_items("ana", &ItemQuery::All, 10, None)
+        .await
+        .expect("list");
+    assert_eq!(all.items.len(), 1);
+    assert_eq!(all.items[0].backends.len(), 2);
+    let pending = s.pending_changes(10).await.expect("outbox");
+    assert!(
+        pending.iter().any(|c| c.id == change.id),
+        "the change went with the merge"
+    );
+    // The kept item goes on being written as usual.
+    let kept = find(s, "ana", &[bkey("jf", "7")]).await.expect("kept");
+    assert_eq!(
+        update(s, "ana", &kept, kept.version, &[]).await,
+        WriteOutcome::Written
+    );
 }
 
 async fn a_replaced_backend_id_still_finds_the_current_item(h: Harness) {
@@ -914,7 +1010,7 @@ async fn the_outbox_is_written_with_the_item(h: Harness) {
 fn delivery(user: Option<&str>, secs: i64, status: &str) -> Delivery {
     let received_at = Utc::now() - Duration::seconds(1000 - secs);
     Delivery {
-        id: watchstate::ids::time_ordered_id(received_at),
+        id: watchstate::domain::ids::time_ordered_id(received_at),
         user: user.map(str::to_string),
         backend: user.map(|_| "plex".to_string()),
         received_at,
@@ -946,7 +1042,7 @@ async fn deliveries_are_listed_newest_first(h: Harness) {
     // A week-old delivery has expired.
     let mut old = delivery(Some("ana"), 0, "stored");
     old.received_at = Utc::now() - Duration::days(8);
-    old.id = watchstate::ids::time_ordered_id(old.received_at);
+    old.id = watchstate::domain::ids::time_ordered_id(old.received_at);
     s.record_delivery(&old).await.unwrap();
 
     ana.reverse();
@@ -958,16 +1054,16 @@ async fn deliveries_are_listed_newest_first(h: Harness) {
 }
 
 async fn strangers_deliveries_are_capped_and_kept_a_day(h: Harness) {
-    use watchstate::store::UNCLAIMED_PER_HOUR;
+    use watchstate::ports::store::UNCLAIMED_PER_HOUR;
     let s = h.store();
     // A day-old stranger's delivery has expired (a backend's would be kept a week).
     let mut old = delivery(None, 0, "unknown_webhook");
     old.received_at = Utc::now() - Duration::hours(25);
-    old.id = watchstate::ids::time_ordered_id(old.received_at);
+    old.id = watchstate::domain::ids::time_ordered_id(old.received_at);
     s.record_delivery(&old).await.unwrap();
     let mut kept_old = delivery(Some("ana"), 0, "stored");
     kept_old.received_at = old.received_at;
-    kept_old.id = watchstate::ids::time_ordered_id(old.received_at);
+    kept_old.id = watchstate::domain::ids::time_ordered_id(old.received_at);
     s.record_delivery(&kept_old).await.unwrap();
 
     // All in one clock hour: only the first UNCLAIMED_PER_HOUR are kept.
@@ -976,7 +1072,7 @@ async fn strangers_deliveries_are_capped_and_kept_a_day(h: Harness) {
     for i in 0..UNCLAIMED_PER_HOUR + 10 {
         let mut d = delivery(None, 0, "unknown_webhook");
         d.received_at = start + Duration::milliseconds(i as i64);
-        d.id = watchstate::ids::time_ordered_id(d.received_at);
+        d.id = watchstate::domain::ids::time_ordered_id(d.received_at);
         d.body = None;
         s.record_delivery(&d).await.unwrap();
     }
@@ -989,7 +1085,7 @@ async fn strangers_deliveries_are_capped_and_kept_a_day(h: Harness) {
     // The next hour has its own allowance; a backend's deliveries have no cap.
     let mut next = delivery(None, 0, "unknown_webhook");
     next.received_at = start + Duration::hours(1);
-    next.id = watchstate::ids::time_ordered_id(next.received_at);
+    next.id = watchstate::domain::ids::time_ordered_id(next.received_at);
     s.record_delivery(&next).await.unwrap();
     assert_eq!(
         s.list_deliveries(None, 1000).await.unwrap().len() as u64,
@@ -1025,7 +1121,7 @@ async fn task_runs_are_listed_newest_first(h: Harness) {
     for i in 0..3 {
         let started = at(T0 + i);
         let run = TaskRun {
-            id: watchstate::ids::time_ordered_id(started),
+            id: watchstate::domain::ids::time_ordered_id(started),
             task: if i % 2 == 0 { "import" } else { "export" }.into(),
             user: Some("ana".into()),
             backend: None,
@@ -1376,7 +1472,7 @@ async fn concurrent_webhooks_end_on_the_newest_state(h: Harness) {
 async fn table_name_selects_dynamodb() {
     const CHILD: &str = "STORE_CONTRACT_CONFIG_CHILD";
     if std::env::var_os(CHILD).is_some() {
-        let store = watchstate::config::store().await.expect("store");
+        let store = watchstate::inbound::config::store().await.expect("store");
         let (_, created) = store.put_user("ana", at(T0)).await.expect("put user");
         assert!(created);
         return;

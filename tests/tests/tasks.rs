@@ -11,14 +11,16 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use e2e::fake::{FakeServer, PlayState, EPISODE, MOVIE};
 use serde_json::json;
-use watchstate::backends::client::{http_client_with, RetryPolicy};
-use watchstate::model::{Backend, BackendKind, Delivery, Item, StateChange, User};
-use watchstate::push::HttpClients;
-use watchstate::store::sqlite::SqliteStore;
-use watchstate::store::{ItemQuery, ItemWrite, Page, Store, StoreError, TaskRun, WriteOutcome};
-use watchstate::tasks::export::{ExportOptions, ExportReport, Exporter};
-use watchstate::tasks::import::{ImportOptions, ImportReport, Importer, Status};
-use watchstate::tasks::{Budget, Deps, TaskPayload, Tasks};
+use watchstate::adapters::media::client::{http_client_with, RetryPolicy};
+use watchstate::adapters::store::sqlite::SqliteStore;
+use watchstate::app::push::HttpClients;
+use watchstate::app::tasks::export::{ExportOptions, ExportReport, Exporter};
+use watchstate::app::tasks::import::{ImportOptions, ImportReport, Importer, Status};
+use watchstate::app::tasks::{Budget, Deps, TaskPayload, Tasks};
+use watchstate::domain::model::{Backend, BackendKind, Delivery, Item, StateChange, User};
+use watchstate::ports::store::{
+    ItemQuery, ItemWrite, Page, Store, StoreError, TaskRun, WriteOutcome,
+};
 
 type R<T> = Result<T, StoreError>;
 
@@ -126,6 +128,9 @@ impl Store for Counting {
     async fn find_item(&self, user: &str, keys: &[String]) -> R<Option<Item>> {
         self.inner.find_item(user, keys).await
     }
+    async fn find_items(&self, user: &str, keys: &[String]) -> R<Vec<Item>> {
+        self.inner.find_items(user, keys).await
+    }
     async fn get_item(&self, user: &str, id: &str) -> R<Option<Item>> {
         self.inner.get_item(user, id).await
     }
@@ -141,6 +146,10 @@ impl Store for Counting {
     async fn write_item(&self, write: ItemWrite<'_>) -> R<WriteOutcome> {
         bump(&self.item_writes);
         self.inner.write_item(write).await
+    }
+    async fn absorb_item(&self, write: ItemWrite<'_>, absorbed: &Item) -> R<WriteOutcome> {
+        bump(&self.item_writes);
+        self.inner.absorb_item(write, absorbed).await
     }
     async fn create_items_batch(&self, writes: &[ItemWrite<'_>]) -> R<Vec<WriteOutcome>> {
         bump(&self.batches);
@@ -295,7 +304,10 @@ fn quick_import() -> ImportOptions {
     }
 }
 
-fn run_of<'a>(r: &'a ImportReport, backend: &str) -> &'a watchstate::tasks::import::BackendImport {
+fn run_of<'a>(
+    r: &'a ImportReport,
+    backend: &str,
+) -> &'a watchstate::app::tasks::import::BackendImport {
     r.backends
         .iter()
         .find(|b| b.backend == backend)

@@ -1,13 +1,13 @@
 //! What `infra/template.yaml` promises (issue 10), read from the template itself:
 //! least privilege (each function's actions are exactly what
-//! `watchstate::permissions` says its code calls, on its own resources), fan-out
+//! `watchstate::inbound::permissions` says its code calls, on its own resources), fan-out
 //! through the push queue in batches, alarms, webhook routes, tracing, the access log,
 //! timeouts, and the parameters and outputs deployments already use.
 
 use std::collections::BTreeSet;
 
 use serde_norway::{Mapping, Value};
-use watchstate::permissions::{needed_actions, Function};
+use watchstate::inbound::permissions::{needed_actions, Function};
 
 fn template() -> Value {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../infra/template.yaml");
@@ -305,8 +305,8 @@ fn the_api_outlives_its_task_budget() {
     let timeout = resource(&t, "ApiFunction")["Properties"]["Timeout"]
         .as_u64()
         .unwrap();
-    let budget = watchstate::tasks::API_TASK_BUDGET.as_secs();
-    let verify = watchstate::http::api::VERIFY_LIMIT.as_secs();
+    let budget = watchstate::app::tasks::API_TASK_BUDGET.as_secs();
+    let verify = watchstate::inbound::http::api::VERIFY_LIMIT.as_secs();
     assert!(
         timeout > budget && timeout > verify,
         "api Timeout {timeout} s"

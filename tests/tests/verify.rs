@@ -4,7 +4,7 @@
 use e2e::fake::FakeServer;
 use e2e::{free_port_url, Local};
 use serde_json::{json, Value};
-use watchstate::model::BackendKind;
+use watchstate::domain::model::BackendKind;
 
 async fn put(l: &Local, body: Value) -> (u16, Value) {
     l.api("PUT", "/v1/users/ana/backends/b?verify=true", Some(body))

@@ -1,15 +1,16 @@
 //! The export function: its EventBridge schedule (content ignored) or a manual payload
 //! `{"user", "backend", "dry_run", "full"}` runs the export of
-//! `watchstate::tasks::export` (drain the outbox, then push stored state to every
+//! `watchstate::app::tasks::export` (drain the outbox, then push stored state to every
 //! export-enabled backend where it differs), after the sweep of the push dead-letter
-//! queue (`watchstate::tasks::dead_letters`). Glue only.
+//! queue (`watchstate::app::tasks::dead_letters`). Glue only.
 
 use std::time::Duration;
 
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use serde_json::Value;
-use watchstate::push::Pusher;
-use watchstate::{entry, tasks};
+use watchstate::app::push::Pusher;
+use watchstate::app::tasks;
+use watchstate::inbound::lambda;
 
 fn budget_cap() -> Duration {
     let secs = std::env::var("EXPORT_BUDGET_SECONDS")
@@ -21,7 +22,7 @@ fn budget_cap() -> Duration {
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    entry::init_tracing();
+    lambda::init_tracing();
     let deps = tasks::Deps::from_env().await?;
     let dead_letters = tasks::dead_letters::DeadLetters::from_env()
         .await

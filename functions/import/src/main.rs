@@ -1,6 +1,6 @@
 //! The import function: its EventBridge schedule (content ignored), an `ImportPage`
 //! continuation, or a manual payload `{"user", "backend", "dry_run", "full", "cursor"}`
-//! runs the import of `watchstate::tasks::import`. Glue only.
+//! runs the import of `watchstate::app::tasks::import`. Glue only.
 //!
 //! An invocation stops well before Lambda's deadline (at most `IMPORT_BUDGET_SECONDS`,
 //! default 600): what is left is published as an `ImportPage` event when a bus exists
@@ -13,7 +13,8 @@ use std::time::Duration;
 
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use serde_json::Value;
-use watchstate::{entry, tasks};
+use watchstate::app::tasks;
+use watchstate::inbound::lambda;
 
 fn budget_cap() -> Duration {
     let secs = std::env::var("IMPORT_BUDGET_SECONDS")
@@ -25,7 +26,7 @@ fn budget_cap() -> Duration {
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    entry::init_tracing();
+    lambda::init_tracing();
     let deps = tasks::Deps::from_env().await?;
     let continuation = tasks::Continuation::from_env().await.map(Arc::new);
     let cap = budget_cap();

@@ -411,12 +411,10 @@ fn measure(
         .stderr(log_err);
 
     let started = Instant::now();
-    let mut child = command
-        .spawn()
-        .map_err(|e| match callgrind {
-            Some(_) => format!("cannot start valgrind (apt-get install valgrind): {e}"),
-            None => format!("cannot start {}: {e}", path.display()),
-        })?;
+    let mut child = command.spawn().map_err(|e| match callgrind {
+        Some(_) => format!("cannot start valgrind (apt-get install valgrind): {e}"),
+        None => format!("cannot start {}: {e}", path.display()),
+    })?;
     loop {
         match rx.recv_timeout(Duration::from_millis(2)) {
             Ok(Seen::Poll(at)) => {
@@ -480,7 +478,10 @@ fn callgrind_total(path: &Path) -> Result<u64, String> {
     let text = fs::read_to_string(path)
         .map_err(|e| format!("no callgrind output {}: {e}", path.display()))?;
     text.lines()
-        .find_map(|l| l.strip_prefix("summary:").or_else(|| l.strip_prefix("totals:")))
+        .find_map(|l| {
+            l.strip_prefix("summary:")
+                .or_else(|| l.strip_prefix("totals:"))
+        })
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .ok_or_else(|| format!("no summary line in {}", path.display()))
 }
@@ -817,7 +818,7 @@ mod deployed {
             .map_err(|e| e.to_string())?;
         rt.block_on(async {
             let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
-                .http_client(watchstate::config::sdk_http_client())
+                .http_client(watchstate::inbound::config::sdk_http_client())
                 .region(aws_config::Region::new(REGION))
                 .endpoint_url(endpoint)
                 .credentials_provider(aws_sdk_sqs::config::Credentials::new(
@@ -830,7 +831,7 @@ mod deployed {
                 .load()
                 .await;
             let dynamo = aws_sdk_dynamodb::Client::new(&conf);
-            watchstate::store::dynamo::create_table(&dynamo, TABLE)
+            watchstate::adapters::store::dynamo::create_table(&dynamo, TABLE)
                 .await
                 .map_err(|e| format!("create table: {e}"))?;
             aws_sdk_eventbridge::Client::new(&conf)

@@ -10,7 +10,7 @@
 use e2e::emulator::Emulator;
 use e2e::fake::{FakeServer, MOVIE};
 use serde_json::json;
-use watchstate::model::BackendKind;
+use watchstate::domain::model::BackendKind;
 
 /// Ben's account on the fake Plex server (a second person of the household).
 const BEN: &str = "23456789";

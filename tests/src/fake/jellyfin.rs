@@ -15,7 +15,7 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
-use watchstate::model::BackendKind;
+use watchstate::domain::model::BackendKind;
 
 use super::{emby, now, Call, FakeItem, Kind, Outgoing, PlayState, Reply, Req, State};
 

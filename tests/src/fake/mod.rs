@@ -13,7 +13,7 @@
 //!
 //! ```ignore
 //! let fake = FakeServer::with_sample(BackendKind::Jellyfin).await;
-//! let client = watchstate::backends::client::client_for(&fake.backend("alice", "jf"), http);
+//! let client = watchstate::adapters::media::client::client_for(&fake.backend("alice", "jf"), http);
 //! client.mark_played(&fake.id(fake::MOVIE), at).await?;
 //! assert_eq!(fake.calls_matching("POST", "/Users/u1/PlayedItems/").len(), 1);
 //! ```
@@ -38,7 +38,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
-use watchstate::model::{Backend, BackendKind, BackendOptions, TaskOptions};
+use watchstate::domain::model::{Backend, BackendKind, BackendOptions, TaskOptions};
 
 /// Catalogue numbers of the sample ([`FakeServer::with_sample`]); [`FakeServer::id`]
 /// turns them into that server's ids.

@@ -16,7 +16,7 @@
 //! (`LastPlayedDate`), not on Emby, and leaves the played flag as it was.
 
 use serde_json::json;
-use watchstate::model::BackendKind;
+use watchstate::domain::model::BackendKind;
 
 use super::{emby, jellyfin, now, plex, FakeServer, Outgoing};
 

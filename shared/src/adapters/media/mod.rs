@@ -1,0 +1,247 @@
+//! The media servers. One folder per backend holds its webhook parser and its API
+//! client; this module owns what is common to all webhooks: taking the JSON out of its
+//! transport (multipart, form, raw body) and telling which server sent it.
+
+pub mod address;
+#[cfg(feature = "media")]
+pub mod client;
+pub mod emby;
+pub mod jellyfin;
+pub mod plex;
+pub mod tautulli;
+
+use chrono::{DateTime, Utc};
+
+use crate::domain::model::{Parsed, Source};
+
+/// Why a body could not be read. Both become 4xx answers, never 500.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    #[error("{0}")]
+    BadPayload(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+}
+
+impl ParseError {
+    pub fn bad(msg: impl Into<String>) -> Self {
+        ParseError::BadPayload(msg.into())
+    }
+}
+
+/// A webhook request as the handler hands it over: plain values, no HTTP types.
+#[derive(Debug, Clone, Copy)]
+pub struct Incoming<'a> {
+    pub content_type: Option<&'a str>,
+    pub user_agent: Option<&'a str>,
+    pub body: &'a [u8],
+}
+
+/// The JSON document a webhook carried, after its transport was taken off.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Payload {
+    pub json: Vec<u8>,
+    /// The multipart/form field it came from, if any (`payload`, `data`).
+    pub field: Option<String>,
+}
+
+/// Take the JSON document out of whatever transport carried it.
+///
+/// - `multipart/form-data`: the part named `payload` (Plex) or `data` (Emby), whether
+///   sent as a field or a file part; a `thumb` JPEG part is skipped unread.
+/// - `application/x-www-form-urlencoded`: the field `data` or `payload`.
+/// - `application/json`, `text/plain`, or no content type: the body itself.
+pub async fn unwrap_transport(
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Result<Payload, ParseError> {
+    let mime = content_type
+        .map(|c| {
+            c.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
+        .unwrap_or_default();
+    match mime.as_str() {
+        "multipart/form-data" => from_multipart(content_type.unwrap_or(""), body).await,
+        "application/x-www-form-urlencoded" => from_form(body),
+        "" | "application/json" | "text/plain" | "text/json" | "application/octet-stream" => {
+            Ok(Payload {
+                json: body.to_vec(),
+                field: None,
+            })
+        }
+        other => Err(ParseError::UnsupportedMediaType(format!(
+            "content type '{other}' is not accepted; send JSON, multipart/form-data or application/x-www-form-urlencoded"
+        ))),
+    }
+}
+
+const JSON_FIELDS: [&str; 2] = ["payload", "data"];
+
+async fn from_multipart(content_type: &str, body: &[u8]) -> Result<Payload, ParseError> {
+    let boundary = multer::parse_boundary(content_type)
+        .map_err(|e| ParseError::bad(format!("multipart body without a usable boundary: {e}")))?;
+    let stream = futures_util::stream::once(std::future::ready(Ok::<_, std::io::Error>(
+        bytes::Bytes::copy_from_slice(body),
+    )));
+    let mut multipart = multer::Multipart::new(stream, boundary);
+    let mut seen = Vec::new();
+    loop {
+        let field = match multipart.next_field().await {
+            Ok(Some(f)) => f,
+            Ok(None) => break,
+            Err(e) => return Err(ParseError::bad(format!("unreadable multipart body: {e}"))),
+        };
+        let name = field.name().unwrap_or("").to_string();
+        if JSON_FIELDS.contains(&name.as_str()) {
+            let data = field
+                .bytes()
+                .await
+                .map_err(|e| ParseError::bad(format!("unreadable multipart part '{name}': {e}")))?;
+            return Ok(Payload {
+                json: data.to_vec(),
+                field: Some(name),
+            });
+        }
+        // Skip thumbnails and anything else without keeping it.
+        seen.push(name);
+    }
+    Err(ParseError::bad(if seen.is_empty() {
+        "multipart body has no parts; expected a part named 'payload' (Plex) or 'data' (Emby)"
+            .to_string()
+    } else {
+        format!(
+            "multipart body has no part named 'payload' (Plex) or 'data' (Emby); parts seen: {}",
+            seen.join(", ")
+        )
+    }))
+}
+
+fn from_form(body: &[u8]) -> Result<Payload, ParseError> {
+    let mut seen = Vec::new();
+    for (k, v) in form_urlencoded::parse(body) {
+        if JSON_FIELDS.contains(&k.as_ref()) {
+            return Ok(Payload {
+                json: v.as_bytes().to_vec(),
+                field: Some(k.into_owned()),
+            });
+        }
+        seen.push(k.into_owned());
+    }
+    Err(ParseError::bad(format!(
+        "form body has no field 'data' (Emby) or 'payload' (Plex){}",
+        if seen.is_empty() {
+            String::new()
+        } else {
+            format!("; fields seen: {}", seen.join(", "))
+        }
+    )))
+}
+
+/// Tell which server sent a payload: by `User-Agent` first, then by its shape.
+pub fn detect(user_agent: Option<&str>, json: &[u8]) -> Option<Source> {
+    if let Some(ua) = user_agent {
+        let ua = ua.trim();
+        if ua.starts_with("PlexMediaServer/") {
+            return Some(Source::Plex);
+        }
+        if ua.starts_with("Tautulli/") {
+            return Some(Source::Tautulli);
+        }
+        if ua.starts_with("Jellyfin-Server/") || ua.starts_with("Jellyfin/") {
+            return Some(Source::Jellyfin);
+        }
+        if ua.starts_with("Emby Server/") || ua.starts_with("Emby/") {
+            return Some(Source::Emby);
+        }
+    }
+    detect_shape(json)
+}
+
+/// Shape detection reads only the top-level keys, so it costs one shallow pass.
+fn detect_shape(json: &[u8]) -> Option<Source> {
+    use serde::de::{IgnoredAny, MapAccess, Visitor};
+    struct Keys;
+    impl<'de> Visitor<'de> for Keys {
+        type Value = Option<Source>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut found = None;
+            let mut has_metadata = false;
+            let mut has_event_lower = false;
+            while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                match key.as_ref() {
+                    "event" => {
+                        let v: serde_json::Value = map.next_value()?;
+                        has_event_lower = true;
+                        if v.as_str().is_some_and(|s| s.starts_with("tautulli.")) {
+                            found = Some(Source::Tautulli);
+                        }
+                    }
+                    "Metadata" | "Account" => {
+                        has_metadata = true;
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                    "NotificationType" => {
+                        found = found.or(Some(Source::Jellyfin));
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                    "Event" => {
+                        found = found.or(Some(Source::Emby));
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                    _ => {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+            }
+            if found.is_none() && (has_event_lower || has_metadata) {
+                found = Some(Source::Plex);
+            }
+            Ok(found)
+        }
+    }
+    let mut de = serde_json::Deserializer::from_slice(json);
+    serde::Deserializer::deserialize_map(&mut de, Keys)
+        .ok()
+        .flatten()
+}
+
+/// Parse a payload with its source's parser.
+pub fn parse(
+    source: Source,
+    json: &[u8],
+    received_at: DateTime<Utc>,
+) -> Result<Parsed, ParseError> {
+    match source {
+        Source::Plex => plex::webhook::parse(json, received_at),
+        Source::Tautulli => tautulli::parse(json, received_at),
+        Source::Jellyfin => jellyfin::webhook::parse(json, received_at),
+        Source::Emby => emby::webhook::parse(json, received_at),
+    }
+}
+
+/// Shared by the parsers: a readable message for a JSON error.
+pub(crate) fn json_error(source: Source, e: serde_json::Error) -> ParseError {
+    ParseError::bad(format!(
+        "{source} payload is not valid JSON of the expected shape: {e}"
+    ))
+}
+
+/// [`detect`], with a message that says what was wrong when it cannot tell.
+pub fn source_of(user_agent: Option<&str>, json: &[u8]) -> Result<Source, ParseError> {
+    detect(user_agent, json).ok_or_else(|| {
+        if serde_json::from_slice::<serde::de::IgnoredAny>(json).is_err() {
+            ParseError::bad("body is not valid JSON")
+        } else {
+            ParseError::bad(
+                "cannot tell which media server sent this: no known User-Agent and not the shape of a Plex, Tautulli, Jellyfin or Emby webhook",
+            )
+        }
+    })
+}

@@ -1,0 +1,1137 @@
+//! Plex webhooks: what each event means (DESIGN 3's table), read into an [`Event`].
+//!
+//! The body is the JSON of the multipart part `payload`. It is read into small typed
+//! structs that borrow from the input and skip everything else (cast lists, ratings,
+//! images) without building it, so parsing costs less than a generic JSON tree.
+//!
+//! Tautulli relays Plex in a Plex-shaped template, so the tolerant scalar reader
+//! ([`Loose`]), the guid rules and the item-type rules here are shared with
+//! [`crate::adapters::media::tautulli`].
+
+use std::borrow::Cow;
+use std::fmt;
+use std::marker::PhantomData;
+
+use chrono::{DateTime, Utc};
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+
+use crate::adapters::media::{json_error, ParseError};
+use crate::domain::guid::{self, AgentGuid};
+use crate::domain::model::{Action, Event, EventItem, Guids, ItemType, Parsed, Source};
+use crate::domain::when;
+
+pub fn parse(json: &[u8], received_at: DateTime<Utc>) -> Result<Parsed, ParseError> {
+    // The time received is applied later by the rules (`when::event_time`); the parser
+    // only reports the payload's own time.
+    let _ = received_at;
+    let source = Source::Plex;
+    let payload: Payload = read_object(source, json)?;
+    let event = event_name(source, &payload.event)?;
+
+    let action = match action_of(&event) {
+        Some(a) => a,
+        None => {
+            let reason = format!("event {event} is not synced");
+            return Ok(Parsed::ignored(source, event, reason));
+        }
+    };
+
+    let md = payload
+        .metadata
+        .ok_or_else(|| ParseError::bad(format!("Plex {event} payload has no Metadata")))?;
+    let kind = match item_type(source, &event, &md.kind, &md.library_section_type)? {
+        Ok(kind) => kind,
+        Err(reason) => return Ok(Parsed::ignored(source, event, reason)),
+    };
+    let backend_item_id = rating_key(source, &event, kind, &md.rating_key)?;
+
+    let mut ids = AgentIds::default();
+    // The legacy agent guid first, so the new agent's `Guid[]` wins where both name the
+    // same kind.
+    if let Some(g) = md.guid.text() {
+        ids.add_item_guid(kind, &g);
+    }
+    for g in md.guid_list.iter().flatten() {
+        if let Some(g) = g.id.text() {
+            ids.add_item_guid(kind, &g);
+        }
+    }
+    if kind == ItemType::Episode {
+        if let Some(g) = md.grandparent_guid.text() {
+            ids.add_series_guid(&g);
+        }
+    }
+
+    let (season, episode) = match kind {
+        ItemType::Movie => (None, None),
+        ItemType::Episode => (
+            md.parent_index.u32().or(ids.season),
+            md.index.u32().or(ids.episode),
+        ),
+    };
+
+    // Plex omits a zero viewCount, so a missing one means "not played".
+    let played = match action {
+        Action::Played => Some(true),
+        _ => Some(md.view_count.u64().unwrap_or(0) > 0),
+    };
+
+    // Event time: for a scrobble, `lastViewedAt` is the time of this very viewing (Plex
+    // builds the payload after recording it). On play/pause/resume/stop and on
+    // library events it dates an *earlier* viewing, not this event, so those report no
+    // time of their own and the rules use the time received.
+    let occurred_at = match action {
+        Action::Played => md.last_viewed_at.i64().and_then(when::from_unix),
+        _ => None,
+    };
+
+    // Only progress events carry a resume position; a scrobble means "finished" and an
+    // added event does not touch play state.
+    let progress_ms = match action {
+        Action::Progress => md.view_offset.u64(),
+        _ => None,
+    };
+
+    let item = EventItem {
+        kind: Some(kind),
+        backend_item_id,
+        title: md.title.text().map(Cow::into_owned),
+        year: md.year.year(),
+        series_title: match kind {
+            ItemType::Episode => md.grandparent_title.text().map(Cow::into_owned),
+            ItemType::Movie => None,
+        },
+        season,
+        episode,
+        guids: ids.guids,
+        series_guids: ids.series,
+        played,
+        progress_ms,
+        duration_ms: md.duration.u64(),
+    };
+
+    Ok(Parsed::Event(Event {
+        // The player paused or stopped: its position is a resume point.
+        paused: matches!(event.as_ref(), "media.pause" | "media.stop"),
+        source,
+        server_id: payload
+            .server
+            .and_then(|s| s.uuid.text().map(Cow::into_owned)),
+        user_id: payload
+            .account
+            .and_then(|a| a.id.text().map(Cow::into_owned)),
+        action,
+        raw_event: event.into_owned(),
+        occurred_at,
+        item: Some(item),
+    }))
+}
+
+/// DESIGN 3: scrobble is played; play/pause/resume/stop are progress; new and on-deck
+/// items are added. `media.rate`, `admin.*`, `device.new`, `playback.started` and
+/// anything else are not synced.
+fn action_of(event: &str) -> Option<Action> {
+    Some(match event {
+        "media.scrobble" => Action::Played,
+        "media.play" | "media.pause" | "media.resume" | "media.stop" => Action::Progress,
+        "library.new" | "library.on.deck" => Action::Added,
+        _ => return None,
+    })
+}
+
+#[derive(Deserialize)]
+struct Payload<'a> {
+    #[serde(borrow, default)]
+    event: Loose<'a>,
+    #[serde(borrow, default, rename = "Account")]
+    account: Option<Account<'a>>,
+    #[serde(borrow, default, rename = "Server")]
+    server: Option<Server<'a>>,
+    #[serde(borrow, default, rename = "Metadata")]
+    metadata: Option<Metadata<'a>>,
+}
+
+/// `Account` of a Plex (or Tautulli) payload: `id` is a number in Plex, a string in
+/// Tautulli.
+#[derive(Deserialize)]
+pub(crate) struct Account<'a> {
+    #[serde(borrow, default)]
+    pub id: Loose<'a>,
+}
+
+/// `Server` of a Plex (or Tautulli) payload.
+#[derive(Deserialize)]
+pub(crate) struct Server<'a> {
+    #[serde(borrow, default)]
+    pub uuid: Loose<'a>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Metadata<'a> {
+    #[serde(borrow, default)]
+    rating_key: Loose<'a>,
+    #[serde(borrow, default, rename = "type")]
+    kind: Loose<'a>,
+    #[serde(borrow, default)]
+    library_section_type: Loose<'a>,
+    #[serde(borrow, default)]
+    guid: Loose<'a>,
+    #[serde(borrow, default)]
+    grandparent_guid: Loose<'a>,
+    #[serde(borrow, default, rename = "Guid")]
+    guid_list: Option<Vec<GuidEntry<'a>>>,
+    #[serde(borrow, default)]
+    title: Loose<'a>,
+    #[serde(borrow, default)]
+    grandparent_title: Loose<'a>,
+    #[serde(borrow, default)]
+    year: Loose<'a>,
+    #[serde(borrow, default)]
+    index: Loose<'a>,
+    #[serde(borrow, default)]
+    parent_index: Loose<'a>,
+    #[serde(borrow, default)]
+    view_count: Loose<'a>,
+    #[serde(borrow, default)]
+    view_offset: Loose<'a>,
+    #[serde(borrow, default)]
+    last_viewed_at: Loose<'a>,
+    #[serde(borrow, default)]
+    duration: Loose<'a>,
+}
+
+/// One element of `Metadata.Guid[]`: `{"id": "imdb://tt0090728"}`.
+#[derive(Deserialize)]
+struct GuidEntry<'a> {
+    #[serde(borrow, default)]
+    id: Loose<'a>,
+}
+
+// ---------------------------------------------------------------------------------
+// Shared with the Tautulli parser.
+// ---------------------------------------------------------------------------------
+
+/// Deserialize a whole payload that must be a JSON object. Valid JSON of another kind
+/// (an array, a string, ...) and an empty body get a message saying so; broken JSON
+/// gets serde's message with its position.
+pub(crate) fn read_object<'a, T: Deserialize<'a>>(
+    source: Source,
+    json: &'a [u8],
+) -> Result<T, ParseError> {
+    let json = json.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(json);
+    let what = match json.iter().find(|b| !b.is_ascii_whitespace()) {
+        // A struct would also accept a JSON array positionally: only objects go in.
+        Some(b'{') => return serde_json::from_slice(json).map_err(|e| json_error(source, e)),
+        None => {
+            return Err(ParseError::bad(format!(
+                "{source} payload is empty; expected a JSON object"
+            )))
+        }
+        Some(b'[') => "a JSON array",
+        Some(b'"') => "a JSON string",
+        Some(b't' | b'f') => "a JSON boolean",
+        Some(b'n') => "JSON null",
+        Some(_) => "a JSON number",
+    };
+    match serde_json::from_slice::<IgnoredAny>(json) {
+        Ok(_) => Err(ParseError::bad(format!(
+            "{source} payload is {what}, not a JSON object"
+        ))),
+        Err(e) => Err(json_error(source, e)),
+    }
+}
+
+/// The top-level `event`; missing, empty or non-text is a bad payload.
+pub(crate) fn event_name<'a>(
+    source: Source,
+    event: &'a Loose<'_>,
+) -> Result<Cow<'a, str>, ParseError> {
+    match event {
+        Loose::Absent => Err(ParseError::bad(format!("{source} payload has no 'event'"))),
+        Loose::Str(_) => event
+            .text()
+            .ok_or_else(|| ParseError::bad(format!("{source} payload has an empty 'event'"))),
+        _ => Err(ParseError::bad(format!(
+            "{source} payload's 'event' is not a string"
+        ))),
+    }
+}
+
+/// `Metadata.type`: movies and episodes are synced; any other type is ignored with a
+/// reason naming it (the outer `Err` is a payload that names no type at all).
+pub(crate) fn item_type(
+    source: Source,
+    event: &str,
+    kind: &Loose<'_>,
+    section_type: &Loose<'_>,
+) -> Result<Result<ItemType, String>, ParseError> {
+    let Some(t) = kind.text() else {
+        return Err(ParseError::bad(format!(
+            "{source} {event} payload has no Metadata.type: cannot tell a movie from an episode"
+        )));
+    };
+    if t.eq_ignore_ascii_case("movie") {
+        return Ok(Ok(ItemType::Movie));
+    }
+    if t.eq_ignore_ascii_case("episode") {
+        return Ok(Ok(ItemType::Episode));
+    }
+    let section = section_type.text();
+    let section = section.as_deref().unwrap_or("");
+    let library = match t.to_ascii_lowercase().as_str() {
+        "track" | "album" | "artist" => Some("music library"),
+        "photo" | "photoalbum" | "picture" => Some("photo library"),
+        _ if section.eq_ignore_ascii_case("artist") => Some("music library"),
+        _ if section.eq_ignore_ascii_case("photo") => Some("photo library"),
+        _ => None,
+    };
+    Ok(Err(match library {
+        Some(lib) => format!("item type {t} ({lib}) is not synced; only movies and episodes are"),
+        None => format!("item type {t} is not synced; only movies and episodes are"),
+    }))
+}
+
+/// `Metadata.ratingKey`, the item's id on its server: required.
+pub(crate) fn rating_key(
+    source: Source,
+    event: &str,
+    kind: ItemType,
+    key: &Loose<'_>,
+) -> Result<String, ParseError> {
+    key.text().map(Cow::into_owned).ok_or_else(|| {
+        ParseError::bad(format!(
+            "{source} {event} payload for a {}: Metadata.ratingKey missing",
+            kind.as_str()
+        ))
+    })
+}
+
+/// Ids collected from Plex agent guids.
+#[derive(Debug, Default)]
+pub(crate) struct AgentIds {
+    /// The item's own ids.
+    pub guids: Guids,
+    /// The show's ids (episodes only).
+    pub series: Guids,
+    /// Season and episode named by a relative guid, used when the payload lacks
+    /// `parentIndex`/`index`.
+    pub season: Option<u32>,
+    pub episode: Option<u32>,
+}
+
+impl AgentIds {
+    /// A guid of the item itself (`Metadata.guid` or an entry of `Guid[]`).
+    /// `plex://` and `local://` are private to one server and give nothing.
+    pub fn add_item_guid(&mut self, kind: ItemType, raw: &str) {
+        match (guid::parse_plex_guid(raw), kind) {
+            (Some(AgentGuid::Id(k, v)), _) => {
+                self.guids.insert(k.to_string(), v);
+            }
+            // `thetvdb://SERIES/S/E`, HAMA `tvdb-81797/22/70`: the episode is named by its
+            // show's id; the relative guid is built later from series guids + S/E.
+            (
+                Some(AgentGuid::Relative {
+                    kind: k,
+                    series,
+                    season,
+                    episode,
+                }),
+                ItemType::Episode,
+            ) => {
+                self.series.insert(k.to_string(), series);
+                self.season.get_or_insert(season);
+                self.episode.get_or_insert(episode);
+            }
+            // HAMA without season/episode names a whole anime entry.
+            (Some(AgentGuid::Series(k, v)), ItemType::Episode) => {
+                self.series.insert(k.to_string(), v);
+            }
+            // An AniDB entry of an anime movie is the movie itself (AniDB has one
+            // namespace); a HAMA tvdb id on a movie is a *series* id and would collide
+            // with TVDB's separate movie ids, so it is dropped.
+            (Some(AgentGuid::Series("anidb", v)), ItemType::Movie) => {
+                self.guids.insert("anidb".to_string(), v);
+            }
+            _ => {}
+        }
+    }
+
+    /// A guid of the episode's show (`grandparentGuid`): legacy and HAMA show guids
+    /// become series guids.
+    pub fn add_series_guid(&mut self, raw: &str) {
+        match guid::parse_plex_guid(raw) {
+            Some(AgentGuid::Id(k, v)) | Some(AgentGuid::Series(k, v)) => {
+                self.series.insert(k.to_string(), v);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// A JSON scalar as senders write it: Plex writes numbers, Tautulli writes every
+/// value as a string, custom templates write either. Null and absent are
+/// [`Loose::Absent`]; an object or array where a scalar belongs is skipped and also
+/// reads as absent. Strings borrow from the input when they have no escapes.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub(crate) enum Loose<'a> {
+    #[default]
+    Absent,
+    Str(Cow<'a, str>),
+    Int(i64),
+    UInt(u64),
+    Float(f64),
+    Bool(bool),
+}
+
+impl<'a> Loose<'a> {
+    /// The value as text: trimmed, non-empty and not an unfilled template placeholder
+    /// (`{user_id}`); numbers are written in decimal, booleans are not text.
+    pub fn text(&self) -> Option<Cow<'_, str>> {
+        match self {
+            Loose::Str(s) => {
+                let s = s.trim();
+                (!s.is_empty() && !is_placeholder(s)).then_some(Cow::Borrowed(s))
+            }
+            Loose::Int(i) => Some(Cow::Owned(i.to_string())),
+            Loose::UInt(u) => Some(Cow::Owned(u.to_string())),
+            Loose::Float(f) if f.is_finite() => {
+                Some(Cow::Owned(if f.fract() == 0.0 && f.abs() < 9.0e15 {
+                    format!("{}", *f as i64)
+                } else {
+                    f.to_string()
+                }))
+            }
+            _ => None,
+        }
+    }
+
+    /// A non-negative whole number; fractions are truncated, anything else is `None`.
+    pub fn u64(&self) -> Option<u64> {
+        match self {
+            Loose::UInt(u) => Some(*u),
+            Loose::Int(i) => u64::try_from(*i).ok(),
+            Loose::Float(f) => float_u64(*f),
+            Loose::Str(s) => {
+                let s = s.trim();
+                s.parse::<u64>()
+                    .ok()
+                    .or_else(|| s.parse::<f64>().ok().and_then(float_u64))
+            }
+            _ => None,
+        }
+    }
+
+    /// A whole number, possibly negative (unix times).
+    pub fn i64(&self) -> Option<i64> {
+        match self {
+            Loose::Int(i) => Some(*i),
+            Loose::UInt(u) => i64::try_from(*u).ok(),
+            Loose::Float(f) if f.is_finite() && f.abs() < 9.0e18 => Some(f.trunc() as i64),
+            Loose::Str(s) => {
+                let s = s.trim();
+                s.parse::<i64>().ok().or_else(|| {
+                    s.parse::<f64>()
+                        .ok()
+                        .filter(|f| f.is_finite() && f.abs() < 9.0e18)
+                        .map(|f| f.trunc() as i64)
+                })
+            }
+            _ => None,
+        }
+    }
+
+    pub fn u32(&self) -> Option<u32> {
+        self.u64().and_then(|v| u32::try_from(v).ok())
+    }
+
+    /// A year; zero or out of range is `None`.
+    pub fn year(&self) -> Option<i32> {
+        self.i64()
+            .filter(|y| (1..=9999).contains(y))
+            .and_then(|y| i32::try_from(y).ok())
+    }
+}
+
+fn float_u64(f: f64) -> Option<u64> {
+    (0.0..1.8e19).contains(&f).then(|| f.trunc() as u64)
+}
+
+/// `{user_id}`: a Tautulli placeholder left unfilled.
+fn is_placeholder(s: &str) -> bool {
+    s.len() >= 2
+        && s.starts_with('{')
+        && s.ends_with('}')
+        && !s[1..s.len() - 1].contains(['{', '}', '"', ':'])
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Loose<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(LooseVisitor(PhantomData))
+    }
+}
+
+struct LooseVisitor<'a>(PhantomData<&'a ()>);
+
+impl<'de: 'a, 'a> Visitor<'de> for LooseVisitor<'a> {
+    type Value = Loose<'a>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a string, number, boolean or null")
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Loose::Str(Cow::Borrowed(v)))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Loose::Str(Cow::Owned(v.to_owned())))
+    }
+
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+        Ok(Loose::Str(Cow::Owned(v)))
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(Loose::Int(v))
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(Loose::UInt(v))
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+        Ok(Loose::Float(v))
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(Loose::Bool(v))
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Loose::Absent)
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Loose::Absent)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Loose::Absent)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(Loose::Absent)
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    macro_rules! fixture {
+        ($path:literal) => {
+            std::fs::read(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../tests/fixtures/",
+                $path
+            ))
+            .expect("fixture is readable")
+        };
+    }
+
+    pub(crate) fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 2, 1, 12, 0, 0).unwrap()
+    }
+
+    pub(crate) fn ids(pairs: &[(&str, &str)]) -> Guids {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    pub(crate) fn event(parsed: Parsed) -> Event {
+        match parsed {
+            Parsed::Event(e) => e,
+            Parsed::Ignored { reason, .. } => panic!("expected an event, got ignored: {reason}"),
+        }
+    }
+
+    pub(crate) fn item(e: &Event) -> &EventItem {
+        e.item.as_ref().expect("event has an item")
+    }
+
+    pub(crate) fn ignored(parsed: Parsed) -> (Source, String, String) {
+        match parsed {
+            Parsed::Ignored {
+                source,
+                raw_event,
+                reason,
+            } => (source, raw_event, reason),
+            Parsed::Event(e) => panic!("expected ignored, got {:?} {}", e.action, e.raw_event),
+        }
+    }
+
+    pub(crate) fn bad(r: Result<Parsed, ParseError>) -> String {
+        match r {
+            Err(ParseError::BadPayload(m)) => m,
+            other => panic!("expected BadPayload, got {other:?}"),
+        }
+    }
+
+    fn guids_of(v: &serde_json::Value) -> Guids {
+        v.as_object()
+            .expect("guids object")
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_str().expect("guid string").to_string()))
+            .collect()
+    }
+
+    /// Checks every written fixture of `source` against what `written/cases.json`
+    /// states; returns how many were checked.
+    pub(crate) fn check_cases(
+        source: &str,
+        parse: fn(&[u8], DateTime<Utc>) -> Result<Parsed, ParseError>,
+    ) -> usize {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/written/");
+        let cases: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(format!("{dir}cases.json")).unwrap()).unwrap();
+        let mut checked = 0;
+        for case in cases.as_array().unwrap() {
+            if case["source"] != source {
+                continue;
+            }
+            let file = case["file"].as_str().unwrap();
+            let body = std::fs::read(format!("{dir}{file}")).unwrap();
+            let parsed = parse(&body, now()).unwrap_or_else(|e| panic!("{file}: {e}"));
+            checked += 1;
+            if case["action"] == "ignored" {
+                let (_, _, reason) = ignored(parsed);
+                if let Some(hint) = case["ignore_reason_hint"].as_str() {
+                    assert!(
+                        reason.contains(hint),
+                        "{file}: reason {reason:?} lacks {hint:?}"
+                    );
+                }
+                continue;
+            }
+            let e = event(parsed);
+            assert_eq!(e.action.as_str(), case["action"], "{file}: action");
+            assert_eq!(
+                e.server_id.as_deref(),
+                case["server_id"].as_str(),
+                "{file}: server"
+            );
+            assert_eq!(
+                e.user_id.as_deref(),
+                case["user_id"].as_str(),
+                "{file}: user"
+            );
+            let want = &case["item"];
+            let it = item(&e);
+            assert_eq!(it.item_type().as_str(), want["type"], "{file}: type");
+            assert_eq!(
+                it.backend_item_id, want["backend_item_id"],
+                "{file}: item id"
+            );
+            assert_eq!(it.guids, guids_of(&want["guids"]), "{file}: guids");
+            assert_eq!(
+                it.series_guids,
+                guids_of(&want["series_guids"]),
+                "{file}: series guids"
+            );
+            assert_eq!(
+                it.season.map(u64::from),
+                want["season"].as_u64(),
+                "{file}: season"
+            );
+            assert_eq!(
+                it.episode.map(u64::from),
+                want["episode"].as_u64(),
+                "{file}: episode"
+            );
+            assert_eq!(
+                it.progress_ms,
+                want["progress_ms"].as_u64(),
+                "{file}: progress"
+            );
+            match want["watched_after"].as_bool() {
+                Some(true) => assert_eq!(it.played, Some(true), "{file}: played"),
+                Some(false) => assert_ne!(it.played, Some(true), "{file}: played"),
+                None => assert_eq!(it.played, None, "{file}: played"),
+            }
+        }
+        checked
+    }
+
+    #[test]
+    fn written_cases() {
+        assert_eq!(check_cases("plex", parse), 4);
+    }
+
+    #[test]
+    fn scrobble_episode_localized() {
+        let e = event(
+            parse(
+                &fixture!("written/plex/media.scrobble-episode-localized.json"),
+                now(),
+            )
+            .unwrap(),
+        );
+        assert_eq!(e.source, Source::Plex);
+        assert_eq!(e.action, Action::Played);
+        assert_eq!(e.raw_event, "media.scrobble");
+        assert_eq!(
+            e.server_id.as_deref(),
+            Some("fff68c26af6ad5f25f1901280d1d40fd5ec560d3")
+        );
+        assert_eq!(e.user_id.as_deref(), Some("58203317"));
+        assert_eq!(e.occurred_at, when::from_unix(1741790412));
+        let it = item(&e);
+        assert_eq!(it.kind, Some(ItemType::Episode));
+        assert_eq!(it.backend_item_id, "61587");
+        assert_eq!(it.title.as_deref(), Some("The Lantern Keeper's Bargain"));
+        assert_eq!(it.series_title.as_deref(), Some("灯守之城"));
+        assert_eq!(it.year, Some(2024));
+        assert_eq!((it.season, it.episode), (Some(2), Some(3)));
+        assert_eq!(
+            it.guids,
+            ids(&[
+                ("imdb", "tt31847206"),
+                ("tmdb", "5218834"),
+                ("tvdb", "10594417")
+            ])
+        );
+        assert_eq!(it.series_guids, Guids::new());
+        assert_eq!(it.played, Some(true));
+        assert_eq!(it.progress_ms, None);
+        assert_eq!(it.duration_ms, Some(1440000));
+    }
+
+    #[test]
+    fn resume_episode_reports_offset_and_unplayed() {
+        let e = event(
+            parse(
+                &fixture!("written/plex/media.resume-episode-offset.json"),
+                now(),
+            )
+            .unwrap(),
+        );
+        assert_eq!(e.action, Action::Progress);
+        assert_eq!(e.raw_event, "media.resume");
+        assert_eq!(
+            e.server_id.as_deref(),
+            Some("3ea35937a5a210a30818e321487cb76e9c76511b")
+        );
+        assert_eq!(e.user_id.as_deref(), Some("7"));
+        // lastViewedAt dates an earlier viewing, not this resume.
+        assert_eq!(e.occurred_at, None);
+        let it = item(&e);
+        assert_eq!(it.kind, Some(ItemType::Episode));
+        assert_eq!(it.backend_item_id, "37106");
+        assert_eq!(it.title.as_deref(), Some("Lighthouse"));
+        assert_eq!(it.series_title.as_deref(), Some("Pip and Pebble"));
+        assert_eq!((it.season, it.episode), (Some(2), Some(9)));
+        assert_eq!(
+            it.guids,
+            ids(&[
+                ("imdb", "tt12736418"),
+                ("tmdb", "2284917"),
+                ("tvdb", "7903362")
+            ])
+        );
+        assert_eq!(it.series_guids, Guids::new());
+        // No viewCount: Plex omits zero counts.
+        assert_eq!(it.played, Some(false));
+        assert_eq!(it.progress_ms, Some(318000));
+        assert_eq!(it.duration_ms, Some(450000));
+    }
+
+    #[test]
+    fn library_new_movie_is_added() {
+        let e = event(parse(&fixture!("written/plex/library.new-movie.json"), now()).unwrap());
+        assert_eq!(e.action, Action::Added);
+        assert_eq!(e.raw_event, "library.new");
+        assert_eq!(
+            e.server_id.as_deref(),
+            Some("3ea35937a5a210a30818e321487cb76e9c76511b")
+        );
+        assert_eq!(e.user_id.as_deref(), Some("7"));
+        assert_eq!(e.occurred_at, None);
+        let it = item(&e);
+        assert_eq!(it.kind, Some(ItemType::Movie));
+        assert_eq!(it.backend_item_id, "38560");
+        assert_eq!(it.title.as_deref(), Some("Quiet Meridian"));
+        assert_eq!(it.series_title, None);
+        assert_eq!(it.year, Some(2019));
+        assert_eq!((it.season, it.episode), (None, None));
+        assert_eq!(
+            it.guids,
+            ids(&[("imdb", "tt8930465"), ("tmdb", "551207"), ("tvdb", "14806")])
+        );
+        assert_eq!(it.series_guids, Guids::new());
+        assert_eq!(it.played, Some(false));
+        assert_eq!(it.progress_ms, None);
+        assert_eq!(it.duration_ms, Some(6642000));
+    }
+
+    #[test]
+    fn written_music_track_is_ignored() {
+        let (source, raw, reason) =
+            ignored(parse(&fixture!("written/plex/media.play-track-music.json"), now()).unwrap());
+        assert_eq!(source, Source::Plex);
+        assert_eq!(raw, "media.play");
+        assert!(
+            reason.contains("item type track (music library)"),
+            "{reason}"
+        );
+    }
+
+    #[test]
+    fn published_music_track_is_ignored() {
+        let (source, raw, reason) = ignored(
+            parse(
+                &fixture!("webhooks/plex/media.play-track-plexdocs-telegraf.json"),
+                now(),
+            )
+            .unwrap(),
+        );
+        assert_eq!(source, Source::Plex);
+        assert_eq!(raw, "media.play");
+        assert!(
+            reason.contains("item type track (music library)"),
+            "{reason}"
+        );
+    }
+
+    #[test]
+    fn published_rate_is_ignored() {
+        let (source, raw, reason) = ignored(
+            parse(
+                &fixture!("webhooks/plex/media.rate-movie-plexguid-movary-edited.json"),
+                now(),
+            )
+            .unwrap(),
+        );
+        assert_eq!(source, Source::Plex);
+        assert_eq!(raw, "media.rate");
+        assert_eq!(reason, "event media.rate is not synced");
+    }
+
+    #[test]
+    fn published_hama_scrobble() {
+        let e = event(
+            parse(
+                &fixture!("webhooks/plex/media.scrobble-episode-hama-shinkro.json"),
+                now(),
+            )
+            .unwrap(),
+        );
+        assert_eq!(e.action, Action::Played);
+        assert_eq!(e.server_id.as_deref(), Some("test-server-uuid-12345"));
+        assert_eq!(e.user_id.as_deref(), Some("12345"));
+        assert_eq!(e.occurred_at, when::from_unix(1767117106));
+        let it = item(&e);
+        assert_eq!(it.kind, Some(ItemType::Episode));
+        assert_eq!(it.backend_item_id, "31444");
+        assert_eq!(it.guids, Guids::new());
+        assert_eq!(it.series_guids, ids(&[("tvdb", "81797")]));
+        assert_eq!((it.season, it.episode), (Some(22), Some(70)));
+        assert_eq!(it.series_title.as_deref(), Some("One Piece"));
+        assert_eq!(it.title.as_deref(), Some("HDTV- - Please"));
+        assert_eq!(it.played, Some(true));
+        assert_eq!(it.progress_ms, None);
+        assert_eq!(it.duration_ms, None);
+    }
+
+    #[test]
+    fn published_movie_scrobble_with_escaped_slashes() {
+        let e = event(
+            parse(
+                &fixture!("webhooks/plex/media.scrobble-movie-plexguid-movary.json"),
+                now(),
+            )
+            .unwrap(),
+        );
+        assert_eq!(e.action, Action::Played);
+        assert_eq!(e.raw_event, "media.scrobble");
+        assert_eq!(
+            e.server_id.as_deref(),
+            Some("27a04b118b1bf1f25f8e99306785453623e18b67")
+        );
+        assert_eq!(e.user_id.as_deref(), Some("1"));
+        assert_eq!(e.occurred_at, when::from_unix(1654975910));
+        let it = item(&e);
+        assert_eq!(it.kind, Some(ItemType::Movie));
+        assert_eq!(it.backend_item_id, "26697");
+        assert_eq!(it.title.as_deref(), Some("Big Trouble in Little China"));
+        assert_eq!(it.year, Some(1986));
+        assert_eq!((it.season, it.episode), (None, None));
+        // `plex://movie/..` is server-private; the `imdb:\/\/..` ids are real.
+        assert_eq!(
+            it.guids,
+            ids(&[("imdb", "tt0090728"), ("tmdb", "6978"), ("tvdb", "1876")])
+        );
+        assert_eq!(it.series_guids, Guids::new());
+        assert_eq!(it.played, Some(true));
+        assert_eq!(it.duration_ms, Some(5940000));
+    }
+
+    fn minimal(event: &str, metadata: &str) -> Vec<u8> {
+        format!(
+            r#"{{"event":"{event}","Account":{{"id":9}},"Server":{{"uuid":"srv"}},"Metadata":{metadata}}}"#
+        )
+        .into_bytes()
+    }
+
+    #[test]
+    fn legacy_agent_movie_guid() {
+        let body = minimal(
+            "media.stop",
+            r#"{"ratingKey":"5","type":"movie","guid":"com.plexapp.agents.imdb://tt0322259?lang=en","viewCount":2,"lastViewedAt":1600000000}"#,
+        );
+        let e = event(parse(&body, now()).unwrap());
+        assert_eq!(e.action, Action::Progress);
+        assert_eq!(e.occurred_at, None);
+        let it = item(&e);
+        assert_eq!(it.guids, ids(&[("imdb", "tt0322259")]));
+        assert_eq!(it.series_guids, Guids::new());
+        assert_eq!(it.played, Some(true));
+        // media.stop carries no viewOffset.
+        assert_eq!(it.progress_ms, None);
+    }
+
+    #[test]
+    fn legacy_thetvdb_episode_gives_series_guid_and_numbers() {
+        let body = minimal(
+            "media.scrobble",
+            r#"{"ratingKey":"77","type":"episode","guid":"com.plexapp.agents.thetvdb://268592/1/1?lang=en","grandparentGuid":"com.plexapp.agents.thetvdb://268592?lang=en"}"#,
+        );
+        let e = event(parse(&body, now()).unwrap());
+        let it = item(&e);
+        assert_eq!(it.guids, Guids::new());
+        assert_eq!(it.series_guids, ids(&[("tvdb", "268592")]));
+        // No parentIndex/index: the numbers come from the relative guid.
+        assert_eq!((it.season, it.episode), (Some(1), Some(1)));
+        // No lastViewedAt: the rules use the time received.
+        assert_eq!(e.occurred_at, None);
+    }
+
+    #[test]
+    fn grandparent_show_guid_gives_series_guid() {
+        let body = minimal(
+            "media.pause",
+            r#"{"ratingKey":"78","type":"episode","guid":"plex://episode/abc","grandparentGuid":"com.plexapp.agents.themoviedb://1399?lang=en","parentIndex":0,"index":4,"viewOffset":70000,"Guid":[{"id":"tvdb://555"}]}"#,
+        );
+        let e = event(parse(&body, now()).unwrap());
+        let it = item(&e);
+        assert_eq!(it.guids, ids(&[("tvdb", "555")]));
+        assert_eq!(it.series_guids, ids(&[("tmdb", "1399")]));
+        // Season 0 holds specials: kept.
+        assert_eq!((it.season, it.episode), (Some(0), Some(4)));
+        assert_eq!(it.progress_ms, Some(70000));
+    }
+
+    #[test]
+    fn private_guids_never_become_ids() {
+        let body = minimal(
+            "library.on.deck",
+            r#"{"ratingKey":"79","type":"movie","guid":"local://1234","Guid":[{"id":"plex://movie/5d77"},{"id":"tmdb://0"},{"id":"imdb://tt0111161"}]}"#,
+        );
+        let e = event(parse(&body, now()).unwrap());
+        assert_eq!(e.action, Action::Added);
+        assert_eq!(item(&e).guids, ids(&[("imdb", "tt0111161")]));
+    }
+
+    #[test]
+    fn numbers_as_strings_and_strings_as_numbers() {
+        let body = br#"{"event":"media.pause","Account":{"id":"42"},"Server":{"uuid":"srv"},
+            "Metadata":{"ratingKey":123,"type":"episode","parentIndex":"3","index":"12",
+            "viewOffset":"61000","viewCount":"2","year":"2020","duration":1500000.0,
+            "lastViewedAt":"1600000000","grandparentTitle":"Show","title":"Ep"}}"#;
+        let e = event(parse(body, now()).unwrap());
+        assert_eq!(e.user_id.as_deref(), Some("42"));
+        let it = item(&e);
+        assert_eq!(it.backend_item_id, "123");
+        assert_eq!((it.season, it.episode), (Some(3), Some(12)));
+        assert_eq!(it.progress_ms, Some(61000));
+        assert_eq!(it.played, Some(true));
+        assert_eq!(it.year, Some(2020));
+        assert_eq!(it.duration_ms, Some(1500000));
+    }
+
+    #[test]
+    fn scrobble_time_as_string_and_zero_view_count() {
+        let body = minimal(
+            "media.scrobble",
+            r#"{"ratingKey":"80","type":"movie","lastViewedAt":"1700000000","viewCount":0}"#,
+        );
+        let e = event(parse(&body, now()).unwrap());
+        assert_eq!(e.occurred_at, when::from_unix(1_700_000_000));
+        // A scrobble is played whatever viewCount says.
+        assert_eq!(item(&e).played, Some(true));
+    }
+
+    #[test]
+    fn unsynced_events_are_ignored_by_name() {
+        for name in [
+            "admin.database.backup",
+            "admin.database.corrupted",
+            "device.new",
+            "playback.started",
+            "media.rate",
+            "something.else",
+        ] {
+            let body = format!(r#"{{"event":"{name}","Server":{{"uuid":"srv"}}}}"#);
+            let (source, raw, reason) = ignored(parse(body.as_bytes(), now()).unwrap());
+            assert_eq!(source, Source::Plex);
+            assert_eq!(raw, name);
+            assert_eq!(reason, format!("event {name} is not synced"));
+        }
+    }
+
+    #[test]
+    fn other_item_types_are_ignored_with_their_type() {
+        let (_, _, reason) = ignored(
+            parse(
+                &minimal("media.scrobble", r#"{"ratingKey":"1","type":"show"}"#),
+                now(),
+            )
+            .unwrap(),
+        );
+        assert!(reason.contains("item type show is not synced"), "{reason}");
+        let (_, _, reason) = ignored(
+            parse(
+                &minimal("media.play", r#"{"ratingKey":"1","type":"clip"}"#),
+                now(),
+            )
+            .unwrap(),
+        );
+        assert!(reason.contains("item type clip"), "{reason}");
+        let (_, _, reason) = ignored(
+            parse(
+                &minimal("library.new", r#"{"ratingKey":"1","type":"photo"}"#),
+                now(),
+            )
+            .unwrap(),
+        );
+        assert!(
+            reason.contains("item type photo (photo library)"),
+            "{reason}"
+        );
+    }
+
+    #[test]
+    fn malformed_json_is_bad_payload() {
+        let m = bad(parse(
+            br#"{"event": "media.scrobble", "Metadata": {"#,
+            now(),
+        ));
+        assert!(m.contains("not valid JSON"), "{m}");
+        let m = bad(parse(b"not json at all", now()));
+        assert!(m.contains("not valid JSON"), "{m}");
+        let m = bad(parse(br#"{"event":"media.play"} trailing"#, now()));
+        assert!(m.contains("not valid JSON"), "{m}");
+    }
+
+    #[test]
+    fn non_object_json_is_bad_payload() {
+        let m = bad(parse(br#"["media.scrobble", {}, {}, {}]"#, now()));
+        assert_eq!(m, "plex payload is a JSON array, not a JSON object");
+        let m = bad(parse(b"  null ", now()));
+        assert!(m.contains("JSON null, not a JSON object"), "{m}");
+        let m = bad(parse(b"42", now()));
+        assert!(m.contains("a JSON number, not a JSON object"), "{m}");
+        let m = bad(parse(b"  \n", now()));
+        assert!(m.contains("empty"), "{m}");
+    }
+
+    #[test]
+    fn missing_or_odd_event_is_bad_payload() {
+        let m = bad(parse(
+            br#"{"Metadata":{"ratingKey":"1","type":"movie"}}"#,
+            now(),
+        ));
+        assert_eq!(m, "plex payload has no 'event'");
+        let m = bad(parse(br#"{"event":null}"#, now()));
+        assert_eq!(m, "plex payload has no 'event'");
+        let m = bad(parse(br#"{"event":"  "}"#, now()));
+        assert_eq!(m, "plex payload has an empty 'event'");
+        let m = bad(parse(br#"{"event":5}"#, now()));
+        assert_eq!(m, "plex payload's 'event' is not a string");
+    }
+
+    #[test]
+    fn missing_rating_key_is_bad_payload() {
+        let m = bad(parse(
+            &minimal("media.scrobble", r#"{"type":"movie","title":"X"}"#),
+            now(),
+        ));
+        assert!(m.contains("ratingKey missing"), "{m}");
+        let m = bad(parse(
+            &minimal("media.play", r#"{"type":"episode","ratingKey":""}"#),
+            now(),
+        ));
+        assert!(m.contains("ratingKey missing"), "{m}");
+        let m = bad(parse(
+            &minimal("media.play", r#"{"type":"episode","ratingKey":null}"#),
+            now(),
+        ));
+        assert!(m.contains("ratingKey missing"), "{m}");
+    }
+
+    #[test]
+    fn synced_event_without_metadata_or_type_is_bad_payload() {
+        let m = bad(parse(br#"{"event":"media.scrobble"}"#, now()));
+        assert_eq!(m, "Plex media.scrobble payload has no Metadata");
+        let m = bad(parse(
+            &minimal("media.scrobble", r#"{"ratingKey":"1"}"#),
+            now(),
+        ));
+        assert!(m.contains("no Metadata.type"), "{m}");
+    }
+
+    #[test]
+    fn wrong_shapes_never_panic() {
+        for body in [
+            &br#"{"event":"media.play","Metadata":[]}"#[..],
+            br#"{"event":"media.play","Metadata":"x"}"#,
+            br#"{"event":"media.play","Account":5,"Metadata":{"type":"movie","ratingKey":"1"}}"#,
+            br#"{"event":"media.play","Metadata":{"type":"movie","ratingKey":{"a":1},"Guid":{}}}"#,
+            br#"{"event":"media.play","Metadata":{"type":"movie","ratingKey":"1","viewOffset":-5,"year":99999,"index":1e300}}"#,
+            b"\xEF\xBB\xBF{\"event\":\"media.play\"}",
+            b"{\"event\":\"media.play\xff\"}",
+        ] {
+            let _ = parse(body, now());
+        }
+        // Odd scalars degrade to "unknown", they do not fail the payload.
+        let e = event(
+            parse(
+                br#"{"event":"media.play","Metadata":{"type":"movie","ratingKey":"1","viewOffset":-5,"year":99999,"index":1e300,"viewCount":true}}"#,
+                now(),
+            )
+            .unwrap(),
+        );
+        let it = item(&e);
+        assert_eq!(
+            (it.progress_ms, it.year, it.played),
+            (None, None, Some(false))
+        );
+        assert_eq!((e.server_id, e.user_id), (None, None));
+    }
+
+    #[test]
+    fn byte_order_mark_is_tolerated() {
+        let mut body = b"\xEF\xBB\xBF".to_vec();
+        body.extend(minimal("media.play", r#"{"type":"movie","ratingKey":"9"}"#));
+        let e = event(parse(&body, now()).unwrap());
+        assert_eq!(item(&e).backend_item_id, "9");
+        assert_eq!(e.user_id.as_deref(), Some("9"));
+        assert_eq!(e.server_id.as_deref(), Some("srv"));
+    }
+}

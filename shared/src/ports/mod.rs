@@ -1,0 +1,5 @@
+//! Ports: the traits the use cases speak to the outside world through, with their
+//! error enums. They name only domain types.
+
+pub mod bus;
+pub mod store;
