@@ -78,10 +78,12 @@ lambda-build: tools-run
 	$(LAMBDA_BUILD) $(if $(filter arm64,$(ARCH)),--arm64,--x86-64) $(FUNCTIONS:%=-p %)
 
 ## Cold start and size of the Lambda builds (x86_64, this machine) with the deployed
-## configuration, AWS endpoints on moto, next to hello-world built the same way.
+## configuration, AWS endpoints on moto, next to hello-world built the same way: wall
+## clock (25 runs) and instructions to the first poll (callgrind, 3 runs: load-proof).
 bench-lambda: tools-run tools-test
+	@command -v valgrind >/dev/null || { apt-get update -qq && apt-get install -y -qq valgrind >/dev/null; }
 	$(LAMBDA_BUILD) --x86-64 -p hello-lambda $(FUNCTIONS:%=-p %)
-	cargo run -p e2e --bin cold_start -- --deployed --lambda-dir target/lambda
+	cargo run -p e2e --bin cold_start -- --deployed --runs 25 --instructions 3 --lambda-dir target/lambda
 
 ## CDK app (infra/cdk): npm ci when package-lock.json changed, then compile.
 cdk-install: $(CDK_DIR)/node_modules/.package-lock.json
