@@ -367,7 +367,7 @@ fn measure(
             c.arg("--tool=callgrind")
                 .arg(format!("--callgrind-out-file={}", out.display()))
                 .arg(path);
-            // valgrind is a script-free launcher but finds itself through PATH.
+            // The environment is cleared as for every run; valgrind keeps PATH.
             c.env_clear()
                 .env("PATH", std::env::var_os("PATH").unwrap_or_default());
             c
