@@ -253,7 +253,7 @@ mod tests {
                 "x", "x", None, None, "test",
             ))
             .retry_config(aws_config::retry::RetryConfig::disabled())
-            .endpoint_url(format!("https://localhost:{port}"))
+            .endpoint_url(format!("https://127.0.0.1:{port}"))
             .load()
             .await;
         let err = aws_sdk_dynamodb::Client::new(&conf)

@@ -727,16 +727,28 @@ pub(crate) mod tests {
     use std::collections::BTreeMap;
 
     /// A TCP server on 127.0.0.1 that keeps the first bytes of its first connection
-    /// (a TLS client's first record: its ClientHello), then hangs up.
+    /// (a TLS client's first record: its ClientHello), then hangs up; nothing when no
+    /// client connects within 10 s.
     pub(crate) fn first_bytes_of_a_connection() -> (u16, std::thread::JoinHandle<Vec<u8>>) {
         use std::io::Read;
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = listener.local_addr().expect("address").port();
+        listener.set_nonblocking(true).expect("non-blocking");
         let seen = std::thread::spawn(move || {
-            let (mut stream, _) = listener.accept().expect("a connection");
-            let mut head = [0u8; 6];
-            stream.read_exact(&mut head).expect("the first bytes");
-            head.to_vec()
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while std::time::Instant::now() < deadline {
+                if let Ok((mut stream, _)) = listener.accept() {
+                    let _ = stream.set_nonblocking(false);
+                    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+                    let mut head = [0u8; 6];
+                    return match stream.read_exact(&mut head) {
+                        Ok(()) => head.to_vec(),
+                        Err(_) => Vec::new(),
+                    };
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Vec::new()
         });
         (port, seen)
     }
@@ -752,7 +764,7 @@ pub(crate) mod tests {
     async fn the_media_client_speaks_tls_to_an_https_server() {
         let (port, seen) = first_bytes_of_a_connection();
         let err = http_client()
-            .get(format!("https://localhost:{port}/"))
+            .get(format!("https://127.0.0.1:{port}/"))
             .send()
             .await
             .expect_err("the server hangs up");
