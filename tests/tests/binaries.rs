@@ -107,6 +107,7 @@ async fn webhooks_through_the_real_binaries_on_the_embedded_store() {
 async fn webhooks_through_the_real_binaries_on_dynamodb() {
     let moto = e2e::moto::Moto::start();
     let conf = aws_sdk_dynamodb::Config::builder()
+        .http_client(watchstate::inbound::config::sdk_http_client())
         .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
         .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
         .endpoint_url(moto.endpoint())
