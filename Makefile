@@ -23,22 +23,28 @@ run: tools-run
 
 ## Every test: unit, contract (SQLite and DynamoDB on moto), end-to-end on the binaries,
 ## then the console in real browsers (chromium and firefox-esr + playwright-core, tests/browser/).
+## `cargo build --bins` builds the functions exactly as `cargo lambda watch` (the e2e and
+## browser tests' emulator) builds them: the default members, no dev-dependencies; the
+## tests then find them fresh. (`--workspace` would add the test crate's features: a
+## third feature set of the whole tree, used by nothing.)
 test: tools-test tools-browser
-	cargo build --workspace --bins
+	cargo build --bins
 	cargo test --workspace --no-fail-fast
 	cd tests/browser && time node --test --test-concurrency=1
 	$(MAKE) cdk-test
 
 
-## The browser tests' console alone (after a `cargo build --workspace --bins`).
-## `cargo build -p api` / `-p webhook` are the builds `cargo lambda watch` runs (one package's
-## features, not the workspace's): done here, the emulator answers at once.
+## The browser tests' console alone: the functions as the emulator builds them, and the
+## test stack (console_stack).
 test-browser: tools-browser
-	cargo build --workspace --bins
-	cargo build -p api --bin api && cargo build -p webhook --bin webhook
+	cargo build --bins
+	cargo build -p e2e --bin console_stack
 	cd tests/browser && time node --test --test-concurrency=1
 
-## fmt, clippy (warnings are errors), and the SAM template checks.
+## Crates that must not come back (`make lint`): a second TLS stack, a C crypto build.
+FORBIDDEN_CRATES := aws-lc-sys aws-lc-rs openssl-sys openssl
+
+## fmt, clippy (warnings are errors), one TLS stack, and the SAM template checks.
 lint: tools-lint
 	cargo fmt --all -- --check
 	# The library's layers: no module imports a layer above it (docs/ARCHITECTURE.md).
@@ -46,6 +52,14 @@ lint: tools-lint
 	cargo clippy --workspace --all-targets -- -D warnings
 	# The Lambda builds (no default features: no SQLite, no in-process bus) must build too.
 	cargo clippy $(FUNCTIONS:%=-p %) --no-default-features -- -D warnings
+	# One TLS stack (rustls with ring): neither aws-lc nor OpenSSL anywhere in the tree.
+	@for crate in $(FORBIDDEN_CRATES); do \
+	  if cargo tree --workspace --all-features --target all -e all -i $$crate --prefix none 2>/dev/null \
+	      | grep -q "^$$crate v"; then \
+	    echo "lint: $$crate is back in the dependency tree:"; \
+	    cargo tree --workspace --all-features --target all -e all -i $$crate; exit 1; \
+	  fi; \
+	done; echo "lint: none of $(FORBIDDEN_CRATES) in the dependency tree"
 	SAM_CLI_TELEMETRY=0 sam validate --lint --template-file infra/template.yaml --region us-east-1
 	cfn-lint infra/template.yaml
 
@@ -66,10 +80,12 @@ lambda-build: tools-run
 	$(LAMBDA_BUILD) $(if $(filter arm64,$(ARCH)),--arm64,--x86-64) $(FUNCTIONS:%=-p %)
 
 ## Cold start and size of the Lambda builds (x86_64, this machine) with the deployed
-## configuration, AWS endpoints on moto, next to hello-world built the same way.
+## configuration, AWS endpoints on moto, next to hello-world built the same way: wall
+## clock (25 runs) and instructions to the first poll (callgrind, 3 runs: load-proof).
 bench-lambda: tools-run tools-test
+	@command -v valgrind >/dev/null || { apt-get update -qq && apt-get install -y -qq valgrind >/dev/null; }
 	$(LAMBDA_BUILD) --x86-64 -p hello-lambda $(FUNCTIONS:%=-p %)
-	cargo run -p e2e --bin cold_start -- --deployed --lambda-dir target/lambda
+	cargo run -p e2e --bin cold_start -- --deployed --runs 25 --instructions 3 --lambda-dir target/lambda
 
 ## CDK app (infra/cdk): npm ci when package-lock.json changed, then compile.
 cdk-install: $(CDK_DIR)/node_modules/.package-lock.json

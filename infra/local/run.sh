@@ -30,7 +30,8 @@ if [ "${STORE:-sqlite}" = "dynamodb" ]; then
 fi
 
 echo "Building the functions (the first build takes a few minutes)..."
-cargo build --workspace --bins --quiet
+# As `cargo lambda watch` builds them (the default members): it then starts them at once.
+cargo build --bins --quiet
 
 # This machine reaches the functions on loopback whatever HOST is (0.0.0.0 includes
 # it); a specific address is reached as itself.

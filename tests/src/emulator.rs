@@ -80,7 +80,7 @@ impl Emulator {
     }
 
     async fn wait_healthy(&self) {
-        let client = reqwest::Client::new();
+        let client = crate::http_client();
         let deadline = Instant::now() + Duration::from_secs(600);
         while Instant::now() < deadline {
             if let Ok(r) = client

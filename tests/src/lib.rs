@@ -21,6 +21,19 @@ use watchstate::ports::store::Store;
 
 pub const ADMIN_KEY: &str = "test-admin-key";
 
+/// A reqwest client with reqwest's defaults, for the tests' own calls. reqwest is built
+/// without a crypto provider of its own (one TLS stack: the library's rustls with ring),
+/// so ring is installed as the process default first.
+pub fn http_client() -> reqwest::Client {
+    http_client_builder().build().expect("reqwest client")
+}
+
+/// [`http_client`]'s builder, for other settings.
+pub fn http_client_builder() -> reqwest::ClientBuilder {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+}
+
 /// The project's fixture folder (copied from the shared fixtures with attribution).
 pub fn fixtures_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures")

@@ -107,6 +107,7 @@ async fn webhooks_through_the_real_binaries_on_the_embedded_store() {
 async fn webhooks_through_the_real_binaries_on_dynamodb() {
     let moto = e2e::moto::Moto::start();
     let conf = aws_sdk_dynamodb::Config::builder()
+        .http_client(watchstate::inbound::config::sdk_http_client())
         .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
         .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
         .endpoint_url(moto.endpoint())
@@ -144,7 +145,7 @@ async fn flow(mut env: Vec<(&'static str, String)>) {
     env.push(("WATCHSTATE_TOKEN_SECRET", "watchstate-local".into()));
     let emu = Emulator::start(&env).await;
     let c = Client {
-        http: reqwest::Client::new(),
+        http: e2e::http_client(),
         emu,
     };
     let (s, _) = c.api(reqwest::Method::PUT, "/v1/users/ana", None).await;
@@ -345,7 +346,7 @@ impl MakeRun {
             key,
             _data: data,
         };
-        let http = reqwest::Client::new();
+        let http = e2e::http_client();
         for _ in 0..600 {
             if let Ok(r) = http.get(run.url("/v1/health")).send().await {
                 if r.status().is_success() {
@@ -366,7 +367,7 @@ impl MakeRun {
     }
 
     async fn get(&self, path: &str) -> (u16, Value) {
-        let r = reqwest::Client::new()
+        let r = e2e::http_client()
             .get(self.url(path))
             .bearer_auth(&self.key)
             .send()

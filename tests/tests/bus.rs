@@ -38,6 +38,7 @@ const BUS: &str = "watchstate-test";
 /// AWS config pointing at `endpoint`, with moto's dummy credentials.
 async fn sdk(endpoint: &str) -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
+        .http_client(watchstate::inbound::config::sdk_http_client())
         .region(REGION)
         .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
         .endpoint_url(endpoint)

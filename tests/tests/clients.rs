@@ -955,7 +955,7 @@ async fn plex_episodes_with_legacy_agent_guids_match_by_series_and_numbers() {
 async fn fakes_check_tokens_on_every_route() {
     for kind in KINDS {
         let fake = FakeServer::with_sample(kind).await;
-        let http = reqwest::Client::new();
+        let http = e2e::http_client();
         let path = match kind {
             BackendKind::Plex => "/library/sections".to_string(),
             _ => format!("{}/Items", users(&fake)),

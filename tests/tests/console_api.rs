@@ -66,7 +66,7 @@ impl House {
             served: serve(webhook, api).await,
             plex,
             jf,
-            http: reqwest::Client::new(),
+            http: e2e::http_client(),
             _dir: dir,
         };
         assert_eq!(h.api("PUT", "/v1/users/ana", None).await.0, 201);

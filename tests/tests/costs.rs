@@ -161,6 +161,7 @@ async fn deliveries_are_small_and_strangers_store_no_body() {
         .expect("moto");
     let ops = Ops::default();
     let conf = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(watchstate::inbound::config::sdk_http_client())
         .region("us-east-1")
         .credentials_provider(Credentials::new("x", "x", None, None, "test"))
         .endpoint_url(moto.endpoint())

@@ -47,6 +47,7 @@ const PUBLISH_STEP: usize = 1000;
 
 async fn sdk(endpoint: &str) -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
+        .http_client(watchstate::inbound::config::sdk_http_client())
         .region(REGION)
         .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
         .endpoint_url(endpoint)

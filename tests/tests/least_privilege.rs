@@ -162,6 +162,7 @@ async fn every_call_a_function_makes_is_granted_to_it() {
         .await
         .expect("moto");
     let conf = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(watchstate::inbound::config::sdk_http_client())
         .region("us-east-1")
         .credentials_provider(Credentials::new("x", "x", None, None, "test"))
         .endpoint_url(moto.endpoint())

@@ -74,7 +74,7 @@ impl House {
             emby,
             store,
             served,
-            http: reqwest::Client::new(),
+            http: e2e::http_client(),
             urls: Default::default(),
             _dir: dir,
         };

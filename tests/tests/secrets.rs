@@ -179,6 +179,7 @@ async fn on_aws_tokens_are_sealed_with_the_kms_key() {
         .await
         .expect("moto");
     let conf = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(watchstate::inbound::config::sdk_http_client())
         .region("us-east-1")
         .credentials_provider(Credentials::new("x", "x", None, None, "test"))
         .endpoint_url(moto.endpoint())

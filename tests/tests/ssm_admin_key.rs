@@ -81,6 +81,7 @@ async fn the_admin_key_comes_from_an_ssm_secure_string() {
     let moto = Moto::start();
     put_parameter(&moto.endpoint(), "/watchstate/admin-key", "k3y-from-ssm");
     let conf = aws_sdk_ssm::Config::builder()
+        .http_client(watchstate::inbound::config::sdk_http_client())
         .behavior_version(aws_sdk_ssm::config::BehaviorVersion::latest())
         .region(aws_sdk_ssm::config::Region::new("us-east-1"))
         .endpoint_url(moto.endpoint())

@@ -121,6 +121,7 @@ impl Harness {
         static TABLES: AtomicUsize = AtomicUsize::new(0);
         let requests = Arc::new(Requests::default());
         let conf = aws_sdk_dynamodb::Config::builder()
+            .http_client(watchstate::inbound::config::sdk_http_client())
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new("us-east-1"))
             .endpoint_url(endpoint)
@@ -1504,6 +1505,7 @@ async fn table_name_selects_dynamodb() {
         .expect("moto");
     let moto_endpoint = moto.endpoint();
     let conf = aws_sdk_dynamodb::Config::builder()
+        .http_client(watchstate::inbound::config::sdk_http_client())
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
         .endpoint_url(&moto_endpoint)

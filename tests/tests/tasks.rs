@@ -767,7 +767,7 @@ async fn the_scheduled_functions_import_and_export_under_cargo_lambda() {
     let emby = FakeServer::with_sample(BackendKind::Emby).await;
     jf.set_state(&jf.id(MOVIE), PlayState::played_at(ago(600)));
     let emu = e2e::emulator::Emulator::start(&[]).await;
-    let http = reqwest::Client::new();
+    let http = e2e::http_client();
     let api = |method: reqwest::Method, path: &str, body: Option<serde_json::Value>| {
         let mut r = http
             .request(method, emu.url(&format!("/lambda-url/api{path}")))

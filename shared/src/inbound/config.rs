@@ -38,11 +38,13 @@ pub async fn sdk_config() -> &'static aws_config::SdkConfig {
         .await
 }
 
-/// The SDK's own HTTPS client (hyper, rustls with aws-lc: the same TLS stack as the
-/// media-server client), made at the first request and trusting the compiled-in
-/// Mozilla roots. The default one reads and parses the system's certificate store
-/// whenever a client is built, which puts that work into every function's init.
-fn sdk_http_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+/// The SDK's own HTTPS client (hyper, rustls with ring: the same TLS stack as the
+/// media-server client; the SDK crates are built without their default client, which
+/// would bring aws-lc), made at the first request and trusting the compiled-in Mozilla
+/// roots. The default one reads and parses the system's certificate store whenever a
+/// client is built, which puts that work into every function's init. Tests that build
+/// their own `SdkConfig` (moto) take it too: the SDK has no other client.
+pub fn sdk_http_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
     use aws_smithy_http_client::tls;
     use aws_smithy_runtime_api::client::http::{HttpClient, SharedHttpClient};
     static HTTPS: std::sync::OnceLock<SharedHttpClient> = std::sync::OnceLock::new();
@@ -58,7 +60,7 @@ fn sdk_http_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
                     .expect("a TLS context of PEM roots builds");
                 aws_smithy_http_client::Builder::new()
                     .tls_provider(tls::Provider::Rustls(
-                        tls::rustls_provider::CryptoMode::AwsLc,
+                        tls::rustls_provider::CryptoMode::Ring,
                     ))
                     .tls_context(context)
                     .build_https()
@@ -235,5 +237,34 @@ mod tests {
             .iter()
             .zip(roots)
             .all(|(a, b)| a.as_ref() == b.as_ref()));
+    }
+
+    /// The SDK crates have no HTTPS client of their own (no `default-https-client`): the
+    /// one of `sdk_http_client` (rustls with ring, the compiled-in roots) must build and
+    /// speak TLS to an https endpoint.
+    #[tokio::test]
+    async fn the_sdk_client_speaks_tls_to_an_https_endpoint() {
+        use crate::adapters::media::client::tests::{first_bytes_of_a_connection, is_client_hello};
+        let (port, seen) = first_bytes_of_a_connection();
+        let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .http_client(super::sdk_http_client())
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                "x", "x", None, None, "test",
+            ))
+            .retry_config(aws_config::retry::RetryConfig::disabled())
+            .endpoint_url(format!("https://127.0.0.1:{port}"))
+            .load()
+            .await;
+        let err = aws_sdk_dynamodb::Client::new(&conf)
+            .list_tables()
+            .send()
+            .await
+            .expect_err("the server hangs up");
+        let head = seen.join().expect("server thread");
+        assert!(
+            is_client_hello(&head),
+            "not a ClientHello: {head:02x?} ({err:?})"
+        );
     }
 }

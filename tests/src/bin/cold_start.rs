@@ -37,6 +37,11 @@
 //! its fsyncs, which are no part of a Lambda cold start (DynamoDB there) and swing
 //! with the machine's disk load.
 //!
+//! `--instructions N` also runs each binary N times under `valgrind --tool=callgrind`
+//! to its first poll (then SIGTERM, on which callgrind writes its counts) and reports
+//! the median number of instructions executed, and its ratio to hello-world's: unlike
+//! wall-clock time it does not move with the load of a shared machine.
+//!
 //! Speed is reported, never asserted: the exit status is non-zero only when something
 //! could not be measured (a missing binary, an init error, a crash, no poll in 10 s).
 //! A binary that exits successfully without polling (a placeholder `main`) is listed as
@@ -57,17 +62,20 @@ const NEXT: &str = "/2018-06-01/runtime/invocation/next";
 const INIT_ERROR: &str = "/2018-06-01/runtime/init/error";
 const WARMUP_RUNS: usize = 2;
 const POLL_TIMEOUT: Duration = Duration::from_secs(10);
+/// Under callgrind a binary runs some 50 times slower.
+const CALLGRIND_POLL_TIMEOUT: Duration = Duration::from_secs(120);
 /// DESIGN 8 budgets, printed for the reader (not enforced).
 const INIT_RATIO_BUDGET: f64 = 2.0;
 const SIZE_BUDGET_MB: f64 = 8.0;
 
-const USAGE: &str = "usage: cold_start [--runs N] [--bin-dir DIR | --lambda-dir DIR] [--deployed] [--env KEY=VALUE]... [BINARY...]
+const USAGE: &str = "usage: cold_start [--runs N] [--instructions N] [--bin-dir DIR | --lambda-dir DIR] [--deployed] [--env KEY=VALUE]... [BINARY...]
   Measures exec -> first Runtime API poll of release binaries already built with
   `cargo build --release --workspace --bins` (or `cargo lambda build --release`,
   with --lambda-dir target/lambda). BINARY defaults to:
   hello-lambda webhook api push import export (hello-lambda is the baseline).
   --deployed: the deployed configuration, AWS endpoints on a moto server it starts.
-  --env adds to the environment of every binary (repeatable).";
+  --env adds to the environment of every binary (repeatable).
+  --instructions N: also count instructions to the first poll, N callgrind runs each.";
 
 /// What the stand-in Runtime API saw.
 enum Seen {
@@ -86,6 +94,8 @@ struct Bench {
     name: String,
     path: PathBuf,
     samples: Vec<Duration>,
+    /// Instructions executed to the first poll, one per callgrind run.
+    instructions: Vec<u64>,
     /// Connections to the AWS endpoint during init, over all runs (`--deployed`).
     aws_calls: usize,
     /// Set once the binary cannot be measured; it is not run again.
@@ -99,6 +109,8 @@ enum Outcome {
 
 struct Args {
     runs: usize,
+    /// Callgrind runs per binary (0: none).
+    instruction_runs: usize,
     bin_dir: PathBuf,
     /// Binaries at `bin_dir/NAME/bootstrap` (cargo lambda build) rather than `bin_dir/NAME`.
     lambda_layout: bool,
@@ -127,6 +139,7 @@ fn main() -> ExitCode {
 
 fn parse_args() -> Result<Args, String> {
     let mut runs = 30;
+    let mut instruction_runs = 0;
     let mut bin_dir = None;
     let mut lambda_layout = false;
     let mut deployed = false;
@@ -142,6 +155,12 @@ fn parse_args() -> Result<Args, String> {
                     .ok()
                     .filter(|n| *n > 0)
                     .ok_or_else(|| format!("--runs: not a positive number: {value}"))?;
+            }
+            "--instructions" => {
+                let value = it.next().ok_or("--instructions needs a value")?;
+                instruction_runs = value
+                    .parse()
+                    .map_err(|_| format!("--instructions: not a number: {value}"))?;
             }
             "--bin-dir" => {
                 bin_dir = Some(PathBuf::from(it.next().ok_or("--bin-dir needs a value")?))
@@ -186,6 +205,7 @@ fn parse_args() -> Result<Args, String> {
     }
     Ok(Args {
         runs,
+        instruction_runs,
         bin_dir,
         lambda_layout,
         deployed,
@@ -217,6 +237,7 @@ fn run(mut args: Args) -> Result<bool, String> {
                 name: name.clone(),
                 path,
                 samples: Vec::with_capacity(args.runs),
+                instructions: Vec::new(),
                 aws_calls: 0,
                 outcome: None,
             }),
@@ -274,6 +295,7 @@ fn run(mut args: Args) -> Result<bool, String> {
                 &data_dir,
                 &args.env,
                 !args.deployed,
+                None,
                 &rx,
             );
             if let (Some(aws), Some(before)) = (&aws, calls_before) {
@@ -288,13 +310,39 @@ fn run(mut args: Args) -> Result<bool, String> {
         }
     }
 
+    for _ in 0..args.instruction_runs {
+        for bench in benches.iter_mut().filter(|b| b.outcome.is_none()) {
+            let data_dir = scratch.path().join(&bench.name);
+            let out = data_dir.join("callgrind.out");
+            let _ = fs::remove_file(&out);
+            let measured = measure(
+                &bench.name,
+                &bench.path,
+                &api,
+                &data_dir,
+                &args.env,
+                !args.deployed,
+                Some(&out),
+                &rx,
+            )
+            .and_then(|_| callgrind_total(&out));
+            match measured {
+                Ok(n) => bench.instructions.push(n),
+                Err(message) => bench.outcome = Some(Outcome::Failed(message)),
+            }
+        }
+    }
+
     report(&benches, aws.is_some());
     Ok(benches
         .iter()
         .all(|b| !matches!(b.outcome, Some(Outcome::Failed(_)))))
 }
 
-/// Runs one binary until its first poll; kills it.
+/// Runs one binary until its first poll; kills it. With `callgrind` (the file to write
+/// the counts to) it runs under `valgrind --tool=callgrind` and is stopped by SIGTERM,
+/// on which callgrind writes the file.
+#[allow(clippy::too_many_arguments)]
 fn measure(
     name: &str,
     path: &Path,
@@ -302,6 +350,7 @@ fn measure(
     data_dir: &Path,
     env: &[(String, String)],
     local: bool,
+    callgrind: Option<&Path>,
     rx: &Receiver<Seen>,
 ) -> Result<Run, String> {
     fs::create_dir_all(data_dir).map_err(|e| format!("{}: {e}", data_dir.display()))?;
@@ -312,9 +361,33 @@ fn measure(
         .map_err(|e| format!("{}: {e}", log_path.display()))?;
     while rx.try_recv().is_ok() {}
 
-    let mut command = Command::new(path);
+    let mut command = match callgrind {
+        Some(out) => {
+            let mut c = Command::new("valgrind");
+            c.arg("--tool=callgrind")
+                .arg(format!("--callgrind-out-file={}", out.display()))
+                .arg(path);
+            // The environment is cleared as for every run; valgrind keeps PATH.
+            c.env_clear()
+                .env("PATH", std::env::var_os("PATH").unwrap_or_default());
+            c
+        }
+        None => {
+            let mut c = Command::new(path);
+            c.env_clear();
+            c
+        }
+    };
+    let stop = |child: &mut Child| match callgrind {
+        Some(_) => terminate(child),
+        None => stop(child),
+    };
+    let poll_timeout = if callgrind.is_some() {
+        CALLGRIND_POLL_TIMEOUT
+    } else {
+        POLL_TIMEOUT
+    };
     command
-        .env_clear()
         .env("AWS_LAMBDA_RUNTIME_API", api)
         .env("AWS_LAMBDA_FUNCTION_NAME", name)
         .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
@@ -338,9 +411,10 @@ fn measure(
         .stderr(log_err);
 
     let started = Instant::now();
-    let mut child = command
-        .spawn()
-        .map_err(|e| format!("cannot start {}: {e}", path.display()))?;
+    let mut child = command.spawn().map_err(|e| match callgrind {
+        Some(_) => format!("cannot start valgrind (apt-get install valgrind): {e}"),
+        None => format!("cannot start {}: {e}", path.display()),
+    })?;
     loop {
         match rx.recv_timeout(Duration::from_millis(2)) {
             Ok(Seen::Poll(at)) => {
@@ -373,11 +447,11 @@ fn measure(
                 tail(&log_path)
             ));
         }
-        if started.elapsed() > POLL_TIMEOUT {
+        if started.elapsed() > poll_timeout {
             stop(&mut child);
             return Err(format!(
                 "no poll within {} s; output:\n{}",
-                POLL_TIMEOUT.as_secs(),
+                poll_timeout.as_secs(),
                 tail(&log_path)
             ));
         }
@@ -387,6 +461,29 @@ fn measure(
 fn stop(child: &mut Child) {
     let _ = child.kill();
     let _ = child.wait();
+}
+
+/// SIGTERM (callgrind writes its counts on a fatal signal, not on SIGKILL), then wait.
+fn terminate(child: &mut Child) {
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
+    let _ = child.wait();
+}
+
+/// The instruction count (`Ir`) of a callgrind output file: its `summary:` (or
+/// `totals:`) line.
+fn callgrind_total(path: &Path) -> Result<u64, String> {
+    let text = fs::read_to_string(path)
+        .map_err(|e| format!("no callgrind output {}: {e}", path.display()))?;
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix("summary:")
+                .or_else(|| l.strip_prefix("totals:"))
+        })
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .ok_or_else(|| format!("no summary line in {}", path.display()))
 }
 
 fn tail(path: &Path) -> String {
@@ -471,6 +568,10 @@ fn report(benches: &[Bench], deployed: bool) {
         "binary", "runs", "median ms", "p90 ms", "ratio", "size MB", "stripped"
     );
     let mut notes = Vec::new();
+    let instruction_baseline = benches
+        .iter()
+        .find(|b| b.name == BASELINE)
+        .and_then(|b| median_count(&b.instructions));
     for bench in benches {
         let size = fs::metadata(&bench.path).map(|m| m.len() as f64 / 1e6).ok();
         let stripped = match has_symbol_table(&bench.path) {
@@ -526,6 +627,32 @@ fn report(benches: &[Bench], deployed: bool) {
             }
         }
     }
+    if benches.iter().any(|b| !b.instructions.is_empty()) {
+        println!();
+        println!(
+            "{:<14} {:>5} {:>16} {:>10}",
+            "binary", "runs", "instructions", "ratio"
+        );
+        for bench in benches {
+            if let Some(n) = median_count(&bench.instructions) {
+                let ratio = instruction_baseline.map(|b| n as f64 / b as f64);
+                println!(
+                    "{:<14} {:>5} {:>16} {:>10}",
+                    bench.name,
+                    bench.instructions.len(),
+                    n,
+                    ratio.map_or("?".into(), |r| format!("{r:.2}x"))
+                );
+                if let (Some(ratio), true) = (ratio, bench.name != BASELINE) {
+                    notes.push(format!(
+                        "{}: {ratio:.2}x hello-world's instructions to the first poll (budget {INIT_RATIO_BUDGET}x: {})",
+                        bench.name,
+                        if ratio <= INIT_RATIO_BUDGET { "within" } else { "OVER" },
+                    ));
+                }
+            }
+        }
+    }
     println!();
     for note in notes {
         println!("{note}");
@@ -544,6 +671,13 @@ fn report(benches: &[Bench], deployed: bool) {
             );
         }
     }
+}
+
+/// The median of instruction counts (the lower one of an even count).
+fn median_count(counts: &[u64]) -> Option<u64> {
+    let mut sorted = counts.to_vec();
+    sorted.sort_unstable();
+    sorted.get(sorted.len().checked_sub(1)? / 2).copied()
 }
 
 fn ms(d: Duration) -> f64 {
@@ -684,6 +818,7 @@ mod deployed {
             .map_err(|e| e.to_string())?;
         rt.block_on(async {
             let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
+                .http_client(watchstate::inbound::config::sdk_http_client())
                 .region(aws_config::Region::new(REGION))
                 .endpoint_url(endpoint)
                 .credentials_provider(aws_sdk_sqs::config::Credentials::new(

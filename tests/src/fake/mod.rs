@@ -480,7 +480,7 @@ impl FakeServer {
         let addr = listener.local_addr().expect("local addr");
         let shared = state.clone();
         let task = tokio::spawn(async move {
-            let http = reqwest::Client::builder()
+            let http = crate::http_client_builder()
                 .timeout(Duration::from_secs(10))
                 .build()
                 .expect("echo client");

@@ -67,18 +67,19 @@ pub fn http_client() -> reqwest::Client {
 }
 
 /// TLS for media servers: rustls trusting the compiled-in Mozilla roots
-/// (webpki-roots), built once per process. A client built from it reads no
-/// certificate store from disk (the platform verifier would, for every client).
+/// (webpki-roots) with ring's crypto (as the SDK's client), built once per process.
+/// A client built from it reads no certificate store from disk (the platform
+/// verifier would, for every client).
 fn tls_config() -> rustls::ClientConfig {
     static CONFIG: std::sync::LazyLock<rustls::ClientConfig> = std::sync::LazyLock::new(|| {
         let roots = rustls::RootCertStore {
             roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
         };
         rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::aws_lc_rs::default_provider(),
+            rustls::crypto::ring::default_provider(),
         ))
         .with_safe_default_protocol_versions()
-        .expect("aws-lc-rs supports the default TLS versions")
+        .expect("ring supports the default TLS versions")
         .with_root_certificates(roots)
         .with_no_client_auth()
     });
@@ -118,5 +119,59 @@ pub fn client_with(
         BackendKind::Emby => Arc::new(crate::adapters::media::emby::client::new(
             backend, http, retry,
         )),
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A TCP server on 127.0.0.1 that keeps the first bytes of its first connection
+    /// (a TLS client's first record: its ClientHello), then hangs up; nothing when no
+    /// client connects within 10 s.
+    pub(crate) fn first_bytes_of_a_connection() -> (u16, std::thread::JoinHandle<Vec<u8>>) {
+        use std::io::Read;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("address").port();
+        listener.set_nonblocking(true).expect("non-blocking");
+        let seen = std::thread::spawn(move || {
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while std::time::Instant::now() < deadline {
+                if let Ok((mut stream, _)) = listener.accept() {
+                    let _ = stream.set_nonblocking(false);
+                    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+                    let mut head = [0u8; 6];
+                    return match stream.read_exact(&mut head) {
+                        Ok(()) => head.to_vec(),
+                        Err(_) => Vec::new(),
+                    };
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Vec::new()
+        });
+        (port, seen)
+    }
+
+    /// A TLS handshake record (0x16, version 3.x) carrying a ClientHello (type 1).
+    pub(crate) fn is_client_hello(head: &[u8]) -> bool {
+        head.len() >= 6 && head[0] == 0x16 && head[1] == 0x03 && head[5] == 0x01
+    }
+
+    /// reqwest is built without a crypto provider of its own: the client must build
+    /// with the library's (ring) and speak TLS to an https media server.
+    #[tokio::test]
+    async fn the_media_client_speaks_tls_to_an_https_server() {
+        let (port, seen) = first_bytes_of_a_connection();
+        let err = http_client()
+            .get(format!("https://127.0.0.1:{port}/"))
+            .send()
+            .await
+            .expect_err("the server hangs up");
+        let head = seen.join().expect("server thread");
+        assert!(
+            is_client_hello(&head),
+            "not a ClientHello: {head:02x?} ({err})"
+        );
     }
 }

@@ -368,7 +368,7 @@ mod tests {
             "X-Plex-Token",
             "super-secret-token".into(),
             &[],
-            reqwest::Client::new(),
+            crate::adapters::media::client::http_client(),
             RetryPolicy::default(),
         );
         let dbg = format!("{e:?}");
