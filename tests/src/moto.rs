@@ -18,6 +18,18 @@ pub struct Moto {
     pub port: u16,
 }
 
+/// moto's app under werkzeug's single-threaded server, with the launcher's patches.
+const SERIAL: &str = "
+import sys, importlib.util
+spec = importlib.util.spec_from_file_location('launcher', sys.argv[3])
+launcher = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(launcher)
+launcher._patch()
+from werkzeug.serving import run_simple
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+run_simple(sys.argv[1], int(sys.argv[2]), DomainDispatcherApplication(create_backend_app), threaded=False)
+";
+
 /// The launcher next to this crate's sources.
 const LAUNCHER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/moto_server.py");
 
@@ -53,6 +65,30 @@ impl Moto {
             std::thread::sleep(Duration::from_millis(100));
         }
         Moto { child, port }
+    }
+
+    /// moto on a single-threaded server: threaded moto checks a write's condition and
+    /// applies it without a lock, so two concurrent conditional writes can both pass
+    /// (DynamoDB's are atomic). Tests of concurrent claims use this one.
+    pub fn start_serial() -> Moto {
+        let port = free_port();
+        let child = Command::new("python3")
+            .args(["-c", SERIAL, "127.0.0.1", &port.to_string(), LAUNCHER])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3 with moto (pip install 'moto[server]')");
+        let mut moto = Moto { child, port };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if Instant::now() > deadline || matches!(moto.child.try_wait(), Ok(Some(_))) {
+                moto.stop();
+                panic!("serial moto did not start");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        moto
     }
 
     pub fn endpoint(&self) -> String {

@@ -489,7 +489,9 @@ async fn overlapping_drains_publish_once_sqlite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn overlapping_drains_publish_once_dynamodb() {
-    let moto = tokio::task::spawn_blocking(Moto::start)
+    // Serial moto: threaded moto's conditional writes are not atomic (DynamoDB's are),
+    // so two drains could both claim one row there.
+    let moto = tokio::task::spawn_blocking(Moto::start_serial)
         .await
         .expect("moto");
     let conf = sdk(&moto.endpoint()).await;
