@@ -136,6 +136,15 @@ pub fn relative(kind: &str, series: &str, season: u32, episode: u32) -> String {
     format!("{kind}:{series}/{season}/{episode}")
 }
 
+/// Guids from `(kind, value)` pairs as written, for tests.
+#[cfg(test)]
+pub(crate) fn from_pairs(pairs: &[(&str, &str)]) -> Guids {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -81,12 +81,7 @@ mod tests {
     use chrono::TimeZone;
     use std::collections::BTreeMap;
 
-    fn guids(pairs: &[(&str, &str)]) -> Guids {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::domain::guid::from_pairs as guids;
 
     fn stored(kind: ItemType) -> Item {
         Item {

@@ -158,6 +158,18 @@ pub(crate) mod tests {
         head.len() >= 6 && head[0] == 0x16 && head[1] == 0x03 && head[5] == 0x01
     }
 
+    /// That the server of [`first_bytes_of_a_connection`] was sent a ClientHello.
+    pub(crate) fn assert_client_hello(
+        seen: std::thread::JoinHandle<Vec<u8>>,
+        err: impl std::fmt::Debug,
+    ) {
+        let head = seen.join().expect("server thread");
+        assert!(
+            is_client_hello(&head),
+            "not a ClientHello: {head:02x?} ({err:?})"
+        );
+    }
+
     /// reqwest is built without a crypto provider of its own: the client must build
     /// with the library's (ring) and speak TLS to an https media server.
     #[tokio::test]
@@ -168,10 +180,6 @@ pub(crate) mod tests {
             .send()
             .await
             .expect_err("the server hangs up");
-        let head = seen.join().expect("server thread");
-        assert!(
-            is_client_hello(&head),
-            "not a ClientHello: {head:02x?} ({err})"
-        );
+        assert_client_hello(seen, err);
     }
 }

@@ -9,8 +9,12 @@ pub mod emby;
 #[cfg(feature = "media")]
 pub mod endpoint;
 pub mod jellyfin;
+pub(crate) mod lenient;
+pub mod mediabrowser;
 pub mod plex;
 pub mod tautulli;
+#[cfg(test)]
+mod test_support;
 
 use chrono::{DateTime, Utc};
 

@@ -2,7 +2,8 @@
 //! value a string. They become Plex events for a Plex backend.
 //!
 //! The template (tests/fixtures/webhooks/tautulli/template.json) is Plex-shaped, so the
-//! tolerant scalar reader and the guid/type rules come from the Plex parser. What
+//! payload's shape ([`crate::adapters::media::plex::dto`]) and the guid/type rules come
+//! from the Plex parser. What
 //! differs from Plex:
 //!
 //! - `Metadata.Guids` (`{imdb, tvdb, tmdb, tvmaze}`, empty strings when unknown) holds
@@ -13,16 +14,12 @@
 //! - For a movie `index`/`parentIndex` are `"0"` and `year` is `""`.
 
 use std::borrow::Cow;
-use std::fmt;
-use std::marker::PhantomData;
 
 use chrono::{DateTime, Utc};
-use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use serde::Deserialize;
 
-use crate::adapters::media::plex::webhook::{
-    event_name, item_type, rating_key, read_object, Account, AgentIds, Loose, Server,
-};
+use crate::adapters::media::lenient::{read_object, Scalar};
+use crate::adapters::media::plex::dto::Payload;
+use crate::adapters::media::plex::webhook::{event_name, item_type, rating_key, AgentIds};
 use crate::adapters::media::ParseError;
 use crate::domain::guid;
 use crate::domain::model::{Action, Event, EventItem, ItemType, Parsed, Source};
@@ -49,7 +46,7 @@ pub fn parse(json: &[u8], received_at: DateTime<Utc>) -> Result<Parsed, ParseErr
     let md = payload
         .metadata
         .ok_or_else(|| ParseError::bad(format!("Tautulli {event} payload has no Metadata")))?;
-    let kind = match item_type(source, &event, &md.kind, &Loose::Absent)? {
+    let kind = match item_type(source, &event, &md.kind, &Scalar::Absent)? {
         Ok(kind) => kind,
         Err(reason) => return Ok(Parsed::ignored(source, event, reason)),
     };
@@ -57,7 +54,7 @@ pub fn parse(json: &[u8], received_at: DateTime<Utc>) -> Result<Parsed, ParseErr
 
     let mut ids = AgentIds::default();
     // `{guid}` is the item's own Plex guid: a legacy agent guid counts like in Plex.
-    if let Some(g) = md.guid.text() {
+    if let Some(g) = md.guid.filled() {
         ids.add_item_guid(kind, &g);
     }
     // `Guids` name the movie itself, or the episode's show.
@@ -65,8 +62,8 @@ pub fn parse(json: &[u8], received_at: DateTime<Utc>) -> Result<Parsed, ParseErr
         ItemType::Movie => &mut ids.guids,
         ItemType::Episode => &mut ids.series,
     };
-    for (provider, value) in &md.guids.0 {
-        if let (Some(provider), Some(value)) = (provider.text(), value.text()) {
+    for (provider, value) in &md.provider_ids.0 {
+        if let (Some(provider), Some(value)) = (provider.filled(), value.filled()) {
             guid::insert(target, &provider, &value);
         }
     }
@@ -83,10 +80,10 @@ pub fn parse(json: &[u8], received_at: DateTime<Utc>) -> Result<Parsed, ParseErr
     let item = EventItem {
         kind: Some(kind),
         backend_item_id,
-        title: md.title.text().map(Cow::into_owned),
+        title: md.title.filled().map(Cow::into_owned),
         year: md.year.year(),
         series_title: match kind {
-            ItemType::Episode => md.grandparent_title.text().map(Cow::into_owned),
+            ItemType::Episode => md.grandparent_title.filled().map(Cow::into_owned),
             ItemType::Movie => None,
         },
         season,
@@ -109,7 +106,7 @@ pub fn parse(json: &[u8], received_at: DateTime<Utc>) -> Result<Parsed, ParseErr
         Action::Added => None,
         _ => payload
             .account
-            .and_then(|a| a.id.text().map(Cow::into_owned)),
+            .and_then(|a| a.id.filled().map(Cow::into_owned)),
     };
 
     Ok(Parsed::Event(Event {
@@ -118,7 +115,7 @@ pub fn parse(json: &[u8], received_at: DateTime<Utc>) -> Result<Parsed, ParseErr
         source,
         server_id: payload
             .server
-            .and_then(|s| s.uuid.text().map(Cow::into_owned)),
+            .and_then(|s| s.uuid.filled().map(Cow::into_owned)),
         user_id,
         action,
         raw_event: event.into_owned(),
@@ -149,131 +146,16 @@ fn action_of(event: &str) -> Option<Action> {
     })
 }
 
-#[derive(Deserialize)]
-struct Payload<'a> {
-    #[serde(borrow, default)]
-    event: Loose<'a>,
-    #[serde(borrow, default, rename = "Account")]
-    account: Option<Account<'a>>,
-    #[serde(borrow, default, rename = "Server")]
-    server: Option<Server<'a>>,
-    #[serde(borrow, default, rename = "Metadata")]
-    metadata: Option<Metadata<'a>>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Metadata<'a> {
-    #[serde(borrow, default)]
-    rating_key: Loose<'a>,
-    #[serde(borrow, default, rename = "type")]
-    kind: Loose<'a>,
-    #[serde(borrow, default)]
-    guid: Loose<'a>,
-    #[serde(borrow, default, rename = "Guids")]
-    guids: ProviderIds<'a>,
-    #[serde(borrow, default)]
-    title: Loose<'a>,
-    #[serde(borrow, default)]
-    grandparent_title: Loose<'a>,
-    #[serde(borrow, default)]
-    year: Loose<'a>,
-    #[serde(borrow, default)]
-    index: Loose<'a>,
-    #[serde(borrow, default)]
-    parent_index: Loose<'a>,
-    #[serde(borrow, default)]
-    view_offset: Loose<'a>,
-    #[serde(borrow, default)]
-    duration: Loose<'a>,
-}
-
-/// `Metadata.Guids`: provider name to id, in the order written. Anything but an
-/// object (null, an unfilled `"{guids}"`) reads as no ids.
-#[derive(Default)]
-struct ProviderIds<'a>(Vec<(Loose<'a>, Loose<'a>)>);
-
-impl<'de: 'a, 'a> Deserialize<'de> for ProviderIds<'a> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(ProviderIdsVisitor(PhantomData))
-    }
-}
-
-struct ProviderIdsVisitor<'a>(PhantomData<&'a ()>);
-
-impl<'de: 'a, 'a> Visitor<'de> for ProviderIdsVisitor<'a> {
-    type Value = ProviderIds<'a>;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("an object of provider ids")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut ids = Vec::with_capacity(4);
-        while let Some(key) = map.next_key::<Loose<'a>>()? {
-            let value: Loose<'a> = map.next_value()?;
-            ids.push((key, value));
-        }
-        Ok(ProviderIds(ids))
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(ProviderIds::default())
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(ProviderIds::default())
-    }
-
-    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(ProviderIds::default())
-    }
-
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
-        Ok(ProviderIds::default())
-    }
-
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-        Ok(ProviderIds::default())
-    }
-
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
-        Ok(ProviderIds::default())
-    }
-
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
-        Ok(ProviderIds::default())
-    }
-
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
-        Ok(ProviderIds::default())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::adapters::media::plex::webhook::tests::{
-        bad, check_cases, event, ids, ignored, item, now,
-    };
+    use crate::adapters::media::test_support::*;
     use crate::domain::model::Guids;
-
-    macro_rules! fixture {
-        ($path:literal) => {
-            std::fs::read(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../tests/fixtures/",
-                $path
-            ))
-            .expect("fixture is readable")
-        };
-    }
 
     /// The template with `event` filled and the placeholders in `fill` replaced
     /// (`("rating_key", "51377")` replaces `{rating_key}`); others stay unfilled.
     fn template(event: &str, fill: &[(&str, &str)]) -> Vec<u8> {
-        let mut s = String::from_utf8(fixture!("webhooks/tautulli/template.json")).unwrap();
+        let mut s = String::from_utf8(fixture("webhooks/tautulli/template.json")).unwrap();
         s = s.replace("tautulli.{action}", event);
         for (k, v) in fill {
             s = s.replace(&format!("{{{k}}}"), v);
@@ -288,15 +170,17 @@ mod tests {
 
     #[test]
     fn watched_episode_guids_are_the_shows() {
-        let e = event(parse(&fixture!("written/tautulli/watched-episode.json"), now()).unwrap());
+        let e = event(parse_file(parse, "written/tautulli/watched-episode.json"));
         assert_eq!(e.source, Source::Tautulli);
         assert_eq!(e.action, Action::Played);
         assert_eq!(e.raw_event, "tautulli.watched");
         assert_eq!(
-            e.server_id.as_deref(),
-            Some("1f0184d07827a52e10bd3a36bcd71244c8b9d7a2")
+            who(&e),
+            (
+                Some("1f0184d07827a52e10bd3a36bcd71244c8b9d7a2"),
+                Some("28475019")
+            )
         );
-        assert_eq!(e.user_id.as_deref(), Some("28475019"));
         // lastViewedAt "" (first viewing): the rules use the time received.
         assert_eq!(e.occurred_at, None);
         let it = item(&e);
@@ -309,7 +193,7 @@ mod tests {
         assert_eq!(it.guids, Guids::new());
         assert_eq!(
             it.series_guids,
-            ids(&[
+            guids(&[
                 ("imdb", "tt28104417"),
                 ("tvdb", "431877"),
                 ("tmdb", "227093")
@@ -322,15 +206,17 @@ mod tests {
 
     #[test]
     fn pause_movie() {
-        let e = event(parse(&fixture!("written/tautulli/pause-movie.json"), now()).unwrap());
+        let e = event(parse_file(parse, "written/tautulli/pause-movie.json"));
         assert_eq!(e.source, Source::Tautulli);
         assert_eq!(e.action, Action::Progress);
         assert_eq!(e.raw_event, "tautulli.pause");
         assert_eq!(
-            e.server_id.as_deref(),
-            Some("1f0184d07827a52e10bd3a36bcd71244c8b9d7a2")
+            who(&e),
+            (
+                Some("1f0184d07827a52e10bd3a36bcd71244c8b9d7a2"),
+                Some("28475019")
+            )
         );
-        assert_eq!(e.user_id.as_deref(), Some("28475019"));
         // A date-only lastViewedAt (an earlier viewing) is no event time.
         assert_eq!(e.occurred_at, None);
         let it = item(&e);
@@ -343,7 +229,7 @@ mod tests {
         assert_eq!((it.season, it.episode), (None, None));
         assert_eq!(
             it.guids,
-            ids(&[("imdb", "tt1587309"), ("tmdb", "62955"), ("tvdb", "24019")])
+            guids(&[("imdb", "tt1587309"), ("tmdb", "62955"), ("tvdb", "24019")])
         );
         assert_eq!(it.series_guids, Guids::new());
         assert_eq!(it.played, None);
@@ -353,8 +239,7 @@ mod tests {
 
     #[test]
     fn raw_template_is_ignored_as_unfilled() {
-        let (source, raw, reason) =
-            ignored(parse(&fixture!("webhooks/tautulli/template.json"), now()).unwrap());
+        let (source, raw, reason) = ignored(parse_file(parse, "webhooks/tautulli/template.json"));
         assert_eq!(source, Source::Tautulli);
         assert_eq!(raw, "tautulli.{action}");
         assert_eq!(
@@ -397,7 +282,7 @@ mod tests {
         // Season 0 (specials) is a real season for an episode.
         assert_eq!((it.season, it.episode), (Some(0), Some(2)));
         assert_eq!(it.guids, Guids::new());
-        assert_eq!(it.series_guids, ids(&[("tvdb", "81189")]));
+        assert_eq!(it.series_guids, guids(&[("tvdb", "81189")]));
         assert_eq!(it.progress_ms, Some(0));
         assert_eq!(
             (it.title.as_deref(), it.year, it.duration_ms),
@@ -430,7 +315,7 @@ mod tests {
         let it = item(&e);
         assert_eq!(it.kind, Some(ItemType::Movie));
         assert_eq!(it.backend_item_id, "900");
-        assert_eq!(it.guids, ids(&[("imdb", "tt0111161"), ("tmdb", "278")]));
+        assert_eq!(it.guids, guids(&[("imdb", "tt0111161"), ("tmdb", "278")]));
         assert_eq!(it.title.as_deref(), Some("The Shawshank Redemption"));
         assert_eq!(it.year, Some(1994));
         assert_eq!((it.played, it.progress_ms), (None, None));
@@ -503,7 +388,7 @@ mod tests {
         let e = event(parse(body, now()).unwrap());
         let it = item(&e);
         assert_eq!(it.guids, Guids::new());
-        assert_eq!(it.series_guids, ids(&[("tvdb", "268592")]));
+        assert_eq!(it.series_guids, guids(&[("tvdb", "268592")]));
         // Empty index/parentIndex: the numbers come from the relative guid.
         assert_eq!((it.season, it.episode), (Some(1), Some(1)));
 
@@ -512,7 +397,7 @@ mod tests {
         let e = event(parse(body, now()).unwrap());
         assert_eq!(
             item(&e).guids,
-            ids(&[("imdb", "tt0322259"), ("tmdb", "584")])
+            guids(&[("imdb", "tt0322259"), ("tmdb", "584")])
         );
     }
 
@@ -540,7 +425,7 @@ mod tests {
         assert_eq!(it.duration_ms, Some(2652000));
         assert_eq!(
             it.series_guids,
-            ids(&[("imdb", "tt28104417"), ("tvdb", "431877")])
+            guids(&[("imdb", "tt28104417"), ("tvdb", "431877")])
         );
     }
 

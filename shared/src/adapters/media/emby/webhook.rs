@@ -27,22 +27,17 @@
 //! `Date`: after "mark unplayed" `LastPlayedDate` still names the earlier viewing, and
 //! stamping the unplay with it would make it look older than that viewing (stale).
 
-use std::fmt;
-
 use chrono::{DateTime, Utc};
-use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
-use serde::Deserialize as DeriveDeserialize;
+use serde::Deserialize;
 
-use crate::adapters::media::jellyfin::webhook::lenient::{self, Scalar};
+use crate::adapters::media::lenient::{self, Scalar};
+use crate::adapters::media::mediabrowser::dto::BaseItem;
+use crate::adapters::media::mediabrowser::{item_type, ms, ItemFields};
 use crate::adapters::media::{json_error, ParseError};
-use crate::domain::guid;
-use crate::domain::model::{Action, Event, EventItem, Guids, ItemType, Parsed, Source};
+use crate::domain::model::{Action, Event, Parsed, Source};
 use crate::domain::when;
 
 const SOURCE: Source = Source::Emby;
-
-/// Emby counts time in ticks of 100 ns: 10,000 ticks per millisecond.
-const TICKS_PER_MS: u64 = 10_000;
 
 pub fn parse(json: &[u8], received_at: DateTime<Utc>) -> Result<Parsed, ParseError> {
     // The payload's own time is reported as is; the rules compare it to `received_at`.
@@ -52,138 +47,56 @@ pub fn parse(json: &[u8], received_at: DateTime<Utc>) -> Result<Parsed, ParseErr
     build(doc)
 }
 
-#[derive(DeriveDeserialize)]
+#[derive(Deserialize)]
 struct Doc<'a> {
-    #[serde(rename = "Event", borrow)]
-    event: Option<Scalar<'a>>,
-    #[serde(rename = "Date", borrow)]
-    date: Option<Scalar<'a>>,
+    #[serde(rename = "Event", borrow, default)]
+    event: Scalar<'a>,
+    #[serde(rename = "Date", borrow, default)]
+    date: Scalar<'a>,
     #[serde(rename = "User", borrow)]
     user: Option<Ids<'a>>,
     #[serde(rename = "Server", borrow)]
     server: Option<Ids<'a>>,
     #[serde(rename = "Item", borrow)]
-    item: Option<Item<'a>>,
+    item: Option<BaseItem<'a>>,
     #[serde(rename = "PlaybackInfo", borrow)]
     playback: Option<PlaybackInfo<'a>>,
 }
 
 /// `User` and `Server`: only their `Id`.
-#[derive(DeriveDeserialize)]
+#[derive(Deserialize)]
 struct Ids<'a> {
-    #[serde(rename = "Id", borrow)]
-    id: Option<Scalar<'a>>,
+    #[serde(rename = "Id", borrow, default)]
+    id: Scalar<'a>,
 }
 
-#[derive(DeriveDeserialize)]
-struct Item<'a> {
-    #[serde(rename = "Id", borrow)]
-    id: Option<Scalar<'a>>,
-    #[serde(rename = "ServerId", borrow)]
-    server_id: Option<Scalar<'a>>,
-    #[serde(rename = "Type", borrow)]
-    kind: Option<Scalar<'a>>,
-    #[serde(rename = "Name", borrow)]
-    name: Option<Scalar<'a>>,
-    #[serde(rename = "ProductionYear", borrow)]
-    year: Option<Scalar<'a>>,
-    #[serde(rename = "SeriesName", borrow)]
-    series_name: Option<Scalar<'a>>,
-    #[serde(rename = "ParentIndexNumber", borrow)]
-    season: Option<Scalar<'a>>,
-    #[serde(rename = "IndexNumber", borrow)]
-    episode: Option<Scalar<'a>>,
-    #[serde(rename = "RunTimeTicks", borrow)]
-    runtime_ticks: Option<Scalar<'a>>,
-    #[serde(rename = "ProviderIds", default)]
-    provider_ids: ProviderIds,
-    #[serde(rename = "UserData", borrow)]
-    user_data: Option<UserData<'a>>,
-}
-
-#[derive(DeriveDeserialize)]
-struct UserData<'a> {
-    #[serde(rename = "Played", borrow)]
-    played: Option<Scalar<'a>>,
-    #[serde(rename = "LastPlayedDate", borrow)]
-    last_played: Option<Scalar<'a>>,
-}
-
-#[derive(DeriveDeserialize)]
+#[derive(Deserialize)]
 struct PlaybackInfo<'a> {
-    #[serde(rename = "PlayedToCompletion", borrow)]
-    played_to_completion: Option<Scalar<'a>>,
-    #[serde(rename = "PositionTicks", borrow)]
-    position_ticks: Option<Scalar<'a>>,
+    #[serde(rename = "PlayedToCompletion", borrow, default)]
+    played_to_completion: Scalar<'a>,
+    #[serde(rename = "PositionTicks", borrow, default)]
+    position_ticks: Scalar<'a>,
 }
 
-/// `Item.ProviderIds`: keys in any case (`Imdb`, `IMDB`, `Tmdb`), values checked by
-/// [`guid::normalize`] so URLs (`Official Website`) and unknown providers stay out.
-#[derive(Default)]
-struct ProviderIds(Guids);
-
-impl<'de> Deserialize<'de> for ProviderIds {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct IdsVisitor;
-        impl<'de> Visitor<'de> for IdsVisitor {
-            type Value = ProviderIds;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("an object of provider ids")
-            }
-            fn visit_unit<E: serde::de::Error>(self) -> Result<ProviderIds, E> {
-                Ok(ProviderIds::default())
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ProviderIds, A::Error> {
-                let mut guids = Guids::new();
-                while let Some(key) = map.next_key::<Scalar>()? {
-                    match key.text().and_then(|k| guid::kind_of(&k)) {
-                        Some(kind) => {
-                            if let Some(v) = map.next_value::<Scalar>()?.text() {
-                                guid::insert(&mut guids, kind, &v);
-                            }
-                        }
-                        None => {
-                            map.next_value::<IgnoredAny>()?;
-                        }
-                    }
-                }
-                Ok(ProviderIds(guids))
-            }
-        }
-        deserializer.deserialize_any(IdsVisitor)
-    }
-}
-
-fn text(v: &Option<Scalar<'_>>) -> Option<String> {
-    v.as_ref().and_then(Scalar::text).map(|s| s.into_owned())
-}
-
-fn flag(v: &Option<Scalar<'_>>) -> Option<bool> {
-    v.as_ref().and_then(Scalar::flag)
-}
-
-fn uint(v: &Option<Scalar<'_>>) -> Option<u64> {
-    v.as_ref().and_then(Scalar::uint)
-}
-
-fn time(v: &Option<Scalar<'_>>) -> Option<DateTime<Utc>> {
-    v.as_ref()
-        .and_then(Scalar::text)
-        .and_then(|t| when::from_rfc3339(&t))
+fn time(v: &Scalar<'_>) -> Option<DateTime<Utc>> {
+    v.text().and_then(|t| when::from_rfc3339(&t))
 }
 
 fn build(doc: Doc<'_>) -> Result<Parsed, ParseError> {
-    let event = text(&doc.event).ok_or_else(|| ParseError::bad("emby payload has no Event"))?;
+    let event = doc
+        .event
+        .string()
+        .ok_or_else(|| ParseError::bad("emby payload has no Event"))?;
     let completed = doc
         .playback
         .as_ref()
-        .and_then(|p| flag(&p.played_to_completion))
+        .and_then(|p| p.played_to_completion.flag())
         == Some(true);
     let server_id = doc
         .server
         .as_ref()
-        .and_then(|s| text(&s.id))
-        .or_else(|| doc.item.as_ref().and_then(|i| text(&i.server_id)));
+        .and_then(|s| s.id.string())
+        .or_else(|| doc.item.as_ref().and_then(|i| i.server_id.string()));
 
     let action = match event.to_ascii_lowercase().as_str() {
         "system.notificationtest" => {
@@ -214,20 +127,14 @@ fn build(doc: Doc<'_>) -> Result<Parsed, ParseError> {
     let Some(item) = doc.item else {
         return Err(ParseError::bad(format!("emby {event} payload has no Item")));
     };
-    let kind = match item.kind.as_ref().and_then(Scalar::text) {
-        Some(t) if t.eq_ignore_ascii_case("Movie") => ItemType::Movie,
-        Some(t) if t.eq_ignore_ascii_case("Episode") => ItemType::Episode,
-        Some(t) => {
-            let reason = format!("item type {t} is not synced (only Movie and Episode are)");
-            return Ok(Parsed::ignored(SOURCE, event, reason));
-        }
-        None => {
-            let reason = "emby payload has no Item.Type: only Movie and Episode are synced";
-            return Ok(Parsed::ignored(SOURCE, event, reason));
-        }
+    let kind = match item_type(SOURCE, "Item.Type", &item.kind) {
+        Ok(kind) => kind,
+        Err(reason) => return Ok(Parsed::ignored(SOURCE, event, reason)),
     };
-    let backend_item_id =
-        text(&item.id).ok_or_else(|| ParseError::bad("emby payload has no Item.Id"))?;
+    let backend_item_id = item
+        .id
+        .string()
+        .ok_or_else(|| ParseError::bad("emby payload has no Item.Id"))?;
 
     let user_data = item.user_data.as_ref();
     let played = match action {
@@ -235,55 +142,34 @@ fn build(doc: Doc<'_>) -> Result<Parsed, ParseError> {
         Action::Added => None,
         // `PlayedToCompletion: false` only says this playback did not finish.
         _ if completed => Some(true),
-        _ => user_data.and_then(|u| flag(&u.played)),
+        _ => user_data.and_then(|u| u.played.flag()),
     };
     let progress_ms = match action {
-        Action::Progress => doc
-            .playback
-            .as_ref()
-            .and_then(|p| uint(&p.position_ticks))
-            .map(|t| t / TICKS_PER_MS),
+        Action::Progress => doc.playback.as_ref().and_then(|p| ms(&p.position_ticks)),
         _ => None,
     };
     let occurred_at = match action {
         Action::Played => user_data
-            .and_then(|u| time(&u.last_played))
+            .and_then(|u| time(&u.last_played_date))
             .or_else(|| time(&doc.date)),
         _ => time(&doc.date),
     };
-    let episode = kind == ItemType::Episode;
-    let number = |v: &Option<Scalar<'_>>| {
-        uint(v)
-            .filter(|_| episode)
-            .and_then(|n| u32::try_from(n).ok())
+    let fields = ItemFields {
+        name: &item.name,
+        year: &item.production_year,
+        series_name: &item.series_name,
+        season: &item.parent_index_number,
+        episode: &item.index_number,
+        runtime_ticks: &item.run_time_ticks,
     };
-    let event_item = EventItem {
-        kind: Some(kind),
+    let event_item = fields.event_item(
+        kind,
         backend_item_id,
-        title: text(&item.name),
-        year: item
-            .year
-            .as_ref()
-            .and_then(Scalar::int)
-            .and_then(|y| i32::try_from(y).ok())
-            .filter(|y| *y > 0),
-        series_title: if episode {
-            text(&item.series_name)
-        } else {
-            None
-        },
-        season: number(&item.season),
-        episode: number(&item.episode),
-        // ProviderIds of an episode are the episode's own; the series' are not sent.
-        guids: item.provider_ids.0,
-        series_guids: Guids::new(),
+        item.provider_ids.0,
         played,
         progress_ms,
-        duration_ms: uint(&item.runtime_ticks)
-            .map(|t| t / TICKS_PER_MS)
-            .filter(|d| *d > 0),
-    };
-    let user_id = doc.user.as_ref().and_then(|u| text(&u.id));
+    );
+    let user_id = doc.user.as_ref().and_then(|u| u.id.string());
     Ok(Parsed::Event(Event {
         // The player paused or stopped: its position is a resume point.
         paused: matches!(
@@ -303,40 +189,13 @@ fn build(doc: Doc<'_>) -> Result<Parsed, ParseError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::model::{Guids, ItemType};
 
-    fn received() -> DateTime<Utc> {
-        when::from_rfc3339("2026-04-01T00:00:00Z").unwrap()
-    }
-
-    fn parse_file(path: &str) -> Parsed {
-        let full = format!("{}/../tests/fixtures/{path}", env!("CARGO_MANIFEST_DIR"));
-        let bytes = std::fs::read(&full).unwrap_or_else(|e| panic!("{full}: {e}"));
-        parse(&bytes, received()).unwrap_or_else(|e| panic!("{path}: {e}"))
-    }
-
-    fn event(p: Parsed) -> Event {
-        match p {
-            Parsed::Event(e) => e,
-            other => panic!("expected an event, got {other:?}"),
-        }
-    }
-
-    fn item(e: &Event) -> &EventItem {
-        e.item.as_ref().expect("event has an item")
-    }
-
-    fn guids(pairs: &[(&str, &str)]) -> Guids {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::adapters::media::test_support::{self as support, event, guids, item, now};
+    use crate::adapters::media::test_support::{parse_file, who};
 
     fn bad(json: &[u8]) -> String {
-        match parse(json, received()) {
-            Err(ParseError::BadPayload(m)) => m,
-            other => panic!("expected BadPayload, got {other:?}"),
-        }
+        support::bad(parse(json, now()))
     }
 
     fn t(s: &str) -> Option<DateTime<Utc>> {
@@ -349,18 +208,18 @@ mod tests {
     fn movary_playback_stop_not_completed_is_progress() {
         // PlaybackInfo.PlayedToCompletion is false: 482 s into a 1 h 47 min movie.
         let e = event(parse_file(
+            parse,
             "webhooks/emby/playback.stop-movie-4.7.11-formdata-movary.json",
         ));
         assert_eq!(e.source, Source::Emby);
         assert_eq!(e.action, Action::Progress);
         assert_eq!(e.raw_event, "playback.stop");
         assert_eq!(
-            e.server_id.as_deref(),
-            Some("b331a858360e4cbebd2b3d5a02fbabef")
-        );
-        assert_eq!(
-            e.user_id.as_deref(),
-            Some("3541d84b0f1b4ea4a1327b8bf2de3419")
+            who(&e),
+            (
+                Some("b331a858360e4cbebd2b3d5a02fbabef"),
+                Some("3541d84b0f1b4ea4a1327b8bf2de3419")
+            )
         );
         assert_eq!(e.occurred_at, t("2023-05-07T15:29:57.5131927Z"));
         let i = item(&e);
@@ -383,16 +242,18 @@ mod tests {
 
     #[test]
     fn written_markplayed_movie() {
-        let e = event(parse_file("written/emby/item.markplayed-movie-4.8.json"));
+        let e = event(parse_file(
+            parse,
+            "written/emby/item.markplayed-movie-4.8.json",
+        ));
         assert_eq!(e.action, Action::Played);
         assert_eq!(e.raw_event, "item.markplayed");
         assert_eq!(
-            e.server_id.as_deref(),
-            Some("6cdebba5efa8782da4c16dad7654e457")
-        );
-        assert_eq!(
-            e.user_id.as_deref(),
-            Some("5a58f7ea4b290e8d9481791ee8b4e855")
+            who(&e),
+            (
+                Some("6cdebba5efa8782da4c16dad7654e457"),
+                Some("5a58f7ea4b290e8d9481791ee8b4e855")
+            )
         );
         // UserData.LastPlayedDate, not the notification's Date.
         assert_eq!(e.occurred_at, t("2025-03-15T20:38:41Z"));
@@ -413,15 +274,17 @@ mod tests {
 
     #[test]
     fn written_pause_movie_is_progress() {
-        let e = event(parse_file("written/emby/playback.pause-movie-4.8.json"));
+        let e = event(parse_file(
+            parse,
+            "written/emby/playback.pause-movie-4.8.json",
+        ));
         assert_eq!(e.action, Action::Progress);
         assert_eq!(
-            e.server_id.as_deref(),
-            Some("6cdebba5efa8782da4c16dad7654e457")
-        );
-        assert_eq!(
-            e.user_id.as_deref(),
-            Some("5a58f7ea4b290e8d9481791ee8b4e855")
+            who(&e),
+            (
+                Some("6cdebba5efa8782da4c16dad7654e457"),
+                Some("5a58f7ea4b290e8d9481791ee8b4e855")
+            )
         );
         assert_eq!(e.occurred_at, t("2025-03-15T20:42:37.1840552Z"));
         let i = item(&e);
@@ -442,17 +305,17 @@ mod tests {
     #[test]
     fn written_start_episode_resume_is_progress() {
         let e = event(parse_file(
+            parse,
             "written/emby/playback.start-episode-4.7-resume.json",
         ));
         assert_eq!(e.action, Action::Progress);
         assert_eq!(e.raw_event, "playback.start");
         assert_eq!(
-            e.server_id.as_deref(),
-            Some("7e54a8f58d90bda58e05223cc84da835")
-        );
-        assert_eq!(
-            e.user_id.as_deref(),
-            Some("b7fd392106b201a9ed4c0045dacb0329")
+            who(&e),
+            (
+                Some("7e54a8f58d90bda58e05223cc84da835"),
+                Some("b7fd392106b201a9ed4c0045dacb0329")
+            )
         );
         let i = item(&e);
         assert_eq!(i.kind, Some(ItemType::Episode));
@@ -470,14 +333,11 @@ mod tests {
     #[test]
     fn written_library_new_episode_localized_is_added() {
         let e = event(parse_file(
+            parse,
             "written/emby/library.new-episode-4.8-localized.json",
         ));
         assert_eq!(e.action, Action::Added);
-        assert_eq!(
-            e.server_id.as_deref(),
-            Some("de5e0a137c1cbb7d8e7d83302fb899f1")
-        );
-        assert_eq!(e.user_id, None);
+        assert_eq!(who(&e), (Some("de5e0a137c1cbb7d8e7d83302fb899f1"), None));
         assert_eq!(e.occurred_at, t("2024-11-03T08:41:17.5031246Z"));
         let i = item(&e);
         assert_eq!(i.kind, Some(ItemType::Episode));
@@ -498,14 +358,13 @@ mod tests {
 
     #[test]
     fn written_notification_test_is_test() {
-        let e = event(parse_file("written/emby/system.notificationtest-4.9.json"));
+        let e = event(parse_file(
+            parse,
+            "written/emby/system.notificationtest-4.9.json",
+        ));
         assert_eq!(e.action, Action::Test);
         assert_eq!(e.raw_event, "system.notificationtest");
-        assert_eq!(
-            e.server_id.as_deref(),
-            Some("e970f419b522cbe93f690667bd55ba1d")
-        );
-        assert_eq!(e.user_id, None);
+        assert_eq!(who(&e), (Some("e970f419b522cbe93f690667bd55ba1d"), None));
         assert_eq!(e.item, None);
         assert_eq!(e.occurred_at, t("2026-03-14T20:58:03.1147392Z"));
     }
@@ -520,7 +379,7 @@ mod tests {
     }
 
     fn action_of(json: &[u8]) -> Result<Action, String> {
-        match parse(json, received()).unwrap() {
+        match parse(json, now()).unwrap() {
             Parsed::Event(e) => Ok(e.action),
             Parsed::Ignored { reason, .. } => Err(reason),
         }
@@ -552,7 +411,7 @@ mod tests {
             Ok(Action::Progress)
         );
         for ev in ["playback.start", "playback.pause", "playback.unpause"] {
-            let e = event(parse(&minimal(ev, "", &pb(false)), received()).unwrap());
+            let e = event(parse(&minimal(ev, "", &pb(false)), now()).unwrap());
             assert_eq!(e.action, Action::Progress, "{ev}");
             assert_eq!(item(&e).progress_ms, Some(700_000), "{ev}");
             assert_eq!(item(&e).guids, guids(&[("imdb", "tt0111161")]), "{ev}");
@@ -576,7 +435,7 @@ mod tests {
                     "",
                     r#","PlaybackInfo":{"PlayedToCompletion":true,"PositionTicks":7000000000}"#,
                 ),
-                received(),
+                now(),
             )
             .unwrap(),
         );
@@ -590,7 +449,7 @@ mod tests {
                     r#","UserData":{"Played":false,"LastPlayedDate":"2023-01-01T00:00:00.0000000Z"}"#,
                     "",
                 ),
-                received(),
+                now(),
             )
             .unwrap(),
         );
@@ -613,15 +472,14 @@ mod tests {
     #[test]
     fn server_id_falls_back_to_item_server_id() {
         let json = br#"{"Event":"library.new","Item":{"Id":"9","Type":"Movie","ServerId":"srv"}}"#;
-        let e = event(parse(json, received()).unwrap());
-        assert_eq!(e.server_id.as_deref(), Some("srv"));
-        assert_eq!(e.user_id, None);
+        let e = event(parse(json, now()).unwrap());
+        assert_eq!(who(&e), (Some("srv"), None));
     }
 
     #[test]
     fn provider_ids_in_any_case_and_non_ids() {
         let json = br#"{"Event":"library.new","Item":{"Id":"9","Type":"Movie","ProviderIds":{"IMDB":"TT0322259","tmdb":"584","TheTVDB":"20800","Official Website":"http://x.example/","TmdbCollection":"9485","Tvrage":""}}}"#;
-        let e = event(parse(json, received()).unwrap());
+        let e = event(parse(json, now()).unwrap());
         assert_eq!(
             item(&e).guids,
             guids(&[("imdb", "tt0322259"), ("tmdb", "584"), ("tvdb", "20800")])

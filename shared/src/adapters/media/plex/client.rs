@@ -36,13 +36,13 @@ use crate::domain::remote::{same_item, RemoteItem};
 
 use crate::domain::sync::matching::shares_guid;
 
-use crate::adapters::media::plex::webhook::Loose;
+use crate::adapters::media::lenient::Scalar;
 use crate::domain::model::{Backend, BackendKind, Guids, Item, ItemType};
 use crate::ports::media::{
     Account, ClientError, Identity, LibraryPage, MediaClient, PageCursor, PageRequest,
 };
 
-use super::dto::*;
+use super::answers::*;
 
 const IDENTIFIER: &str = "com.plexapp.plugins.library";
 const TOTAL_HEADER: &str = "x-plex-container-total-size";
@@ -135,12 +135,18 @@ impl PlexClient {
         }
     }
 
-    async fn find_movie(&self, item: &Item) -> Result<Option<RemoteItem>, ClientError> {
+    /// The first hit of type `kind` (`movie`, `episode`) in a search for the item's
+    /// title that is the item.
+    async fn find_by_title(
+        &self,
+        item: &Item,
+        kind: &str,
+    ) -> Result<Option<RemoteItem>, ClientError> {
         let Some(title) = item.title.as_deref().filter(|t| !t.trim().is_empty()) else {
             return Ok(None);
         };
         for hit in self.search(title).await? {
-            if !hit.is("movie") {
+            if !hit.is(kind) {
                 continue;
             }
             let Some(meta) = self.with_guids(hit).await? else {
@@ -197,21 +203,7 @@ impl PlexClient {
         if item.guids.is_empty() {
             return Ok(None);
         }
-        let Some(title) = item.title.as_deref().filter(|t| !t.trim().is_empty()) else {
-            return Ok(None);
-        };
-        for hit in self.search(title).await? {
-            if !hit.is("episode") {
-                continue;
-            }
-            let Some(meta) = self.with_guids(hit).await? else {
-                continue;
-            };
-            if let Some(found) = meta.remote(None).filter(|r| same_item(item, r)) {
-                return Ok(Some(found));
-            }
-        }
-        Ok(None)
+        self.find_by_title(item, "episode").await
     }
 
     /// Movie and show sections, ordered by key; listed once per client.
@@ -311,9 +303,9 @@ impl MediaClient for PlexClient {
         #[derive(Deserialize)]
         struct RawAccount<'a> {
             #[serde(default, borrow)]
-            id: Loose<'a>,
+            id: Scalar<'a>,
             #[serde(default, borrow)]
-            name: Loose<'a>,
+            name: Scalar<'a>,
         }
         let call = Call::get("/accounts");
         let answer = self.api.send(&call).await?;
@@ -323,10 +315,10 @@ impl MediaClient for PlexClient {
             .accounts
             .iter()
             .filter_map(|a| {
-                let id = a.id.text()?.trim().to_string();
+                let id = a.id.filled()?.trim().to_string();
                 let name = a
                     .name
-                    .text()
+                    .filled()
                     .map(|n| n.trim().to_string())
                     .unwrap_or_default();
                 // Account 0 (no name) is the server itself, never a viewer.
@@ -366,7 +358,7 @@ impl MediaClient for PlexClient {
 
     async fn find(&self, item: &Item) -> Result<Option<RemoteItem>, ClientError> {
         match item.kind {
-            ItemType::Movie => self.find_movie(item).await,
+            ItemType::Movie => self.find_by_title(item, "movie").await,
             ItemType::Episode => self.find_episode(item).await,
         }
     }

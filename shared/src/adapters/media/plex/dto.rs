@@ -1,242 +1,149 @@
-//! Plex's JSON answers: read leniently (numbers as strings and the reverse) into
-//! borrowed structs, then kept as the owned values the client works with.
+//! Plex's JSON shapes, shared by the webhook parser, the Tautulli parser (Tautulli's
+//! template is Plex-shaped) and the API client: borrowed structs whose values are read
+//! leniently ([`Scalar`]); everything else in a document is skipped unread.
 
+use std::fmt;
+use std::marker::PhantomData;
+
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
-use crate::domain::remote::RemoteItem;
+use crate::adapters::media::lenient::Scalar;
 
-use crate::adapters::media::plex::webhook::{AgentIds, Loose};
-use crate::domain::model::{Guids, ItemType};
-use crate::domain::when;
-
-pub(super) fn parse_container(body: &[u8]) -> Result<Container, serde_json::Error> {
-    serde_json::from_slice::<RawDoc>(body).map(|d| d.container.unwrap_or_default().owned())
-}
-
+/// A webhook: Plex's, or Tautulli's template of it.
 #[derive(Deserialize)]
-pub(super) struct RawDoc<'a> {
-    #[serde(rename = "MediaContainer", borrow, default)]
-    pub(super) container: Option<RawContainer<'a>>,
+pub(crate) struct Payload<'a> {
+    #[serde(borrow, default)]
+    pub event: Scalar<'a>,
+    #[serde(borrow, default, rename = "Account")]
+    pub account: Option<Account<'a>>,
+    #[serde(borrow, default, rename = "Server")]
+    pub server: Option<Server<'a>>,
+    #[serde(borrow, default, rename = "Metadata")]
+    pub metadata: Option<Metadata<'a>>,
 }
 
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase")]
-pub(super) struct RawContainer<'a> {
-    #[serde(borrow, default)]
-    pub(super) machine_identifier: Loose<'a>,
-    #[serde(borrow, default)]
-    pub(super) friendly_name: Loose<'a>,
-    #[serde(borrow, default)]
-    pub(super) version: Loose<'a>,
-    #[serde(borrow, default)]
-    pub(super) total_size: Loose<'a>,
-    #[serde(rename = "Metadata", borrow, default)]
-    pub(super) metadata: Option<Vec<RawMeta<'a>>>,
-    #[serde(rename = "Directory", borrow, default)]
-    pub(super) directories: Option<Vec<RawDirectory<'a>>>,
-    #[serde(rename = "Hub", borrow, default)]
-    pub(super) hubs: Option<Vec<RawHub<'a>>>,
-}
-
+/// `Account` of a payload: `id` is a number in Plex, a string in Tautulli.
 #[derive(Deserialize)]
-pub(super) struct RawDirectory<'a> {
+pub(crate) struct Account<'a> {
     #[serde(borrow, default)]
-    pub(super) key: Loose<'a>,
-    #[serde(rename = "type", borrow, default)]
-    pub(super) kind: Loose<'a>,
+    pub id: Scalar<'a>,
 }
 
+/// `Server` of a payload.
 #[derive(Deserialize)]
-pub(super) struct RawHub<'a> {
-    #[serde(rename = "Metadata", borrow, default)]
-    pub(super) metadata: Option<Vec<RawMeta<'a>>>,
+pub(crate) struct Server<'a> {
+    #[serde(borrow, default)]
+    pub uuid: Scalar<'a>,
 }
 
+/// One `Metadata` entry: of a webhook, of Tautulli's template, or of an API answer.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub(super) struct RawMeta<'a> {
+pub(crate) struct Metadata<'a> {
     #[serde(borrow, default)]
-    pub(super) rating_key: Loose<'a>,
-    #[serde(rename = "type", borrow, default)]
-    pub(super) kind: Loose<'a>,
+    pub rating_key: Scalar<'a>,
+    #[serde(borrow, default, rename = "type")]
+    pub kind: Scalar<'a>,
     #[serde(borrow, default)]
-    pub(super) title: Loose<'a>,
+    pub library_section_type: Scalar<'a>,
     #[serde(borrow, default)]
-    pub(super) year: Loose<'a>,
+    pub guid: Scalar<'a>,
+    #[serde(borrow, default, rename = "Guid")]
+    pub guid_list: Option<Vec<GuidEntry<'a>>>,
+    /// Tautulli's `Guids` (`{imdb, tvdb, tmdb, tvmaze}`); Plex has none.
+    #[serde(borrow, default, rename = "Guids")]
+    pub provider_ids: ProviderIds<'a>,
     #[serde(borrow, default)]
-    pub(super) guid: Loose<'a>,
-    #[serde(rename = "Guid", borrow, default)]
-    pub(super) guid_list: Option<Vec<RawGuid<'a>>>,
+    pub title: Scalar<'a>,
     #[serde(borrow, default)]
-    pub(super) grandparent_title: Loose<'a>,
+    pub grandparent_title: Scalar<'a>,
     #[serde(borrow, default)]
-    pub(super) grandparent_rating_key: Loose<'a>,
+    pub grandparent_rating_key: Scalar<'a>,
     #[serde(borrow, default)]
-    pub(super) grandparent_guid: Loose<'a>,
+    pub grandparent_guid: Scalar<'a>,
     #[serde(borrow, default)]
-    pub(super) index: Loose<'a>,
+    pub year: Scalar<'a>,
     #[serde(borrow, default)]
-    pub(super) parent_index: Loose<'a>,
+    pub index: Scalar<'a>,
     #[serde(borrow, default)]
-    pub(super) view_count: Loose<'a>,
+    pub parent_index: Scalar<'a>,
     #[serde(borrow, default)]
-    pub(super) view_offset: Loose<'a>,
+    pub view_count: Scalar<'a>,
     #[serde(borrow, default)]
-    pub(super) last_viewed_at: Loose<'a>,
+    pub view_offset: Scalar<'a>,
     #[serde(borrow, default)]
-    pub(super) duration: Loose<'a>,
+    pub last_viewed_at: Scalar<'a>,
+    #[serde(borrow, default)]
+    pub duration: Scalar<'a>,
 }
 
+/// One element of `Metadata.Guid[]`: `{"id": "imdb://tt0090728"}`.
 #[derive(Deserialize)]
-pub(super) struct RawGuid<'a> {
+pub(crate) struct GuidEntry<'a> {
     #[serde(borrow, default)]
-    pub(super) id: Loose<'a>,
+    pub id: Scalar<'a>,
 }
 
-pub(super) fn text(l: &Loose<'_>) -> Option<String> {
-    l.text().map(|s| s.into_owned())
-}
+/// Tautulli's `Metadata.Guids`: provider name to id, in the order written. Anything
+/// but an object (null, an unfilled `"{guids}"`) reads as no ids.
+#[derive(Default)]
+pub(crate) struct ProviderIds<'a>(pub Vec<(Scalar<'a>, Scalar<'a>)>);
 
-impl RawContainer<'_> {
-    pub(super) fn owned(self) -> Container {
-        let mut metadata: Vec<Meta> = self
-            .metadata
-            .unwrap_or_default()
-            .iter()
-            .map(RawMeta::owned)
-            .collect();
-        for hub in self.hubs.unwrap_or_default() {
-            metadata.extend(hub.metadata.unwrap_or_default().iter().map(RawMeta::owned));
-        }
-        Container {
-            machine_identifier: text(&self.machine_identifier),
-            friendly_name: text(&self.friendly_name),
-            version: text(&self.version),
-            total_size: self.total_size.u64(),
-            metadata,
-            directories: self
-                .directories
-                .unwrap_or_default()
-                .iter()
-                .map(|d| (text(&d.key), text(&d.kind)))
-                .collect(),
-        }
+impl<'de: 'a, 'a> Deserialize<'de> for ProviderIds<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(ProviderIdsVisitor(PhantomData))
     }
 }
 
-impl RawMeta<'_> {
-    pub(super) fn owned(&self) -> Meta {
-        Meta {
-            rating_key: text(&self.rating_key),
-            kind: text(&self.kind),
-            title: text(&self.title),
-            year: self.year.year(),
-            // Legacy guid first, so `Guid[]` wins where both name a kind.
-            guids: text(&self.guid)
-                .into_iter()
-                .chain(self.guid_list.iter().flatten().filter_map(|g| text(&g.id)))
-                .collect(),
-            has_guid_list: self.guid_list.is_some(),
-            grandparent_title: text(&self.grandparent_title),
-            grandparent_rating_key: text(&self.grandparent_rating_key),
-            grandparent_guid: text(&self.grandparent_guid),
-            index: self.index.u32(),
-            parent_index: self.parent_index.u32(),
-            view_count: self.view_count.u64(),
-            view_offset: self.view_offset.u64(),
-            last_viewed_at: self.last_viewed_at.i64(),
-            duration: self.duration.u64(),
-        }
-    }
-}
+struct ProviderIdsVisitor<'a>(PhantomData<&'a ()>);
 
-/// A `MediaContainer`, hubs flattened into `metadata`.
-#[derive(Debug, Default)]
-pub(super) struct Container {
-    pub(super) machine_identifier: Option<String>,
-    pub(super) friendly_name: Option<String>,
-    pub(super) version: Option<String>,
-    pub(super) total_size: Option<u64>,
-    pub(super) metadata: Vec<Meta>,
-    /// `(key, type)` of each `Directory`.
-    pub(super) directories: Vec<(Option<String>, Option<String>)>,
-}
+impl<'de: 'a, 'a> Visitor<'de> for ProviderIdsVisitor<'a> {
+    type Value = ProviderIds<'a>;
 
-/// One `Metadata` entry.
-#[derive(Debug, Clone)]
-pub(super) struct Meta {
-    pub(super) rating_key: Option<String>,
-    pub(super) kind: Option<String>,
-    pub(super) title: Option<String>,
-    pub(super) year: Option<i32>,
-    /// Raw agent guids: the legacy `guid`, then each `Guid[].id`.
-    pub(super) guids: Vec<String>,
-    /// Whether the entry had a `Guid` array (search hits may not).
-    pub(super) has_guid_list: bool,
-    pub(super) grandparent_title: Option<String>,
-    pub(super) grandparent_rating_key: Option<String>,
-    pub(super) grandparent_guid: Option<String>,
-    pub(super) index: Option<u32>,
-    pub(super) parent_index: Option<u32>,
-    pub(super) view_count: Option<u64>,
-    pub(super) view_offset: Option<u64>,
-    pub(super) last_viewed_at: Option<i64>,
-    pub(super) duration: Option<u64>,
-}
-
-impl Meta {
-    pub(super) fn is(&self, kind: &str) -> bool {
-        self.kind.as_deref() == Some(kind)
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an object of provider ids")
     }
 
-    /// A show's own ids (used as its episodes' series guids).
-    pub(super) fn show_guids(&self) -> Guids {
-        let mut ids = AgentIds::default();
-        for g in &self.guids {
-            ids.add_series_guid(g);
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut ids = Vec::with_capacity(4);
+        while let Some(key) = map.next_key::<Scalar<'a>>()? {
+            let value: Scalar<'a> = map.next_value()?;
+            ids.push((key, value));
         }
-        ids.series
+        Ok(ProviderIds(ids))
     }
 
-    /// The item, if it is a movie or an episode with a ratingKey. `show` is the show's
-    /// guids when known.
-    pub(super) fn remote(&self, show: Option<&Guids>) -> Option<RemoteItem> {
-        let kind = match self.kind.as_deref()? {
-            "movie" => ItemType::Movie,
-            "episode" => ItemType::Episode,
-            _ => return None,
-        };
-        let id = self.rating_key.clone()?;
-        let mut ids = AgentIds::default();
-        for g in &self.guids {
-            ids.add_item_guid(kind, g);
-        }
-        let episode = kind == ItemType::Episode;
-        if episode {
-            if let Some(g) = &self.grandparent_guid {
-                ids.add_series_guid(g);
-            }
-            for (k, v) in show.into_iter().flatten() {
-                ids.series.insert(k.clone(), v.clone());
-            }
-        }
-        let only_episode = |v: Option<u32>| v.filter(|_| episode);
-        Some(RemoteItem {
-            id,
-            kind,
-            title: self.title.clone(),
-            year: self.year,
-            series_title: self.grandparent_title.clone().filter(|_| episode),
-            season: only_episode(self.parent_index.or(ids.season)),
-            episode: only_episode(self.index.or(ids.episode)),
-            guids: ids.guids,
-            series_guids: if episode { ids.series } else { Guids::new() },
-            // Plex omits a zero viewCount.
-            watched: self.view_count.unwrap_or(0) > 0,
-            last_played_at: self.last_viewed_at.and_then(when::from_unix),
-            play_count: Some(self.view_count.unwrap_or(0).min(u32::MAX as u64) as u32),
-            progress_ms: self.view_offset.filter(|v| *v > 0),
-            duration_ms: self.duration.filter(|v| *v > 0),
-        })
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(ProviderIds::default())
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(ProviderIds::default())
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(ProviderIds::default())
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(ProviderIds::default())
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(ProviderIds::default())
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(ProviderIds::default())
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(ProviderIds::default())
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(ProviderIds::default())
     }
 }

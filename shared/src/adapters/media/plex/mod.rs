@@ -1,7 +1,9 @@
-//! Plex: its webhook parser and its API client.
+//! Plex: its webhook parser, its API client, and the JSON shapes both (and Tautulli's
+//! parser) read.
 
 #[cfg(feature = "media")]
-pub mod client;
+mod answers;
 #[cfg(feature = "media")]
-mod dto;
+pub mod client;
+pub(crate) mod dto;
 pub mod webhook;

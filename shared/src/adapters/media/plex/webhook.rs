@@ -4,19 +4,17 @@
 //! structs that borrow from the input and skip everything else (cast lists, ratings,
 //! images) without building it, so parsing costs less than a generic JSON tree.
 //!
-//! Tautulli relays Plex in a Plex-shaped template, so the tolerant scalar reader
-//! ([`Loose`]), the guid rules and the item-type rules here are shared with
+//! Tautulli relays Plex in a Plex-shaped template, so the payload's shape
+//! ([`super::dto`]), the guid rules and the item-type rules here are shared with
 //! [`crate::adapters::media::tautulli`].
 
 use std::borrow::Cow;
-use std::fmt;
-use std::marker::PhantomData;
 
 use chrono::{DateTime, Utc};
-use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use serde::Deserialize;
 
-use crate::adapters::media::{json_error, ParseError};
+use super::dto::Payload;
+use crate::adapters::media::lenient::{read_object, Scalar};
+use crate::adapters::media::ParseError;
 use crate::domain::guid::{self, AgentGuid};
 use crate::domain::model::{Action, Event, EventItem, Guids, ItemType, Parsed, Source};
 use crate::domain::when;
@@ -86,16 +84,16 @@ pub fn parse(json: &[u8], received_at: DateTime<Utc>) -> Result<Parsed, ParseErr
     let mut ids = AgentIds::default();
     // The legacy agent guid first, so the new agent's `Guid[]` wins where both name the
     // same kind.
-    if let Some(g) = md.guid.text() {
+    if let Some(g) = md.guid.filled() {
         ids.add_item_guid(kind, &g);
     }
     for g in md.guid_list.iter().flatten() {
-        if let Some(g) = g.id.text() {
+        if let Some(g) = g.id.filled() {
             ids.add_item_guid(kind, &g);
         }
     }
     if kind == ItemType::Episode {
-        if let Some(g) = md.grandparent_guid.text() {
+        if let Some(g) = md.grandparent_guid.filled() {
             ids.add_series_guid(&g);
         }
     }
@@ -133,10 +131,10 @@ pub fn parse(json: &[u8], received_at: DateTime<Utc>) -> Result<Parsed, ParseErr
     let item = EventItem {
         kind: Some(kind),
         backend_item_id,
-        title: md.title.text().map(Cow::into_owned),
+        title: md.title.filled().map(Cow::into_owned),
         year: md.year.year(),
         series_title: match kind {
-            ItemType::Episode => md.grandparent_title.text().map(Cow::into_owned),
+            ItemType::Episode => md.grandparent_title.filled().map(Cow::into_owned),
             ItemType::Movie => None,
         },
         season,
@@ -154,10 +152,10 @@ pub fn parse(json: &[u8], received_at: DateTime<Utc>) -> Result<Parsed, ParseErr
         source,
         server_id: payload
             .server
-            .and_then(|s| s.uuid.text().map(Cow::into_owned)),
+            .and_then(|s| s.uuid.filled().map(Cow::into_owned)),
         user_id: payload
             .account
-            .and_then(|a| a.id.text().map(Cow::into_owned)),
+            .and_then(|a| a.id.filled().map(Cow::into_owned)),
         action,
         raw_event: event.into_owned(),
         occurred_at,
@@ -177,118 +175,19 @@ fn action_of(event: &str) -> Option<Action> {
     })
 }
 
-#[derive(Deserialize)]
-struct Payload<'a> {
-    #[serde(borrow, default)]
-    event: Loose<'a>,
-    #[serde(borrow, default, rename = "Account")]
-    account: Option<Account<'a>>,
-    #[serde(borrow, default, rename = "Server")]
-    server: Option<Server<'a>>,
-    #[serde(borrow, default, rename = "Metadata")]
-    metadata: Option<Metadata<'a>>,
-}
-
-/// `Account` of a Plex (or Tautulli) payload: `id` is a number in Plex, a string in
-/// Tautulli.
-#[derive(Deserialize)]
-pub(crate) struct Account<'a> {
-    #[serde(borrow, default)]
-    pub id: Loose<'a>,
-}
-
-/// `Server` of a Plex (or Tautulli) payload.
-#[derive(Deserialize)]
-pub(crate) struct Server<'a> {
-    #[serde(borrow, default)]
-    pub uuid: Loose<'a>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Metadata<'a> {
-    #[serde(borrow, default)]
-    rating_key: Loose<'a>,
-    #[serde(borrow, default, rename = "type")]
-    kind: Loose<'a>,
-    #[serde(borrow, default)]
-    library_section_type: Loose<'a>,
-    #[serde(borrow, default)]
-    guid: Loose<'a>,
-    #[serde(borrow, default)]
-    grandparent_guid: Loose<'a>,
-    #[serde(borrow, default, rename = "Guid")]
-    guid_list: Option<Vec<GuidEntry<'a>>>,
-    #[serde(borrow, default)]
-    title: Loose<'a>,
-    #[serde(borrow, default)]
-    grandparent_title: Loose<'a>,
-    #[serde(borrow, default)]
-    year: Loose<'a>,
-    #[serde(borrow, default)]
-    index: Loose<'a>,
-    #[serde(borrow, default)]
-    parent_index: Loose<'a>,
-    #[serde(borrow, default)]
-    view_count: Loose<'a>,
-    #[serde(borrow, default)]
-    view_offset: Loose<'a>,
-    #[serde(borrow, default)]
-    last_viewed_at: Loose<'a>,
-    #[serde(borrow, default)]
-    duration: Loose<'a>,
-}
-
-/// One element of `Metadata.Guid[]`: `{"id": "imdb://tt0090728"}`.
-#[derive(Deserialize)]
-struct GuidEntry<'a> {
-    #[serde(borrow, default)]
-    id: Loose<'a>,
-}
-
 // ---------------------------------------------------------------------------------
 // Shared with the Tautulli parser.
 // ---------------------------------------------------------------------------------
 
-/// Deserialize a whole payload that must be a JSON object. Valid JSON of another kind
-/// (an array, a string, ...) and an empty body get a message saying so; broken JSON
-/// gets serde's message with its position.
-pub(crate) fn read_object<'a, T: Deserialize<'a>>(
-    source: Source,
-    json: &'a [u8],
-) -> Result<T, ParseError> {
-    let json = json.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(json);
-    let what = match json.iter().find(|b| !b.is_ascii_whitespace()) {
-        // A struct would also accept a JSON array positionally: only objects go in.
-        Some(b'{') => return serde_json::from_slice(json).map_err(|e| json_error(source, e)),
-        None => {
-            return Err(ParseError::bad(format!(
-                "{source} payload is empty; expected a JSON object"
-            )))
-        }
-        Some(b'[') => "a JSON array",
-        Some(b'"') => "a JSON string",
-        Some(b't' | b'f') => "a JSON boolean",
-        Some(b'n') => "JSON null",
-        Some(_) => "a JSON number",
-    };
-    match serde_json::from_slice::<IgnoredAny>(json) {
-        Ok(_) => Err(ParseError::bad(format!(
-            "{source} payload is {what}, not a JSON object"
-        ))),
-        Err(e) => Err(json_error(source, e)),
-    }
-}
-
 /// The top-level `event`; missing, empty or non-text is a bad payload.
 pub(crate) fn event_name<'a>(
     source: Source,
-    event: &'a Loose<'_>,
+    event: &'a Scalar<'_>,
 ) -> Result<Cow<'a, str>, ParseError> {
     match event {
-        Loose::Absent => Err(ParseError::bad(format!("{source} payload has no 'event'"))),
-        Loose::Str(_) => event
-            .text()
+        Scalar::Absent => Err(ParseError::bad(format!("{source} payload has no 'event'"))),
+        Scalar::Str(_) => event
+            .filled()
             .ok_or_else(|| ParseError::bad(format!("{source} payload has an empty 'event'"))),
         _ => Err(ParseError::bad(format!(
             "{source} payload's 'event' is not a string"
@@ -301,10 +200,10 @@ pub(crate) fn event_name<'a>(
 pub(crate) fn item_type(
     source: Source,
     event: &str,
-    kind: &Loose<'_>,
-    section_type: &Loose<'_>,
+    kind: &Scalar<'_>,
+    section_type: &Scalar<'_>,
 ) -> Result<Result<ItemType, String>, ParseError> {
-    let Some(t) = kind.text() else {
+    let Some(t) = kind.filled() else {
         return Err(ParseError::bad(format!(
             "{source} {event} payload has no Metadata.type: cannot tell a movie from an episode"
         )));
@@ -315,7 +214,7 @@ pub(crate) fn item_type(
     if t.eq_ignore_ascii_case("episode") {
         return Ok(Ok(ItemType::Episode));
     }
-    let section = section_type.text();
+    let section = section_type.filled();
     let section = section.as_deref().unwrap_or("");
     let library = match t.to_ascii_lowercase().as_str() {
         "track" | "album" | "artist" => Some("music library"),
@@ -335,9 +234,9 @@ pub(crate) fn rating_key(
     source: Source,
     event: &str,
     kind: ItemType,
-    key: &Loose<'_>,
+    key: &Scalar<'_>,
 ) -> Result<String, ParseError> {
-    key.text().map(Cow::into_owned).ok_or_else(|| {
+    key.filled().map(Cow::into_owned).ok_or_else(|| {
         ParseError::bad(format!(
             "{source} {event} payload for a {}: Metadata.ratingKey missing",
             kind.as_str()
@@ -407,304 +306,10 @@ impl AgentIds {
     }
 }
 
-/// A JSON scalar as senders write it: Plex writes numbers, Tautulli writes every
-/// value as a string, custom templates write either. Null and absent are
-/// [`Loose::Absent`]; an object or array where a scalar belongs is skipped and also
-/// reads as absent. Strings borrow from the input when they have no escapes.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub(crate) enum Loose<'a> {
-    #[default]
-    Absent,
-    Str(Cow<'a, str>),
-    Int(i64),
-    UInt(u64),
-    Float(f64),
-    Bool(bool),
-}
-
-impl<'a> Loose<'a> {
-    /// The value as text: trimmed, non-empty and not an unfilled template placeholder
-    /// (`{user_id}`); numbers are written in decimal, booleans are not text.
-    pub fn text(&self) -> Option<Cow<'_, str>> {
-        match self {
-            Loose::Str(s) => {
-                let s = s.trim();
-                (!s.is_empty() && !is_placeholder(s)).then_some(Cow::Borrowed(s))
-            }
-            Loose::Int(i) => Some(Cow::Owned(i.to_string())),
-            Loose::UInt(u) => Some(Cow::Owned(u.to_string())),
-            Loose::Float(f) if f.is_finite() => {
-                Some(Cow::Owned(if f.fract() == 0.0 && f.abs() < 9.0e15 {
-                    format!("{}", *f as i64)
-                } else {
-                    f.to_string()
-                }))
-            }
-            _ => None,
-        }
-    }
-
-    /// A non-negative whole number; fractions are truncated, anything else is `None`.
-    pub fn u64(&self) -> Option<u64> {
-        match self {
-            Loose::UInt(u) => Some(*u),
-            Loose::Int(i) => u64::try_from(*i).ok(),
-            Loose::Float(f) => float_u64(*f),
-            Loose::Str(s) => {
-                let s = s.trim();
-                s.parse::<u64>()
-                    .ok()
-                    .or_else(|| s.parse::<f64>().ok().and_then(float_u64))
-            }
-            _ => None,
-        }
-    }
-
-    /// A whole number, possibly negative (unix times).
-    pub fn i64(&self) -> Option<i64> {
-        match self {
-            Loose::Int(i) => Some(*i),
-            Loose::UInt(u) => i64::try_from(*u).ok(),
-            Loose::Float(f) if f.is_finite() && f.abs() < 9.0e18 => Some(f.trunc() as i64),
-            Loose::Str(s) => {
-                let s = s.trim();
-                s.parse::<i64>().ok().or_else(|| {
-                    s.parse::<f64>()
-                        .ok()
-                        .filter(|f| f.is_finite() && f.abs() < 9.0e18)
-                        .map(|f| f.trunc() as i64)
-                })
-            }
-            _ => None,
-        }
-    }
-
-    pub fn u32(&self) -> Option<u32> {
-        self.u64().and_then(|v| u32::try_from(v).ok())
-    }
-
-    /// A year; zero or out of range is `None`.
-    pub fn year(&self) -> Option<i32> {
-        self.i64()
-            .filter(|y| (1..=9999).contains(y))
-            .and_then(|y| i32::try_from(y).ok())
-    }
-}
-
-fn float_u64(f: f64) -> Option<u64> {
-    (0.0..1.8e19).contains(&f).then(|| f.trunc() as u64)
-}
-
-/// `{user_id}`: a Tautulli placeholder left unfilled.
-fn is_placeholder(s: &str) -> bool {
-    s.len() >= 2
-        && s.starts_with('{')
-        && s.ends_with('}')
-        && !s[1..s.len() - 1].contains(['{', '}', '"', ':'])
-}
-
-impl<'de: 'a, 'a> Deserialize<'de> for Loose<'a> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(LooseVisitor(PhantomData))
-    }
-}
-
-struct LooseVisitor<'a>(PhantomData<&'a ()>);
-
-impl<'de: 'a, 'a> Visitor<'de> for LooseVisitor<'a> {
-    type Value = Loose<'a>;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a string, number, boolean or null")
-    }
-
-    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
-        Ok(Loose::Str(Cow::Borrowed(v)))
-    }
-
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-        Ok(Loose::Str(Cow::Owned(v.to_owned())))
-    }
-
-    fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
-        Ok(Loose::Str(Cow::Owned(v)))
-    }
-
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-        Ok(Loose::Int(v))
-    }
-
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-        Ok(Loose::UInt(v))
-    }
-
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
-        Ok(Loose::Float(v))
-    }
-
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
-        Ok(Loose::Bool(v))
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(Loose::Absent)
-    }
-
-    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(Loose::Absent)
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(Loose::Absent)
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-        Ok(Loose::Absent)
-    }
-}
-
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
-    use chrono::TimeZone;
-
-    macro_rules! fixture {
-        ($path:literal) => {
-            std::fs::read(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../tests/fixtures/",
-                $path
-            ))
-            .expect("fixture is readable")
-        };
-    }
-
-    pub(crate) fn now() -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2026, 2, 1, 12, 0, 0).unwrap()
-    }
-
-    pub(crate) fn ids(pairs: &[(&str, &str)]) -> Guids {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
-
-    pub(crate) fn event(parsed: Parsed) -> Event {
-        match parsed {
-            Parsed::Event(e) => e,
-            Parsed::Ignored { reason, .. } => panic!("expected an event, got ignored: {reason}"),
-        }
-    }
-
-    pub(crate) fn item(e: &Event) -> &EventItem {
-        e.item.as_ref().expect("event has an item")
-    }
-
-    pub(crate) fn ignored(parsed: Parsed) -> (Source, String, String) {
-        match parsed {
-            Parsed::Ignored {
-                source,
-                raw_event,
-                reason,
-            } => (source, raw_event, reason),
-            Parsed::Event(e) => panic!("expected ignored, got {:?} {}", e.action, e.raw_event),
-        }
-    }
-
-    pub(crate) fn bad(r: Result<Parsed, ParseError>) -> String {
-        match r {
-            Err(ParseError::BadPayload(m)) => m,
-            other => panic!("expected BadPayload, got {other:?}"),
-        }
-    }
-
-    fn guids_of(v: &serde_json::Value) -> Guids {
-        v.as_object()
-            .expect("guids object")
-            .iter()
-            .map(|(k, v)| (k.clone(), v.as_str().expect("guid string").to_string()))
-            .collect()
-    }
-
-    /// Checks every written fixture of `source` against what `written/cases.json`
-    /// states; returns how many were checked.
-    pub(crate) fn check_cases(
-        source: &str,
-        parse: fn(&[u8], DateTime<Utc>) -> Result<Parsed, ParseError>,
-    ) -> usize {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/written/");
-        let cases: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(format!("{dir}cases.json")).unwrap()).unwrap();
-        let mut checked = 0;
-        for case in cases.as_array().unwrap() {
-            if case["source"] != source {
-                continue;
-            }
-            let file = case["file"].as_str().unwrap();
-            let body = std::fs::read(format!("{dir}{file}")).unwrap();
-            let parsed = parse(&body, now()).unwrap_or_else(|e| panic!("{file}: {e}"));
-            checked += 1;
-            if case["action"] == "ignored" {
-                let (_, _, reason) = ignored(parsed);
-                if let Some(hint) = case["ignore_reason_hint"].as_str() {
-                    assert!(
-                        reason.contains(hint),
-                        "{file}: reason {reason:?} lacks {hint:?}"
-                    );
-                }
-                continue;
-            }
-            let e = event(parsed);
-            assert_eq!(e.action.as_str(), case["action"], "{file}: action");
-            assert_eq!(
-                e.server_id.as_deref(),
-                case["server_id"].as_str(),
-                "{file}: server"
-            );
-            assert_eq!(
-                e.user_id.as_deref(),
-                case["user_id"].as_str(),
-                "{file}: user"
-            );
-            let want = &case["item"];
-            let it = item(&e);
-            assert_eq!(it.item_type().as_str(), want["type"], "{file}: type");
-            assert_eq!(
-                it.backend_item_id, want["backend_item_id"],
-                "{file}: item id"
-            );
-            assert_eq!(it.guids, guids_of(&want["guids"]), "{file}: guids");
-            assert_eq!(
-                it.series_guids,
-                guids_of(&want["series_guids"]),
-                "{file}: series guids"
-            );
-            assert_eq!(
-                it.season.map(u64::from),
-                want["season"].as_u64(),
-                "{file}: season"
-            );
-            assert_eq!(
-                it.episode.map(u64::from),
-                want["episode"].as_u64(),
-                "{file}: episode"
-            );
-            assert_eq!(
-                it.progress_ms,
-                want["progress_ms"].as_u64(),
-                "{file}: progress"
-            );
-            match want["watched_after"].as_bool() {
-                Some(true) => assert_eq!(it.played, Some(true), "{file}: played"),
-                Some(false) => assert_ne!(it.played, Some(true), "{file}: played"),
-                None => assert_eq!(it.played, None, "{file}: played"),
-            }
-        }
-        checked
-    }
+    use crate::adapters::media::test_support::*;
 
     #[test]
     fn written_cases() {
@@ -713,21 +318,20 @@ pub(crate) mod tests {
 
     #[test]
     fn scrobble_episode_localized() {
-        let e = event(
-            parse(
-                &fixture!("written/plex/media.scrobble-episode-localized.json"),
-                now(),
-            )
-            .unwrap(),
-        );
+        let e = event(parse_file(
+            parse,
+            "written/plex/media.scrobble-episode-localized.json",
+        ));
         assert_eq!(e.source, Source::Plex);
         assert_eq!(e.action, Action::Played);
         assert_eq!(e.raw_event, "media.scrobble");
         assert_eq!(
-            e.server_id.as_deref(),
-            Some("fff68c26af6ad5f25f1901280d1d40fd5ec560d3")
+            who(&e),
+            (
+                Some("fff68c26af6ad5f25f1901280d1d40fd5ec560d3"),
+                Some("58203317")
+            )
         );
-        assert_eq!(e.user_id.as_deref(), Some("58203317"));
         assert_eq!(e.occurred_at, when::from_unix(1741790412));
         let it = item(&e);
         assert_eq!(it.kind, Some(ItemType::Episode));
@@ -738,7 +342,7 @@ pub(crate) mod tests {
         assert_eq!((it.season, it.episode), (Some(2), Some(3)));
         assert_eq!(
             it.guids,
-            ids(&[
+            guids(&[
                 ("imdb", "tt31847206"),
                 ("tmdb", "5218834"),
                 ("tvdb", "10594417")
@@ -752,20 +356,16 @@ pub(crate) mod tests {
 
     #[test]
     fn resume_episode_reports_offset_and_unplayed() {
-        let e = event(
-            parse(
-                &fixture!("written/plex/media.resume-episode-offset.json"),
-                now(),
-            )
-            .unwrap(),
-        );
+        let e = event(parse_file(
+            parse,
+            "written/plex/media.resume-episode-offset.json",
+        ));
         assert_eq!(e.action, Action::Progress);
         assert_eq!(e.raw_event, "media.resume");
         assert_eq!(
-            e.server_id.as_deref(),
-            Some("3ea35937a5a210a30818e321487cb76e9c76511b")
+            who(&e),
+            (Some("3ea35937a5a210a30818e321487cb76e9c76511b"), Some("7"))
         );
-        assert_eq!(e.user_id.as_deref(), Some("7"));
         // lastViewedAt dates an earlier viewing, not this resume.
         assert_eq!(e.occurred_at, None);
         let it = item(&e);
@@ -776,7 +376,7 @@ pub(crate) mod tests {
         assert_eq!((it.season, it.episode), (Some(2), Some(9)));
         assert_eq!(
             it.guids,
-            ids(&[
+            guids(&[
                 ("imdb", "tt12736418"),
                 ("tmdb", "2284917"),
                 ("tvdb", "7903362")
@@ -791,14 +391,13 @@ pub(crate) mod tests {
 
     #[test]
     fn library_new_movie_is_added() {
-        let e = event(parse(&fixture!("written/plex/library.new-movie.json"), now()).unwrap());
+        let e = event(parse_file(parse, "written/plex/library.new-movie.json"));
         assert_eq!(e.action, Action::Added);
         assert_eq!(e.raw_event, "library.new");
         assert_eq!(
-            e.server_id.as_deref(),
-            Some("3ea35937a5a210a30818e321487cb76e9c76511b")
+            who(&e),
+            (Some("3ea35937a5a210a30818e321487cb76e9c76511b"), Some("7"))
         );
-        assert_eq!(e.user_id.as_deref(), Some("7"));
         assert_eq!(e.occurred_at, None);
         let it = item(&e);
         assert_eq!(it.kind, Some(ItemType::Movie));
@@ -809,7 +408,7 @@ pub(crate) mod tests {
         assert_eq!((it.season, it.episode), (None, None));
         assert_eq!(
             it.guids,
-            ids(&[("imdb", "tt8930465"), ("tmdb", "551207"), ("tvdb", "14806")])
+            guids(&[("imdb", "tt8930465"), ("tmdb", "551207"), ("tvdb", "14806")])
         );
         assert_eq!(it.series_guids, Guids::new());
         assert_eq!(it.played, Some(false));
@@ -819,8 +418,10 @@ pub(crate) mod tests {
 
     #[test]
     fn written_music_track_is_ignored() {
-        let (source, raw, reason) =
-            ignored(parse(&fixture!("written/plex/media.play-track-music.json"), now()).unwrap());
+        let (source, raw, reason) = ignored(parse_file(
+            parse,
+            "written/plex/media.play-track-music.json",
+        ));
         assert_eq!(source, Source::Plex);
         assert_eq!(raw, "media.play");
         assert!(
@@ -831,13 +432,10 @@ pub(crate) mod tests {
 
     #[test]
     fn published_music_track_is_ignored() {
-        let (source, raw, reason) = ignored(
-            parse(
-                &fixture!("webhooks/plex/media.play-track-plexdocs-telegraf.json"),
-                now(),
-            )
-            .unwrap(),
-        );
+        let (source, raw, reason) = ignored(parse_file(
+            parse,
+            "webhooks/plex/media.play-track-plexdocs-telegraf.json",
+        ));
         assert_eq!(source, Source::Plex);
         assert_eq!(raw, "media.play");
         assert!(
@@ -848,13 +446,10 @@ pub(crate) mod tests {
 
     #[test]
     fn published_rate_is_ignored() {
-        let (source, raw, reason) = ignored(
-            parse(
-                &fixture!("webhooks/plex/media.rate-movie-plexguid-movary-edited.json"),
-                now(),
-            )
-            .unwrap(),
-        );
+        let (source, raw, reason) = ignored(parse_file(
+            parse,
+            "webhooks/plex/media.rate-movie-plexguid-movary-edited.json",
+        ));
         assert_eq!(source, Source::Plex);
         assert_eq!(raw, "media.rate");
         assert_eq!(reason, "event media.rate is not synced");
@@ -862,22 +457,18 @@ pub(crate) mod tests {
 
     #[test]
     fn published_hama_scrobble() {
-        let e = event(
-            parse(
-                &fixture!("webhooks/plex/media.scrobble-episode-hama-shinkro.json"),
-                now(),
-            )
-            .unwrap(),
-        );
+        let e = event(parse_file(
+            parse,
+            "webhooks/plex/media.scrobble-episode-hama-shinkro.json",
+        ));
         assert_eq!(e.action, Action::Played);
-        assert_eq!(e.server_id.as_deref(), Some("test-server-uuid-12345"));
-        assert_eq!(e.user_id.as_deref(), Some("12345"));
+        assert_eq!(who(&e), (Some("test-server-uuid-12345"), Some("12345")));
         assert_eq!(e.occurred_at, when::from_unix(1767117106));
         let it = item(&e);
         assert_eq!(it.kind, Some(ItemType::Episode));
         assert_eq!(it.backend_item_id, "31444");
         assert_eq!(it.guids, Guids::new());
-        assert_eq!(it.series_guids, ids(&[("tvdb", "81797")]));
+        assert_eq!(it.series_guids, guids(&[("tvdb", "81797")]));
         assert_eq!((it.season, it.episode), (Some(22), Some(70)));
         assert_eq!(it.series_title.as_deref(), Some("One Piece"));
         assert_eq!(it.title.as_deref(), Some("HDTV- - Please"));
@@ -888,20 +479,16 @@ pub(crate) mod tests {
 
     #[test]
     fn published_movie_scrobble_with_escaped_slashes() {
-        let e = event(
-            parse(
-                &fixture!("webhooks/plex/media.scrobble-movie-plexguid-movary.json"),
-                now(),
-            )
-            .unwrap(),
-        );
+        let e = event(parse_file(
+            parse,
+            "webhooks/plex/media.scrobble-movie-plexguid-movary.json",
+        ));
         assert_eq!(e.action, Action::Played);
         assert_eq!(e.raw_event, "media.scrobble");
         assert_eq!(
-            e.server_id.as_deref(),
-            Some("27a04b118b1bf1f25f8e99306785453623e18b67")
+            who(&e),
+            (Some("27a04b118b1bf1f25f8e99306785453623e18b67"), Some("1"))
         );
-        assert_eq!(e.user_id.as_deref(), Some("1"));
         assert_eq!(e.occurred_at, when::from_unix(1654975910));
         let it = item(&e);
         assert_eq!(it.kind, Some(ItemType::Movie));
@@ -912,7 +499,7 @@ pub(crate) mod tests {
         // `plex://movie/..` is server-private; the `imdb:\/\/..` ids are real.
         assert_eq!(
             it.guids,
-            ids(&[("imdb", "tt0090728"), ("tmdb", "6978"), ("tvdb", "1876")])
+            guids(&[("imdb", "tt0090728"), ("tmdb", "6978"), ("tvdb", "1876")])
         );
         assert_eq!(it.series_guids, Guids::new());
         assert_eq!(it.played, Some(true));
@@ -936,7 +523,7 @@ pub(crate) mod tests {
         assert_eq!(e.action, Action::Progress);
         assert_eq!(e.occurred_at, None);
         let it = item(&e);
-        assert_eq!(it.guids, ids(&[("imdb", "tt0322259")]));
+        assert_eq!(it.guids, guids(&[("imdb", "tt0322259")]));
         assert_eq!(it.series_guids, Guids::new());
         assert_eq!(it.played, Some(true));
         // media.stop carries no viewOffset.
@@ -952,7 +539,7 @@ pub(crate) mod tests {
         let e = event(parse(&body, now()).unwrap());
         let it = item(&e);
         assert_eq!(it.guids, Guids::new());
-        assert_eq!(it.series_guids, ids(&[("tvdb", "268592")]));
+        assert_eq!(it.series_guids, guids(&[("tvdb", "268592")]));
         // No parentIndex/index: the numbers come from the relative guid.
         assert_eq!((it.season, it.episode), (Some(1), Some(1)));
         // No lastViewedAt: the rules use the time received.
@@ -967,8 +554,8 @@ pub(crate) mod tests {
         );
         let e = event(parse(&body, now()).unwrap());
         let it = item(&e);
-        assert_eq!(it.guids, ids(&[("tvdb", "555")]));
-        assert_eq!(it.series_guids, ids(&[("tmdb", "1399")]));
+        assert_eq!(it.guids, guids(&[("tvdb", "555")]));
+        assert_eq!(it.series_guids, guids(&[("tmdb", "1399")]));
         // Season 0 holds specials: kept.
         assert_eq!((it.season, it.episode), (Some(0), Some(4)));
         assert_eq!(it.progress_ms, Some(70000));
@@ -982,7 +569,7 @@ pub(crate) mod tests {
         );
         let e = event(parse(&body, now()).unwrap());
         assert_eq!(e.action, Action::Added);
-        assert_eq!(item(&e).guids, ids(&[("imdb", "tt0111161")]));
+        assert_eq!(item(&e).guids, guids(&[("imdb", "tt0111161")]));
     }
 
     #[test]
