@@ -19,10 +19,12 @@ use chrono::{DateTime, Utc};
 
 use crate::adapters::media::lenient::{read_object, Scalar};
 use crate::adapters::media::plex::dto::Payload;
-use crate::adapters::media::plex::webhook::{event_name, item_type, rating_key, AgentIds};
+use crate::adapters::media::plex::webhook::{
+    event_item, event_name, item_type, rating_key, AgentIds,
+};
 use crate::adapters::media::ParseError;
 use crate::domain::guid;
-use crate::domain::model::{Action, Event, EventItem, ItemType, Parsed, Source};
+use crate::domain::model::{Action, Event, ItemType, Parsed, Source};
 
 pub fn parse(json: &[u8], received_at: DateTime<Utc>) -> Result<Parsed, ParseError> {
     // The rules put the time received in place of a missing payload time.
@@ -68,37 +70,10 @@ pub fn parse(json: &[u8], received_at: DateTime<Utc>) -> Result<Parsed, ParseErr
         }
     }
 
-    let (season, episode) = match kind {
-        // Tautulli writes "0" for a movie's season and episode numbers.
-        ItemType::Movie => (None, None),
-        ItemType::Episode => (
-            md.parent_index.u32().or(ids.season),
-            md.index.u32().or(ids.episode),
-        ),
-    };
-
-    let item = EventItem {
-        kind: Some(kind),
-        backend_item_id,
-        title: md.title.filled().map(Cow::into_owned),
-        year: md.year.year(),
-        series_title: match kind {
-            ItemType::Episode => md.grandparent_title.filled().map(Cow::into_owned),
-            ItemType::Movie => None,
-        },
-        season,
-        episode,
-        guids: ids.guids,
-        series_guids: ids.series,
-        // The template carries no play-state field (no viewCount): only a watched
-        // notification says anything about it.
-        played: (action == Action::Played).then_some(true),
-        progress_ms: match action {
-            Action::Progress => md.view_offset.u64(),
-            _ => None,
-        },
-        duration_ms: md.duration.u64(),
-    };
+    // The template carries no play-state field (no viewCount): only a watched
+    // notification says anything about it.
+    let played = (action == Action::Played).then_some(true);
+    let item = event_item(&md, kind, backend_item_id, ids, action, played);
 
     // Events: Tautulli's added event has no user id. The template still prints an
     // `Account` (empty, or whoever Tautulli puts there), which is not a viewer.

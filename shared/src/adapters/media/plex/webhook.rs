@@ -12,7 +12,7 @@ use std::borrow::Cow;
 
 use chrono::{DateTime, Utc};
 
-use super::dto::Payload;
+use super::dto::{Metadata, Payload};
 use crate::adapters::media::lenient::{read_object, Scalar};
 use crate::adapters::media::ParseError;
 use crate::domain::guid::{self, AgentGuid};
@@ -98,14 +98,6 @@ pub fn parse(json: &[u8], received_at: DateTime<Utc>) -> Result<Parsed, ParseErr
         }
     }
 
-    let (season, episode) = match kind {
-        ItemType::Movie => (None, None),
-        ItemType::Episode => (
-            md.parent_index.u32().or(ids.season),
-            md.index.u32().or(ids.episode),
-        ),
-    };
-
     // Plex omits a zero viewCount, so a missing one means "not played".
     let played = match action {
         Action::Played => Some(true),
@@ -121,30 +113,7 @@ pub fn parse(json: &[u8], received_at: DateTime<Utc>) -> Result<Parsed, ParseErr
         _ => None,
     };
 
-    // Only progress events carry a resume position; a scrobble means "finished" and an
-    // added event does not touch play state.
-    let progress_ms = match action {
-        Action::Progress => md.view_offset.u64(),
-        _ => None,
-    };
-
-    let item = EventItem {
-        kind: Some(kind),
-        backend_item_id,
-        title: md.title.filled().map(Cow::into_owned),
-        year: md.year.year(),
-        series_title: match kind {
-            ItemType::Episode => md.grandparent_title.filled().map(Cow::into_owned),
-            ItemType::Movie => None,
-        },
-        season,
-        episode,
-        guids: ids.guids,
-        series_guids: ids.series,
-        played,
-        progress_ms,
-        duration_ms: md.duration.u64(),
-    };
+    let item = event_item(&md, kind, backend_item_id, ids, action, played);
 
     Ok(Parsed::Event(Event {
         // The player paused or stopped: its position is a resume point.
@@ -242,6 +211,43 @@ pub(crate) fn rating_key(
             kind.as_str()
         ))
     })
+}
+
+/// The event's item from its `Metadata` and the ids collected from its guids.
+pub(crate) fn event_item(
+    md: &Metadata<'_>,
+    kind: ItemType,
+    backend_item_id: String,
+    ids: AgentIds,
+    action: Action,
+    played: Option<bool>,
+) -> EventItem {
+    let episode = kind == ItemType::Episode;
+    EventItem {
+        kind: Some(kind),
+        backend_item_id,
+        title: md.title.filled().map(Cow::into_owned),
+        year: md.year.year(),
+        series_title: md
+            .grandparent_title
+            .filled()
+            .map(Cow::into_owned)
+            .filter(|_| episode),
+        // A relative guid names the numbers when `parentIndex`/`index` are missing; a
+        // movie has none (Tautulli writes "0").
+        season: md.parent_index.u32().or(ids.season).filter(|_| episode),
+        episode: md.index.u32().or(ids.episode).filter(|_| episode),
+        guids: ids.guids,
+        series_guids: ids.series,
+        played,
+        // Only progress events carry a resume position; a scrobble means "finished" and
+        // an added event does not touch play state.
+        progress_ms: match action {
+            Action::Progress => md.view_offset.u64(),
+            _ => None,
+        },
+        duration_ms: md.duration.u64(),
+    }
 }
 
 /// Ids collected from Plex agent guids.
