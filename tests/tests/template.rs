@@ -281,6 +281,24 @@ fn webhooks_are_post_or_put_with_their_own_throttle() {
     }
 }
 
+/// The cost model (docs/PERFORMANCE.md): the webhook function, called for every
+/// webhook, writes no platform START/REPORT lines; the functions called rarely keep them.
+#[test]
+fn the_webhook_function_writes_no_platform_lines() {
+    let t = template();
+    let level =
+        |id: &str| resource(&t, id)["Properties"]["LoggingConfig"]["SystemLogLevel"].clone();
+    assert_eq!(level("WebhookFunction"), Value::String("WARN".into()));
+    for id in [
+        "ApiFunction",
+        "PushFunction",
+        "ImportFunction",
+        "ExportFunction",
+    ] {
+        assert_eq!(level(id), Value::Null, "{id} keeps its REPORT lines");
+    }
+}
+
 #[test]
 fn the_access_log_records_the_route_never_the_path() {
     let t = template();

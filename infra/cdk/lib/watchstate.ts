@@ -172,7 +172,13 @@ export class Watchstate extends Construct {
     const fn = (
       id: string,
       binary: FunctionBinary,
-      settings: { description: string; memory?: number; timeout?: number; environment?: Record<string, string> },
+      settings: {
+        description: string;
+        memory?: number;
+        timeout?: number;
+        environment?: Record<string, string>;
+        systemLogLevel?: lambda.SystemLogLevel;
+      },
     ) => {
       const logGroup = new logs.LogGroup(this, `${id.replace(/Function$/, "")}LogGroup`, {
         logGroupName: `/aws/lambda/${name}-${binary}`,
@@ -188,6 +194,7 @@ export class Watchstate extends Construct {
         timeout: Duration.seconds(settings.timeout ?? 10),
         description: settings.description,
         loggingFormat: lambda.LoggingFormat.JSON,
+        systemLogLevelV2: settings.systemLogLevel,
         logGroup,
         environment: {
           TABLE_NAME: this.table.tableName,
@@ -211,6 +218,8 @@ export class Watchstate extends Construct {
 
     const webhook = fn("WebhookFunction", "webhook", {
       description: "POST|PUT /webhook/{token} from Plex, Tautulli, Jellyfin and Emby",
+      // No platform START/REPORT lines per webhook (as the SAM template).
+      systemLogLevel: lambda.SystemLogLevel.WARN,
     });
 
     const api = fn("ApiFunction", "api", {

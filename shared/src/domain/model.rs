@@ -142,6 +142,10 @@ pub struct EventItem {
     pub progress_ms: Option<u64>,
     /// Runtime, to ignore positions in the last 5 %.
     pub duration_ms: Option<u64>,
+    /// The backend's own last-viewed time as the payload reports it (Plex
+    /// `lastViewedAt`), on any event: a watched it reports is no newer than that play.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_played_at: Option<DateTime<Utc>>,
 }
 
 impl EventItem {
@@ -207,6 +211,11 @@ pub struct BackendState {
     /// When this backend last told us (webhook or import) or we last pushed to it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seen_at: Option<DateTime<Utc>>,
+    /// When a push last changed this backend's play state (marked it played or
+    /// unplayed): a report without a time of its own that arrives soon after may have
+    /// been sent before it, and then says nothing about what the backend holds now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pushed_at: Option<DateTime<Utc>>,
     /// Set when push looked for the item on this backend and it was not there; cleared
     /// when that backend reports the item again (webhook or import), so export does not
     /// search for it on every run.

@@ -27,7 +27,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{change_from, enrich, flip, item_differs, never, new_item, resume, Meta};
+use super::{change_from, confirm, enrich, flip, item_differs, never, new_item, resume, Meta};
 use crate::domain::model::{BackendState, ChangeKind, Item, StateChange};
 use crate::domain::remote::RemoteItem;
 use crate::domain::when;
@@ -81,6 +81,7 @@ fn observed(r: &RemoteItem, at: DateTime<Utc>) -> BackendState {
         watched: Some(r.watched),
         progress_ms: r.progress_ms.filter(|_| !r.watched),
         seen_at: Some(at),
+        pushed_at: None,
         missing: false,
         play_count: r.play_count,
         last_played_at: r.last_played_at,
@@ -155,6 +156,7 @@ pub fn merge(
         let prev = state.clone();
         let mut now = observed(r, ctx.fetched_at);
         now.unplayed_at = prev.unplayed_at;
+        now.pushed_at = prev.pushed_at;
         now.seen_at = prev.seen_at;
         *state = now;
         if r.watched {
@@ -178,11 +180,7 @@ pub fn merge(
                     // Nobody ever reported a state: the first report stands.
                     None if nothing_known => flipped = Some((true, never())),
                     // Newest wins: a precise newer play moves the stamp.
-                    Some(t)
-                        if item.watched && played_at == Some(t) && t > item.state_updated_at =>
-                    {
-                        item.state_updated_at = t;
-                    }
+                    Some(t) if item.watched && played_at == Some(t) => confirm(&mut item, t),
                     _ => {}
                 }
             }
@@ -190,6 +188,10 @@ pub fn merge(
             state.unplayed_at = Some(ctx.fetched_at);
             if item.watched && ctx.fetched_at > item.state_updated_at {
                 flipped = Some((false, ctx.fetched_at));
+            } else if super::has_unplay(&item) {
+                // Unmarked here too, after the unplay we hold: a late play older than
+                // this one must not win over it.
+                confirm(&mut item, ctx.fetched_at);
             }
         }
         if flipped.is_none() && !item.watched && !r.watched {
@@ -546,6 +548,22 @@ mod tests {
         assert_eq!(m.item.state_updated_at, at(NOW + 7));
         assert_eq!(m.item.unplayed_at, Some(at(NOW + 7)));
         assert_eq!(m.item.backends["plex"].unplayed_at, Some(at(NOW + 7)));
+    }
+
+    #[test]
+    fn a_second_unplay_moves_the_stamp_so_a_late_older_play_loses() {
+        // Watched on plex, unmarked on jellyfin at NOW - 20 (the item holds that unplay);
+        // then unmarked on plex too, seen by this import started at NOW.
+        let mut item = first("plex", &remote("1", true, Some(NOW - 1000)));
+        super::super::flip(&mut item, false, at(NOW - 20), "jellyfin");
+        let m = merge(Some(&item), &remote("1", false, None), ctx("plex"), || {
+            "x".into()
+        });
+        assert_eq!(m.change, None, "already unwatched: nothing to push");
+        assert_eq!(m.item.state_updated_at, at(NOW));
+        assert_eq!(m.item.unplayed_at, Some(at(NOW)));
+        // Plex's own scrobble of NOW - 10 arriving late is older than that unplay.
+        assert!(m.item.state_updated_at > at(NOW - 10));
     }
 
     #[test]

@@ -121,6 +121,18 @@ pub(crate) fn flip(item: &mut Item, watched: bool, at: DateTime<Utc>, backend: &
     item.progress_at = None;
 }
 
+/// A newer report of the play state the item already has (a play of a watched item,
+/// an unplay of an unmarked one) moves its stamp, so a late older report of the other
+/// state cannot flip it back.
+pub(crate) fn confirm(item: &mut Item, at: DateTime<Utc>) {
+    if at > item.state_updated_at {
+        item.state_updated_at = at;
+        if !item.watched {
+            item.unplayed_at = Some(at);
+        }
+    }
+}
+
 /// What a report (webhook event or library listing) says about an item besides its
 /// play state: ids, titles, numbering.
 #[derive(Debug, Clone, Copy)]

@@ -127,6 +127,7 @@ pub fn learned(
     match (plan, applied) {
         (Plan::MarkPlayed { at }, true) => {
             seen(&mut state);
+            state.pushed_at = Some(now);
             state.watched = Some(true);
             state.play_count = Some(remote.play_count.unwrap_or(0) + 1);
             state.last_played_at = Some(at.unwrap_or(now));
@@ -134,6 +135,7 @@ pub fn learned(
         }
         (Plan::MarkUnplayed, true) => {
             seen(&mut state);
+            state.pushed_at = Some(now);
             state.watched = Some(false);
             state.play_count = Some(0);
             state.progress_ms = None;
@@ -355,8 +357,12 @@ mod tests {
         let s = learned(&p, true, None, &remote(false, 3, None), at(NOW));
         assert_eq!((s.watched, s.play_count), (Some(true), Some(4)));
         assert_eq!(s.seen_at, Some(at(NOW)));
+        assert_eq!(s.pushed_at, Some(at(NOW)), "a late timeless report waits");
         let s = learned(&Plan::MarkUnplayed, true, Some(&k), &r, at(NOW));
         assert_eq!((s.watched, s.play_count), (Some(false), Some(0)));
+        assert_eq!(s.pushed_at, Some(at(NOW)));
+        let s = learned(&Plan::InSync, false, Some(&k), &r, at(NOW));
+        assert_eq!(s.pushed_at, None, "nothing was changed there");
     }
 
     #[test]

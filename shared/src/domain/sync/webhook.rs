@@ -11,13 +11,13 @@
 //!   missing report starts it unwatched stamped "never", and nothing is pushed. A
 //!   person's explicit unplay is an unplay, on first sight too.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
 
 use super::{
-    change_from, enrich, flip, item_differs, new_item, nothing_known, resume, Context, Decision,
-    Meta, NoChange,
+    change_from, confirm, enrich, flip, item_differs, new_item, nothing_known, resume, Context,
+    Decision, Meta, NoChange,
 };
-use crate::domain::model::{Action, ChangeKind, Event, EventItem, Item};
+use crate::domain::model::{Action, BackendState, ChangeKind, Event, EventItem, Item};
 use crate::domain::when;
 
 /// Whether a progress event is one worth pushing (pause or stop), rather than a tick
@@ -27,9 +27,31 @@ pub fn is_pause_or_stop(event: &Event) -> bool {
     event.paused
 }
 
-/// Whether an event of time `t` is news about the backend we last saw at `seen`.
-fn fresh(seen: Option<DateTime<Utc>>, t: DateTime<Utc>) -> bool {
-    seen.is_none_or(|s| t >= s)
+/// How late a webhook may arrive. A report without a time of its own is dated when
+/// received, yet it may have been sent before a push changed its backend seconds
+/// earlier: within this window after a push it says nothing about what the backend
+/// holds now (the next import reads that). A play or unplay it reports still counts as
+/// the person's action; only the backend's recorded state waits.
+pub const DELIVERY_LAG: TimeDelta = TimeDelta::seconds(30);
+
+/// Whether an event of time `t` is news about the backend as we last saw it: not older
+/// than our last look, and, without a time of its own, not sent before our last push
+/// there. A watched it reports with the backend's own last play (`watched_since`) is
+/// after the push when that play is (a play after it moves it, to the second); other
+/// timeless reports when they came more than [`DELIVERY_LAG`] after it.
+fn fresh(
+    known: &BackendState,
+    t: DateTime<Utc>,
+    timed: bool,
+    watched_since: Option<DateTime<Utc>>,
+) -> bool {
+    let after_push = match (known.pushed_at, watched_since) {
+        (None, _) => true,
+        _ if timed => true,
+        (Some(push), Some(play)) => play >= push.trunc_subsecs(0),
+        (Some(push), None) => t - DELIVERY_LAG >= push,
+    };
+    known.seen_at.is_none_or(|s| t >= s) && after_push
 }
 
 fn later(a: Option<DateTime<Utc>>, b: DateTime<Utc>) -> Option<DateTime<Utc>> {
@@ -45,6 +67,12 @@ pub fn decide(
     new_id: impl FnOnce() -> String,
 ) -> Decision {
     let t = when::event_time(event.occurred_at, ctx.received_at);
+    let timed = event
+        .occurred_at
+        .is_some_and(|at| when::believable(at, ctx.received_at));
+    let last_played = ev
+        .last_played_at
+        .filter(|at| when::believable(*at, ctx.received_at));
     // Without a user id we cannot tell whose play state this is: metadata only.
     let action = if event.user_id.is_none() {
         Action::Added
@@ -62,6 +90,15 @@ pub fn decide(
     };
     let no_state = nothing_known(&item);
     let remote = item.backends.entry(ctx.backend.to_string()).or_default();
+    if remote
+        .item_id
+        .as_ref()
+        .is_some_and(|id| *id != ev.backend_item_id)
+    {
+        // Another entry of this backend (a replaced file): what we knew, and what we
+        // pushed, was about the old one. This one is seen for the first time.
+        *remote = BackendState::default();
+    }
     remote.item_id = Some(ev.backend_item_id.clone());
     remote.missing = false;
 
@@ -73,7 +110,7 @@ pub fn decide(
             let want = action == Action::Played;
             // What the backend holds, unless we know something newer of it (a late
             // webhook older than our last push there says nothing about it now).
-            if fresh(remote.seen_at, t) {
+            if fresh(remote, t, timed, last_played.filter(|_| want)) {
                 remote.watched = Some(want);
                 // An unmark resets the server's play count; after a play we do not know
                 // it. A count kept from before would make the next comparison lie.
@@ -104,12 +141,7 @@ pub fn decide(
                 ));
             } else if item.watched == want {
                 no_change = Some(NoChange::SameState);
-                if t > item.state_updated_at {
-                    item.state_updated_at = t;
-                    if !want {
-                        item.unplayed_at = Some(t);
-                    }
-                }
+                confirm(&mut item, t);
             } else {
                 no_change = Some(NoChange::Stale);
                 detail = Some(format!(
@@ -120,7 +152,10 @@ pub fn decide(
             }
         }
         Action::Progress => {
-            if let Some(played) = ev.played.filter(|_| fresh(remote.seen_at, t)) {
+            if let Some(played) = ev
+                .played
+                .filter(|p| fresh(remote, t, timed, last_played.filter(|_| *p)))
+            {
                 remote.watched = Some(played);
             }
             if (first || no_state) && ev.played == Some(true) {
@@ -633,6 +668,89 @@ mod tests {
         );
         assert_eq!(d.no_change, Some(NoChange::Stale));
         assert_eq!(d.item.backends["emby"].watched, Some(false));
+    }
+
+    #[test]
+    fn a_late_timeless_report_never_rewrites_what_a_push_just_wrote() {
+        // Push unmarked it on plex 3 s ago (and recorded that); Plex's stop of the play
+        // before, which carries no time and still says "watched", arrives now.
+        let mut old = stored(false, NOW - 5);
+        old.unplayed_at = Some(at(NOW - 5));
+        old.backends.insert(
+            "plex".into(),
+            BackendState {
+                item_id: Some("42".into()),
+                watched: Some(false),
+                play_count: Some(0),
+                seen_at: Some(at(NOW - 3)),
+                pushed_at: Some(at(NOW - 3)),
+                ..Default::default()
+            },
+        );
+        let mut e = event(Action::Progress, "media.stop", None);
+        e.item.as_mut().unwrap().played = Some(true);
+        let d = run(Some(&old), &e, "plex");
+        assert!(!d.item.watched);
+        assert_eq!(
+            d.item.backends["plex"].watched,
+            Some(false),
+            "late: says nothing"
+        );
+        // The same report well after our push there is news about the backend.
+        old.backends.get_mut("plex").unwrap().pushed_at = Some(at(NOW) - DELIVERY_LAG);
+        let d = run(Some(&old), &e, "plex");
+        assert!(!d.item.watched, "progress never plays a known item");
+        assert_eq!(d.item.backends["plex"].watched, Some(true));
+        // So is one soon after the backend's own last report (no push in between).
+        old.backends.get_mut("plex").unwrap().pushed_at = None;
+        let d = run(Some(&old), &e, "plex");
+        assert_eq!(d.item.backends["plex"].watched, Some(true));
+        // A watched reported with Plex's own last play: before the push, it predates
+        // the push (seed 3010); after it, the person played again since (seed 3007).
+        old.backends.get_mut("plex").unwrap().pushed_at = Some(at(NOW - 3));
+        e.item.as_mut().unwrap().last_played_at = Some(at(NOW - 4));
+        let d = run(Some(&old), &e, "plex");
+        assert_eq!(
+            d.item.backends["plex"].watched,
+            Some(false),
+            "played before"
+        );
+        e.item.as_mut().unwrap().last_played_at = Some(at(NOW - 2));
+        let d = run(Some(&old), &e, "plex");
+        assert_eq!(d.item.backends["plex"].watched, Some(true), "played since");
+        // A report with a time of its own is judged by that time.
+        let mut timed = event(Action::Progress, "media.stop", Some(NOW - 1));
+        timed.item.as_mut().unwrap().played = Some(true);
+        let d = run(Some(&old), &timed, "plex");
+        assert_eq!(d.item.backends["plex"].watched, Some(true));
+    }
+
+    #[test]
+    fn a_report_from_a_new_entry_forgets_what_the_old_one_held() {
+        // Plex replaced the file: a new ratingKey with no play state. What we knew (and
+        // pushed, seconds ago) was about the old entry.
+        let mut old = stored(true, NOW - 50);
+        old.backends.insert(
+            "plex".into(),
+            BackendState {
+                item_id: Some("41".into()),
+                watched: Some(true),
+                play_count: Some(2),
+                seen_at: Some(at(NOW - 3)),
+                pushed_at: Some(at(NOW - 3)),
+                ..Default::default()
+            },
+        );
+        let mut e = event(Action::Progress, "media.pause", None);
+        e.item.as_mut().unwrap().played = Some(false);
+        e.item.as_mut().unwrap().progress_ms = Some(600_000);
+        let d = run(Some(&old), &e, "plex");
+        let plex = &d.item.backends["plex"];
+        assert_eq!(plex.item_id.as_deref(), Some("42"));
+        assert_eq!((plex.watched, plex.play_count), (Some(false), None));
+        assert_eq!(plex.pushed_at, None);
+        assert!(d.item.watched, "a new entry's state is no unplay");
+        assert_eq!(d.change, None);
     }
 
     #[test]

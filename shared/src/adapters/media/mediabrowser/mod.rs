@@ -83,6 +83,7 @@ impl ItemFields<'_, '_> {
             played,
             progress_ms,
             duration_ms: ms(self.runtime_ticks).filter(|d| *d > 0),
+            last_played_at: None,
         }
     }
 }

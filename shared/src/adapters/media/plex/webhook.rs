@@ -247,6 +247,8 @@ pub(crate) fn event_item(
             _ => None,
         },
         duration_ms: md.duration.u64(),
+        // On every event: it dates the watched a progress event reports (the rules).
+        last_played_at: md.last_viewed_at.i64().and_then(when::from_unix),
     }
 }
 
@@ -534,6 +536,8 @@ mod tests {
         assert_eq!(it.played, Some(true));
         // media.stop carries no viewOffset.
         assert_eq!(it.progress_ms, None);
+        // No event time, but the last play it reports dates its watched.
+        assert_eq!(it.last_played_at, when::from_unix(1600000000));
     }
 
     #[test]

@@ -44,6 +44,7 @@ pub(crate) fn remote_keys(backend: &str, r: &RemoteItem) -> Vec<String> {
         played: None,
         progress_ms: None,
         duration_ms: None,
+        last_played_at: None,
     };
     sync::event_keys(backend, &ev)
 }
