@@ -232,6 +232,56 @@ pub fn parse(
     }
 }
 
+/// Fields of a payload that nothing reads (not a parser, so not the diagnosis, which
+/// reads bodies with the parsers): the delivery log leaves them out, so that every
+/// source's delivery record fits one DynamoDB write unit (docs/PERFORMANCE.md, "Cost").
+/// `object` names the member that holds them (`""`: the top level); a name ending in
+/// `*` is a prefix. Each server's folder lists its own.
+pub(crate) struct Unread {
+    pub object: &'static str,
+    pub names: &'static [&'static str],
+}
+
+/// The payload as the delivery log keeps it: without what `unread` lists. `None` when
+/// nothing was left out (or it is no JSON object): the bytes are kept as received.
+pub(crate) fn without(json: &[u8], unread: &[Unread]) -> Option<Vec<u8>> {
+    let mut doc: serde_json::Value = serde_json::from_slice(json).ok()?;
+    let mut dropped = false;
+    for u in unread {
+        let fields = match u.object {
+            "" => doc.as_object_mut(),
+            member => doc
+                .get_mut(member)
+                .and_then(serde_json::Value::as_object_mut),
+        };
+        let Some(fields) = fields else { continue };
+        let before = fields.len();
+        fields.retain(|k, _| {
+            !u.names.iter().any(|n| match n.strip_suffix('*') {
+                Some(prefix) => k.starts_with(prefix),
+                None => k == n,
+            })
+        });
+        dropped |= fields.len() != before;
+    }
+    if dropped {
+        serde_json::to_vec(&doc).ok()
+    } else {
+        None
+    }
+}
+
+/// The payload as the delivery log keeps it, by its source's list of unread fields.
+pub fn for_log(source: Source, json: &[u8]) -> Option<Vec<u8>> {
+    let unread = match source {
+        Source::Plex => plex::webhook::UNREAD,
+        Source::Tautulli => tautulli::UNREAD,
+        Source::Jellyfin => jellyfin::webhook::UNREAD,
+        Source::Emby => emby::webhook::UNREAD,
+    };
+    without(json, unread)
+}
+
 /// Shared by the parsers: a readable message for a JSON error.
 pub(crate) fn json_error(source: Source, e: serde_json::Error) -> ParseError {
     ParseError::bad(format!(
@@ -250,4 +300,38 @@ pub fn source_of(user_agent: Option<&str>, json: &[u8]) -> Result<Source, ParseE
             )
         }
     })
+}
+
+#[cfg(test)]
+mod log_tests {
+    use super::*;
+
+    #[test]
+    fn the_delivery_log_leaves_out_what_nothing_reads() {
+        let unread = [
+            Unread {
+                object: "",
+                names: &["Video_*", "Overview"],
+            },
+            Unread {
+                object: "Item",
+                names: &["Path"],
+            },
+        ];
+        let body = br#"{"Video_0_Codec":"h264","Video_1_Title":"x","Overview":"long",
+            "Name":"Film","Video":"kept: not the prefix","Item":{"Path":"/m","Id":"7"}}"#;
+        let kept: serde_json::Value =
+            serde_json::from_slice(&without(body, &unread).unwrap()).unwrap();
+        assert_eq!(
+            kept,
+            serde_json::json!({"Name":"Film","Video":"kept: not the prefix","Item":{"Id":"7"}})
+        );
+        assert_eq!(
+            without(br#"{"Name":"Film"}"#, &unread),
+            None,
+            "nothing to leave out"
+        );
+        assert_eq!(without(b"not json", &unread), None);
+        assert_eq!(without(b"[1]", &unread), None);
+    }
 }

@@ -22,9 +22,51 @@ use crate::adapters::media::plex::dto::Payload;
 use crate::adapters::media::plex::webhook::{
     event_item, event_name, item_type, rating_key, AgentIds,
 };
-use crate::adapters::media::ParseError;
+use crate::adapters::media::{ParseError, Unread};
 use crate::domain::guid;
 use crate::domain::model::{Action, Event, ItemType, Parsed, Source};
+
+/// What the delivery log leaves out of a Tautulli payload ([`super::for_log`]): the
+/// template's texts, image paths, keys and dates, the file, the account's picture and
+/// the player. Unread.
+pub(crate) const UNREAD: &[Unread] = &[
+    Unread {
+        object: "Metadata",
+        names: &[
+            "summary",
+            "tagline",
+            "thumb",
+            "art",
+            "parentThumb",
+            "grandparentThumb",
+            "grandparentArt",
+            "grandparentTheme",
+            "file",
+            "file_size",
+            "key",
+            "parentKey",
+            "grandparentKey",
+            "librarySectionKey",
+            "grandparentSlug",
+            "contentRating",
+            "audienceRating",
+            "audienceRatingImage",
+            "userRating",
+            "skipCount",
+            "originallyAvailableAt",
+            "addedAt",
+            "updatedAt",
+        ],
+    },
+    Unread {
+        object: "Account",
+        names: &["thumb"],
+    },
+    Unread {
+        object: "",
+        names: &["Player"],
+    },
+];
 
 pub fn parse(json: &[u8], received_at: DateTime<Utc>) -> Result<Parsed, ParseError> {
     // The rules put the time received in place of a missing payload time.

@@ -8,7 +8,6 @@ use http::{header, Method, StatusCode};
 use serde_json::json;
 
 use super::{error_reply, header_str, json_reply, Reply, Request};
-use crate::adapters::media::plex;
 use crate::adapters::media::{self, Incoming, ParseError, Payload};
 use crate::app::ingest;
 use crate::domain::model::{Action, Backend, Delivery, Event, Parsed, Source};
@@ -208,11 +207,9 @@ impl WebhookService {
         let (body, truncated) = match (&log.backend, &log.payload) {
             (None, _) => (None, false),
             (Some(_), Some(p)) => {
-                // Plex's cast and tag lists are half its payload and nothing reads them.
-                let slim = match log.source {
-                    Some(Source::Plex) => plex::webhook::for_log(&p.json),
-                    _ => None,
-                };
+                // Without what nothing reads (Plex's cast lists, Jellyfin's streams...):
+                // one write unit per delivery.
+                let slim = log.source.and_then(|s| media::for_log(s, &p.json));
                 capped(slim.as_deref().unwrap_or(&p.json))
             }
             // Unreadable transport: keep what came, minus nothing we can tell apart.

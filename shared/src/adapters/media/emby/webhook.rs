@@ -33,11 +33,64 @@ use serde::Deserialize;
 use crate::adapters::media::lenient::{self, Scalar};
 use crate::adapters::media::mediabrowser::dto::BaseItem;
 use crate::adapters::media::mediabrowser::{item_type, ms, ItemFields};
-use crate::adapters::media::{json_error, ParseError};
+use crate::adapters::media::{json_error, ParseError, Unread};
 use crate::domain::model::{Action, Event, Parsed, Source};
 use crate::domain::when;
 
 const SOURCE: Source = Source::Emby;
+
+/// What the delivery log leaves out of an Emby payload ([`super::super::for_log`]): the
+/// item's texts, links, studios, genres, image tags, streams, chapters, people, file,
+/// dates and ratings, and the session's device and address. Unread.
+pub(crate) const UNREAD: &[Unread] = &[
+    Unread {
+        object: "Item",
+        names: &[
+            "Overview",
+            "Taglines",
+            "ExternalUrls",
+            "RemoteTrailers",
+            "Studios",
+            "Genres",
+            "GenreItems",
+            "TagItems",
+            "Tags",
+            "ImageTags",
+            "BackdropImageTags",
+            "ParentBackdropImageTags",
+            "SeriesPrimaryImageTag",
+            "PrimaryImageAspectRatio",
+            "MediaStreams",
+            "MediaSources",
+            "Chapters",
+            "People",
+            "LockedFields",
+            "Path",
+            "FileName",
+            "OriginalTitle",
+            "SortName",
+            "DateCreated",
+            "PremiereDate",
+            "OfficialRating",
+            "CommunityRating",
+            "CriticRating",
+            "Container",
+            "Size",
+            "Bitrate",
+            "Width",
+            "Height",
+            "PlayAccess",
+            "MediaType",
+            "IsFolder",
+            "ParentId",
+            "Etag",
+        ],
+    },
+    Unread {
+        object: "Session",
+        names: &["DeviceId", "RemoteEndPoint", "ApplicationVersion"],
+    },
+];
 
 pub fn parse(json: &[u8], received_at: DateTime<Utc>) -> Result<Parsed, ParseError> {
     // The payload's own time is reported as is; the rules compare it to `received_at`.

@@ -37,7 +37,7 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
 
-use crate::adapters::media::{json_error, ParseError};
+use crate::adapters::media::{json_error, ParseError, Unread};
 use crate::domain::guid;
 use crate::domain::model::{Action, Event, Guids, Parsed, Source};
 use crate::domain::when;
@@ -46,6 +46,21 @@ use crate::adapters::media::lenient::{self, Scalar};
 use crate::adapters::media::mediabrowser::{item_type, ms, ItemFields};
 
 const SOURCE: Source = Source::Jellyfin;
+
+/// What the delivery log leaves out of a Jellyfin payload ([`super::super::for_log`]):
+/// the stream descriptions (`Video_0_*`, `Audio_*`, `Subtitle_*`: most of a playback
+/// event), the overview and tagline, the device id. Unread.
+pub(crate) const UNREAD: &[Unread] = &[Unread {
+    object: "",
+    names: &[
+        "Video_*",
+        "Audio_*",
+        "Subtitle_*",
+        "Overview",
+        "Tagline",
+        "DeviceId",
+    ],
+}];
 
 pub fn parse(json: &[u8], received_at: DateTime<Utc>) -> Result<Parsed, ParseError> {
     // The payload's own time is reported as is; the rules compare it to `received_at`.

@@ -14,47 +14,74 @@ use chrono::{DateTime, Utc};
 
 use super::dto::{Metadata, Payload};
 use crate::adapters::media::lenient::{read_object, Scalar};
-use crate::adapters::media::ParseError;
+use crate::adapters::media::{ParseError, Unread};
 use crate::domain::guid::{self, AgentGuid};
 use crate::domain::model::{Action, Event, EventItem, Guids, ItemType, Parsed, Source};
 use crate::domain::when;
 
-/// Plex's tag lists in `Metadata`: cast and crew, genres, ratings, labels, chapters.
-/// Nothing reads them (not the parser, not the diagnosis) and the cast alone is half of
-/// a movie's payload, so the delivery log keeps the payload without them, as it keeps it
-/// without the thumbnail.
-const LOG_DROPS: &[&str] = &[
-    "Role",
-    "Director",
-    "Writer",
-    "Producer",
-    "Country",
-    "Genre",
-    "Similar",
-    "Collection",
-    "Label",
-    "Field",
-    "Mood",
-    "Style",
-    "Rating",
-    "Image",
-    "UltraBlurColors",
-    "Chapter",
-    "Marker",
+/// What the delivery log leaves out of a Plex payload ([`super::super::for_log`]):
+/// `Metadata`'s tag lists (cast and crew, genres, ratings, labels, chapters: the cast
+/// alone is half of a movie's payload), its texts, image paths, keys and dates, the
+/// account's picture and the player. The parser reads none of them.
+pub(crate) const UNREAD: &[Unread] = &[
+    Unread {
+        object: "Metadata",
+        names: &[
+            "Role",
+            "Director",
+            "Writer",
+            "Producer",
+            "Country",
+            "Genre",
+            "Similar",
+            "Collection",
+            "Label",
+            "Field",
+            "Mood",
+            "Style",
+            "Rating",
+            "Image",
+            "UltraBlurColors",
+            "Chapter",
+            "Marker",
+            "summary",
+            "tagline",
+            "parentThumb",
+            "grandparentThumb",
+            "thumb",
+            "art",
+            "grandparentArt",
+            "grandparentTheme",
+            "theme",
+            "audienceRatingImage",
+            "ratingImage",
+            "primaryExtraKey",
+            "chapterSource",
+            "key",
+            "parentKey",
+            "grandparentKey",
+            "librarySectionKey",
+            "librarySectionID",
+            "studio",
+            "contentRating",
+            "audienceRating",
+            "userRating",
+            "skipCount",
+            "originallyAvailableAt",
+            "addedAt",
+            "updatedAt",
+        ],
+    },
+    Unread {
+        object: "Account",
+        names: &["thumb"],
+    },
+    // The player's name and address (a person's IP): no parser reads it.
+    Unread {
+        object: "",
+        names: &["Player"],
+    },
 ];
-
-/// The payload as the delivery log keeps it: without [`LOG_DROPS`]. `None` when
-/// there is nothing to drop (or it is no JSON object): keep the bytes as received.
-pub fn for_log(json: &[u8]) -> Option<Vec<u8>> {
-    let mut v: serde_json::Value = serde_json::from_slice(json).ok()?;
-    let md = v.get_mut("Metadata")?.as_object_mut()?;
-    let before = md.len();
-    md.retain(|k, _| !LOG_DROPS.contains(&k.as_str()));
-    if md.len() == before {
-        return None;
-    }
-    serde_json::to_vec(&v).ok()
-}
 
 pub fn parse(json: &[u8], received_at: DateTime<Utc>) -> Result<Parsed, ParseError> {
     // The time received is applied later by the rules (`when::event_time`); the parser
