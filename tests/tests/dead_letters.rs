@@ -73,6 +73,19 @@ async fn queue(sqs: &aws_sdk_sqs::Client, bodies: &[String]) -> String {
     url
 }
 
+/// A queue on moto holding a change of each parked shape (`c1`, `c2`) and `other`.
+async fn parked(other: &str) -> (Moto, SqsDeadLetters) {
+    let moto = Moto::start();
+    let sqs = aws_sdk_sqs::Client::new(&sdk(&moto.endpoint()).await);
+    let bodies = [
+        rule_dead_letter("c1"),
+        on_failure_record("c2"),
+        other.to_string(),
+    ];
+    let url = queue(&sqs, &bodies).await;
+    (moto, SqsDeadLetters::new(sqs, url))
+}
+
 async fn all_ids(letters: &dyn DeadLetters) -> Vec<Option<String>> {
     let mut ids: Vec<Option<String>> = letters
         .receive(10)
@@ -87,18 +100,7 @@ async fn all_ids(letters: &dyn DeadLetters) -> Vec<Option<String>> {
 
 #[tokio::test]
 async fn parked_changes_of_both_shapes_come_back_until_deleted() {
-    let moto = Moto::start();
-    let sqs = aws_sdk_sqs::Client::new(&sdk(&moto.endpoint()).await);
-    let url = queue(
-        &sqs,
-        &[
-            rule_dead_letter("c1"),
-            on_failure_record("c2"),
-            "not json".into(),
-        ],
-    )
-    .await;
-    let letters = SqsDeadLetters::new(sqs, url);
+    let (_moto, letters) = parked("not json").await;
 
     let got = letters.receive(10).await.expect("received");
     assert_eq!(got.len(), 3, "{got:?}");
@@ -124,18 +126,7 @@ async fn parked_changes_of_both_shapes_come_back_until_deleted() {
 
 #[tokio::test]
 async fn the_sweep_deletes_what_it_pushed_and_drops_what_is_no_change() {
-    let moto = Moto::start();
-    let sqs = aws_sdk_sqs::Client::new(&sdk(&moto.endpoint()).await);
-    let url = queue(
-        &sqs,
-        &[
-            rule_dead_letter("c1"),
-            on_failure_record("c2"),
-            "{\"detail-type\":\"StateChange\"}".into(),
-        ],
-    )
-    .await;
-    let letters = SqsDeadLetters::new(sqs, url);
+    let (_moto, letters) = parked("{\"detail-type\":\"StateChange\"}").await;
     // An empty store: each change's item is gone, so pushing it again is done at once.
     let pusher = Pusher {
         store: Arc::new(SqliteStore::in_memory().expect("store")),
