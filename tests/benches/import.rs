@@ -16,9 +16,9 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use e2e::fake::FakeServer;
+use watchstate::adapters::media::client::HttpClients;
 use watchstate::adapters::media::client::{client_with, http_client_with, RetryPolicy};
 use watchstate::adapters::store::sqlite::SqliteStore;
-use watchstate::app::push::HttpClients;
 use watchstate::app::tasks::import::{ImportOptions, ImportReport, Importer};
 use watchstate::app::tasks::{Budget, Deps, TaskPayload};
 use watchstate::domain::model::BackendKind;

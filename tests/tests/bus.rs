@@ -25,11 +25,13 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use watchstate::adapters::eventbridge::{EventBridgeBus, DETAIL_TYPE, SOURCE};
 use watchstate::adapters::store::sqlite::SqliteStore;
 use watchstate::app::ingest;
+use watchstate::app::outbox;
 use watchstate::domain::model::{
     Action, ChangeKind, Event, EventItem, ItemType, Source, StateChange,
 };
 use watchstate::domain::sync::Context;
-use watchstate::ports::bus::{self, Bus, BusError};
+use watchstate::inbound::config::{event_bridge_bus, Config};
+use watchstate::ports::bus::{Bus, BusError};
 use watchstate::ports::store::Store;
 
 const REGION: &str = "us-east-1";
@@ -46,7 +48,7 @@ async fn sdk(endpoint: &str) -> SdkConfig {
         .await
 }
 
-/// The adapter as `from_env` builds it (short timeouts, quick retries), on `endpoint`.
+/// The adapter as `config::event_bridge_bus` builds it (short timeouts, quick retries), on `endpoint`.
 async fn bus_at(endpoint: &str) -> EventBridgeBus {
     EventBridgeBus::from_sdk_config(&sdk(endpoint).await, BUS)
 }
@@ -245,9 +247,9 @@ async fn from_env_reads_the_bus_name_and_honours_aws_endpoint_url() {
     // The only test that touches the environment; the others configure clients
     // explicitly, which takes precedence over it.
     std::env::remove_var("EVENT_BUS_NAME");
-    assert!(EventBridgeBus::from_env().await.is_none());
+    assert!(event_bridge_bus(&Config::from_env()).await.is_none());
     std::env::set_var("EVENT_BUS_NAME", "");
-    assert!(EventBridgeBus::from_env().await.is_none());
+    assert!(event_bridge_bus(&Config::from_env()).await.is_none());
 
     let aws = Aws::start().await;
     std::env::set_var("EVENT_BUS_NAME", BUS);
@@ -255,7 +257,9 @@ async fn from_env_reads_the_bus_name_and_honours_aws_endpoint_url() {
     std::env::set_var("AWS_REGION", REGION);
     std::env::set_var("AWS_ACCESS_KEY_ID", "testing");
     std::env::set_var("AWS_SECRET_ACCESS_KEY", "testing");
-    let bus = EventBridgeBus::from_env().await.expect("bus from env");
+    let bus = event_bridge_bus(&Config::from_env())
+        .await
+        .expect("bus from env");
     assert_eq!(bus.bus_name(), BUS);
     let change = sample_change("c-env");
     bus.publish(&change).await.expect("published");
@@ -343,7 +347,7 @@ async fn failed_entries_are_a_failure_that_keeps_the_change() {
 
     let store = SqliteStore::in_memory().unwrap();
     let change = store_scrobble(&store).await;
-    assert!(!bus::publish_and_ack(&store, &bus, &change).await);
+    assert!(!outbox::publish_and_ack(&store, &bus, &change).await);
     assert_eq!(store.pending_changes(10).await.unwrap(), vec![change]);
 }
 
@@ -355,24 +359,24 @@ async fn a_change_that_could_not_be_published_waits_in_the_outbox_until_a_drain(
 
     // EventBridge unreachable: the write stands, the change waits.
     let dead = bus_at(&dead_endpoint()).await;
-    assert!(!bus::publish_and_ack(&store, &dead, &change).await);
+    assert!(!outbox::publish_and_ack(&store, &dead, &change).await);
     assert_eq!(
         store.pending_changes(10).await.unwrap(),
         vec![change.clone()]
     );
-    assert_eq!(bus::drain(&store, &dead, 10).await, (0, 1));
+    assert_eq!(outbox::drain(&store, &dead, 10).await, (0, 1));
     assert_eq!(store.pending_changes(10).await.unwrap().len(), 1);
 
     // EventBridge back: the drain delivers it and empties the outbox.
     let live = aws.bus().await;
-    assert_eq!(bus::drain(&store, &live, 10).await, (1, 0));
+    assert_eq!(outbox::drain(&store, &live, 10).await, (1, 0));
     assert!(store.pending_changes(10).await.unwrap().is_empty());
     let got = aws.receive(1, Duration::from_secs(10)).await;
     assert_eq!(got.len(), 1);
     assert_eq!(change_in(&got[0]), change);
 
     // Acknowledged: a second drain has nothing to send.
-    assert_eq!(bus::drain(&store, &live, 10).await, (0, 0));
+    assert_eq!(outbox::drain(&store, &live, 10).await, (0, 0));
     aws.assert_empty().await;
 }
 
@@ -386,7 +390,7 @@ async fn a_change_published_but_not_acknowledged_is_delivered_again() {
     // Published, then the process died before the ack: the change is still pending.
     live.publish(&change).await.expect("published");
     assert_eq!(store.pending_changes(10).await.unwrap().len(), 1);
-    assert_eq!(bus::drain(&store, &live, 10).await, (1, 0));
+    assert_eq!(outbox::drain(&store, &live, 10).await, (1, 0));
     assert!(store.pending_changes(10).await.unwrap().is_empty());
 
     // At least once: two identical events, same change id, for push to collapse.
@@ -433,14 +437,14 @@ async fn drain_keeps_order_and_stops_at_the_first_failure() {
 
     // Both go in one batch, refused together; the claim is released.
     let dead = bus_at(&dead_endpoint()).await;
-    assert_eq!(bus::drain(&store, &dead, 10).await, (0, 2));
+    assert_eq!(outbox::drain(&store, &dead, 10).await, (0, 2));
     assert_eq!(store.pending_changes(10).await.unwrap().len(), 2);
 
     // The outbox survives a restart (a new connection to the same file).
     drop(store);
     let store = SqliteStore::open(&dir.path().join("watchstate.db")).unwrap();
     let live = aws.bus().await;
-    assert_eq!(bus::drain(&store, &live, 10).await, (2, 0));
+    assert_eq!(outbox::drain(&store, &live, 10).await, (2, 0));
     let got: Vec<StateChange> = aws
         .receive(2, Duration::from_secs(10))
         .await
@@ -484,7 +488,7 @@ async fn the_webhook_answers_stored_while_the_bus_is_down_and_the_change_waits()
     assert_eq!((status, &body["reason"]), (200, &json!("same state")));
     assert_eq!(local.store.pending_changes(10).await.unwrap().len(), 1);
     assert_eq!(
-        bus::drain(local.store.as_ref(), live.as_ref(), 10).await,
+        outbox::drain(local.store.as_ref(), live.as_ref(), 10).await,
         (1, 0)
     );
     assert!(local.store.pending_changes(10).await.unwrap().is_empty());

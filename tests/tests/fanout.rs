@@ -24,14 +24,16 @@ use e2e::fake::{make_id, FakeServer, PlayState, GENERATED_BASE};
 use e2e::moto::Moto;
 use serde_json::{json, Value};
 use watchstate::adapters::eventbridge::{EventBridgeBus, DETAIL_TYPE, SOURCE};
+use watchstate::adapters::media::client::HttpClients;
 use watchstate::adapters::media::client::{http_client_with, RetryPolicy};
 use watchstate::adapters::store::dynamo::DynamoStore;
 use watchstate::adapters::store::sqlite::SqliteStore;
-use watchstate::app::push::{HttpClients, Pusher};
+use watchstate::app::outbox;
+use watchstate::app::push::Pusher;
 use watchstate::app::tasks::import::{ImportOptions, Importer};
 use watchstate::app::tasks::{Budget, Deps, TaskPayload};
 use watchstate::domain::model::{BackendKind, ChangeKind, StateChange};
-use watchstate::ports::bus::{self, Bus};
+use watchstate::ports::bus::Bus;
 use watchstate::ports::store::Store;
 
 const REGION: &str = "us-east-1";
@@ -334,7 +336,7 @@ async fn a_first_import_reaches_jellyfin_in_batches_one_call_at_a_time_per_serve
         while esm.depth().await >= PUBLISH_STEP {
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
-        let (ok, failed) = bus::drain(store.as_ref(), bus.as_ref(), PUBLISH_STEP).await;
+        let (ok, failed) = outbox::drain(store.as_ref(), bus.as_ref(), PUBLISH_STEP).await;
         assert_eq!(failed, 0, "publish failures");
         published += ok;
         if ok == 0 {
@@ -433,7 +435,7 @@ async fn overlapping_drains_publish_every_change_once(open: Open, conf: SdkConfi
                 let bus = EventBridgeBus::new(aws_sdk_eventbridge::Client::new(&conf), BUS);
                 let mut total = 0;
                 loop {
-                    let (ok, failed) = bus::drain(store.as_ref(), &bus, 20).await;
+                    let (ok, failed) = outbox::drain(store.as_ref(), &bus, 20).await;
                     assert_eq!(failed, 0);
                     total += ok;
                     if ok == 0 {

@@ -18,10 +18,11 @@ use e2e::moto::Moto;
 use e2e::{fixture, wire, Transport};
 use serde_json::{json, Value};
 use watchstate::adapters::eventbridge::EventBridgeBus;
+use watchstate::adapters::media::client::HttpClients;
 use watchstate::adapters::media::client::{http_client_with, RetryPolicy};
+use watchstate::adapters::sqs::SqsDeadLetters;
 use watchstate::adapters::store::dynamo::{create_table, DynamoStore};
-use watchstate::app::push::{HttpClients, Pusher};
-use watchstate::app::tasks::dead_letters::DeadLetters;
+use watchstate::app::push::Pusher;
 use watchstate::app::tasks::{self, Budget, Deps, TaskPayload};
 use watchstate::domain::model::BackendKind;
 use watchstate::domain::token::TokenSecret;
@@ -339,16 +340,16 @@ async fn every_call_a_function_makes_is_granted_to_it() {
         .await
         .unwrap();
     let d = deps(&c);
-    let swept = DeadLetters::new(c.sqs.clone(), dlq.clone())
-        .sweep(
-            &Pusher {
-                store: c.store.clone(),
-                clients: http_clients(),
-            },
-            Budget::unlimited(),
-        )
-        .await;
-    assert_eq!(swept["pushed"], 1, "{swept}");
+    let swept = tasks::dead_letters::sweep(
+        &SqsDeadLetters::new(c.sqs.clone(), dlq.clone()),
+        &Pusher {
+            store: c.store.clone(),
+            clients: http_clients(),
+        },
+        Budget::unlimited(),
+    )
+    .await;
+    assert_eq!(swept.pushed, 1, "{swept:?}");
     tasks::export::Exporter::new(&d, Default::default())
         .run(
             &TaskPayload {

@@ -14,9 +14,10 @@ use e2e::fake::{FakeItem, FakeServer, Outgoing, PlayState, EPISODE, MOVIE, SERIE
 use e2e::{fixture, wire, Local, Transport};
 use serde_json::{json, Value};
 use watchstate::adapters::local_bus::LocalBus;
+use watchstate::adapters::media::client::HttpClients;
 use watchstate::adapters::media::client::{http_client_with, RetryPolicy};
 use watchstate::adapters::store::sqlite::SqliteStore;
-use watchstate::app::push::{HttpClients, LocalPush, Pusher};
+use watchstate::app::push::{LocalPush, Pusher};
 use watchstate::app::tasks::export::{ExportOptions, ExportReport, Exporter};
 use watchstate::app::tasks::import::{ImportOptions, ImportReport, Importer};
 use watchstate::app::tasks::{Budget, Deps, TaskPayload};

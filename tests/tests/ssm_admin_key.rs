@@ -8,8 +8,8 @@ use e2e::moto::Moto;
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, RequestExt};
 use watchstate::adapters::media::client::http_client;
+use watchstate::adapters::media::client::HttpClients;
 use watchstate::adapters::store::sqlite::SqliteStore;
-use watchstate::app::push::HttpClients;
 use watchstate::app::tasks::Deps;
 use watchstate::inbound::lambda::LazyApi;
 
@@ -61,7 +61,7 @@ async fn the_api_reads_the_admin_key_at_its_first_request_and_retries_a_failed_r
         bus: None,
     };
     // Built like the api function's `main`: nothing is read from SSM yet.
-    let api = LazyApi::new(deps);
+    let api = LazyApi::new(deps, watchstate::inbound::config::Config::from_env());
 
     let missing = api.handle(users_request("lazy-k3y")).await;
     assert_eq!(missing.status(), 503);

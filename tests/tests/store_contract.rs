@@ -1495,7 +1495,10 @@ async fn concurrent_webhooks_end_on_the_newest_state(h: Harness) {
 async fn table_name_selects_dynamodb() {
     const CHILD: &str = "STORE_CONTRACT_CONFIG_CHILD";
     if std::env::var_os(CHILD).is_some() {
-        let store = watchstate::inbound::config::store().await.expect("store");
+        let config = watchstate::inbound::config::Config::from_env();
+        let store = watchstate::inbound::config::store(&config)
+            .await
+            .expect("store");
         let (_, created) = store.put_user("ana", at(T0)).await.expect("put user");
         assert!(created);
         return;

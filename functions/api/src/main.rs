@@ -7,13 +7,14 @@
 use std::sync::Arc;
 
 use lambda_http::{service_fn, Error, Request};
-use watchstate::app::tasks;
+use watchstate::inbound::config::{self, Config};
 use watchstate::inbound::lambda;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    lambda::init_tracing();
-    let api = Arc::new(lambda::LazyApi::new(tasks::Deps::from_env().await?));
+    let config = Config::from_env();
+    lambda::init_tracing(&config);
+    let api = Arc::new(lambda::LazyApi::new(config::deps(&config).await?, config));
     lambda_http::run(service_fn(move |req: Request| {
         let api = api.clone();
         async move { Ok::<_, Error>(api.handle(req).await) }

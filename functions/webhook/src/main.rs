@@ -4,15 +4,17 @@
 use std::sync::Arc;
 
 use lambda_http::{service_fn, Error, Request};
+use watchstate::inbound::config::{self, Config};
 use watchstate::inbound::http::webhook::WebhookService;
-use watchstate::inbound::{config, lambda};
+use watchstate::inbound::lambda;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    lambda::init_tracing();
-    let store = config::store().await?;
+    let config = Config::from_env();
+    lambda::init_tracing(&config);
+    let store = config::store(&config).await?;
     // EventBridge on AWS (EVENT_BUS_NAME); locally, push runs in this process.
-    let bus = watchstate::ports::bus::from_env(store.clone()).await;
+    let bus = config::bus(&config, store.clone()).await;
     let service = Arc::new(WebhookService { store, bus });
     lambda_http::run(service_fn(move |req: Request| {
         let service = service.clone();

@@ -1,9 +1,11 @@
 //! The AWS bus: each state change becomes one EventBridge event on the custom bus
-//! (`Source: watchstate`, `DetailType: StateChange`, `Detail`: the change as JSON).
-//! A rule on the bus routes it to the push function.
+//! (`Source: watchstate`, `DetailType: StateChange`, `Detail`: the change as JSON;
+//! [`BusEvent`] reads it back). A rule on the bus routes it to the push function. An
+//! unfinished import goes the same way as an `ImportPage` event
+//! ([`EventBridgeContinuations`]), routed to the import function.
 //!
 //! A failed publish is never fatal: the change stays in the store's outbox and
-//! [`crate::ports::bus::drain`] sends it later. So this adapter fails fast (short timeouts, a few
+//! [`crate::app::outbox::drain`] sends it later. So this adapter fails fast (short timeouts, a few
 //! quick retries) rather than holding a webhook open while EventBridge is unreachable.
 
 use std::time::Duration;
@@ -15,14 +17,12 @@ use aws_sdk_eventbridge::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 
 use crate::domain::model::StateChange;
-use crate::ports::bus::{Bus, BusError};
+use crate::ports::bus::{Bus, BusError, Continuations, IMPORT_PAGE};
 
 /// The event's `Source`; rules match on it.
 pub const SOURCE: &str = "watchstate";
 /// The event's `DetailType`; rules match on it.
 pub const DETAIL_TYPE: &str = "StateChange";
-/// The environment variable naming the custom bus.
-pub const BUS_ENV: &str = "EVENT_BUS_NAME";
 
 /// Whole call, retries included: an unreachable bus costs the webhook at most this.
 const OPERATION_TIMEOUT: Duration = Duration::from_secs(5);
@@ -56,21 +56,40 @@ impl EventBridgeBus {
         EventBridgeBus::new(aws_sdk_eventbridge::Client::from_conf(config), bus_name)
     }
 
-    /// The bus named by `EVENT_BUS_NAME`, configured from the environment
-    /// (`AWS_REGION`, the credential chain, `AWS_ENDPOINT_URL` for moto). `None` when
-    /// the variable is unset or empty: changes then wait in the outbox.
-    pub async fn from_env() -> Option<EventBridgeBus> {
-        let name = std::env::var(BUS_ENV)
-            .ok()
-            .filter(|n| !n.trim().is_empty())?;
-        Some(EventBridgeBus::from_sdk_config(
-            crate::inbound::config::sdk_config().await,
-            name,
-        ))
-    }
-
     pub fn bus_name(&self) -> &str {
         &self.bus_name
+    }
+}
+
+/// An EventBridge event carrying a state change (`detail-type: StateChange`), as the
+/// push function receives it and as the dead-letter queue keeps it.
+#[derive(Debug, serde::Deserialize)]
+pub struct BusEvent {
+    #[serde(rename = "detail-type", default)]
+    pub detail_type: String,
+    pub detail: StateChange,
+}
+
+/// Publishes an import's continuation as an `ImportPage` event on the bus.
+pub struct EventBridgeContinuations(EventBridgeBus);
+
+impl EventBridgeContinuations {
+    /// On the bus `bus_name`, with the bus adapter's timeouts and retries.
+    pub fn from_sdk_config(sdk: &aws_config::SdkConfig, bus_name: impl Into<String>) -> Self {
+        EventBridgeContinuations(EventBridgeBus::from_sdk_config(sdk, bus_name))
+    }
+}
+
+#[async_trait]
+impl Continuations for EventBridgeContinuations {
+    async fn hand_on(&self, payload: &serde_json::Value) -> Result<(), BusError> {
+        let entry = PutEventsRequestEntry::builder()
+            .event_bus_name(&self.0.bus_name)
+            .source(SOURCE)
+            .detail_type(IMPORT_PAGE)
+            .detail(payload.to_string())
+            .build();
+        self.0.put_one(entry).await
     }
 }
 
@@ -170,7 +189,13 @@ impl Bus for EventBridgeBus {
     }
 
     async fn publish(&self, change: &StateChange) -> Result<(), BusError> {
-        let entry = self.entry(change)?;
+        self.put_one(self.entry(change)?).await
+    }
+}
+
+impl EventBridgeBus {
+    /// One PutEvents of one entry; a rejected entry is an error with its code.
+    async fn put_one(&self, entry: PutEventsRequestEntry) -> Result<(), BusError> {
         let out = self
             .client
             .put_events()

@@ -6,22 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::domain::model::StateChange;
-use crate::ports::bus::{Bus, BusError};
-
-/// What consumes changes in process (the push function's handler).
-#[async_trait]
-pub trait ChangeHandler: Send + Sync {
-    async fn handle(&self, change: &StateChange) -> Result<(), String>;
-
-    /// Several changes at once, one result each.
-    async fn handle_batch(&self, changes: &[StateChange]) -> Vec<Result<(), String>> {
-        let mut out = Vec::with_capacity(changes.len());
-        for c in changes {
-            out.push(self.handle(c).await);
-        }
-        out
-    }
-}
+use crate::ports::bus::{Bus, BusError, ChangeHandler};
 
 pub struct LocalBus {
     handler: Arc<dyn ChangeHandler>,

@@ -19,12 +19,9 @@ use async_trait::async_trait;
 use base64::Engine;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
-use chrono::{DateTime, Utc};
 
-use crate::domain::model::{Backend, Delivery, Item, StateChange, User};
-use crate::ports::store::{
-    ItemQuery, ItemWrite, Page, Result, Store, StoreError, TaskRun, WriteOutcome,
-};
+use crate::domain::model::Backend;
+use crate::ports::store::{Result, Store, StoreError};
 
 const PREFIX: &str = "wsenc:v1:";
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
@@ -287,17 +284,8 @@ impl SealedStore {
     }
 }
 
-#[async_trait]
-impl Store for SealedStore {
-    async fn put_user(&self, name: &str, now: DateTime<Utc>) -> Result<(User, bool)> {
-        self.inner.put_user(name, now).await
-    }
-    async fn get_user(&self, name: &str) -> Result<Option<User>> {
-        self.inner.get_user(name).await
-    }
-    async fn list_users(&self) -> Result<Vec<User>> {
-        self.inner.list_users().await
-    }
+// Tokens are sealed on the way in and opened on the way out; everything else passes.
+crate::delegate_store!(impl for SealedStore, self => self.inner, {
     async fn put_backend(&self, backend: &Backend) -> Result<()> {
         self.inner.put_backend(&self.sealed(backend).await?).await
     }
@@ -314,72 +302,12 @@ impl Store for SealedStore {
         }
         Ok(out)
     }
-    async fn delete_backend(&self, user: &str, name: &str) -> Result<bool> {
-        self.inner.delete_backend(user, name).await
-    }
-    async fn backend_by_token_hash(&self, hash: &str) -> Result<Option<Backend>> {
-        self.inner.backend_by_token_hash(hash).await
-    }
-    async fn find_item(&self, user: &str, keys: &[String]) -> Result<Option<Item>> {
-        self.inner.find_item(user, keys).await
-    }
-    async fn find_items(&self, user: &str, keys: &[String]) -> Result<Vec<Item>> {
-        self.inner.find_items(user, keys).await
-    }
-    async fn get_item(&self, user: &str, id: &str) -> Result<Option<Item>> {
-        self.inner.get_item(user, id).await
-    }
-    async fn list_items(
-        &self,
-        user: &str,
-        query: &ItemQuery,
-        limit: usize,
-        cursor: Option<&str>,
-    ) -> Result<Page<Item>> {
-        self.inner.list_items(user, query, limit, cursor).await
-    }
-    async fn write_item(&self, write: ItemWrite<'_>) -> Result<WriteOutcome> {
-        self.inner.write_item(write).await
-    }
-    async fn absorb_item(&self, write: ItemWrite<'_>, absorbed: &Item) -> Result<WriteOutcome> {
-        self.inner.absorb_item(write, absorbed).await
-    }
-    async fn create_items_batch(&self, writes: &[ItemWrite<'_>]) -> Result<Vec<WriteOutcome>> {
-        self.inner.create_items_batch(writes).await
-    }
-    async fn record_delivery(&self, delivery: &Delivery) -> Result<()> {
-        self.inner.record_delivery(delivery).await
-    }
-    async fn list_deliveries(&self, user: Option<&str>, limit: usize) -> Result<Vec<Delivery>> {
-        self.inner.list_deliveries(user, limit).await
-    }
-    async fn get_delivery(&self, user: &str, id: &str) -> Result<Option<Delivery>> {
-        self.inner.get_delivery(user, id).await
-    }
-    async fn pending_changes(&self, limit: usize) -> Result<Vec<StateChange>> {
-        self.inner.pending_changes(limit).await
-    }
-    async fn ack_change(&self, id: &str) -> Result<()> {
-        self.inner.ack_change(id).await
-    }
-    async fn claim_changes(
-        &self,
-        limit: usize,
-        now: DateTime<Utc>,
-        lease: chrono::Duration,
-    ) -> Result<Vec<StateChange>> {
-        self.inner.claim_changes(limit, now, lease).await
-    }
-    async fn release_change(&self, id: &str) -> Result<()> {
-        self.inner.release_change(id).await
-    }
-    async fn record_task_run(&self, run: &TaskRun) -> Result<()> {
-        self.inner.record_task_run(run).await
-    }
-    async fn list_task_runs(&self, limit: usize) -> Result<Vec<TaskRun>> {
-        self.inner.list_task_runs(limit).await
-    }
-}
+}, [
+    put_user, get_user, list_users, delete_backend, backend_by_token_hash, find_item,
+    find_items, get_item, list_items, write_item, absorb_item, create_items_batch,
+    record_delivery, list_deliveries, get_delivery, pending_changes, ack_change,
+    claim_changes, release_change, record_task_run, list_task_runs,
+]);
 
 #[cfg(test)]
 mod tests {

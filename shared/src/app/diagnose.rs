@@ -1,7 +1,8 @@
 //! "Why didn't my webhook do anything?": common setup problems read from the delivery
 //! log, in plain words, for the console's Deliveries page (`GET
 //! /v1/users/{user}/diagnosis`). A pure function over a person's backends, their
-//! deliveries and the deliveries no backend claimed; no store, no I/O.
+//! deliveries and the deliveries no backend claimed; no store, no I/O. The bodies are
+//! read through the [`WebhookReader`] port (the webhook parsers).
 //!
 //! What it looks for, per backend:
 //! - events about **other accounts** (user ids other than the backend's `user_id`, or
@@ -19,8 +20,8 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
-use crate::adapters::media;
-use crate::domain::model::{Backend, Delivery, Parsed, Source};
+use crate::domain::model::{Backend, Delivery, Source};
+use crate::ports::media::{Sender, WebhookReader};
 
 /// What a finding is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -51,35 +52,11 @@ pub fn quiet_after() -> Duration {
     Duration::hours(24)
 }
 
-/// What a stored delivery body says about who sent it.
-struct Seen {
-    source: Option<Source>,
-    user_id: Option<String>,
-    server_id: Option<String>,
-}
-
-fn read(d: &Delivery) -> Seen {
-    let none = Seen {
-        source: None,
-        user_id: None,
-        server_id: None,
-    };
-    let Some(body) = d.body.as_deref().filter(|b| !b.is_empty()) else {
-        return none;
-    };
-    let Ok(source) = media::source_of(d.user_agent.as_deref(), body.as_bytes()) else {
-        return none;
-    };
-    match media::parse(source, body.as_bytes(), d.received_at) {
-        Ok(Parsed::Event(e)) => Seen {
-            source: Some(source),
-            user_id: e.user_id,
-            server_id: e.server_id,
-        },
-        _ => Seen {
-            source: Some(source),
-            ..none
-        },
+/// Who sent a delivery, read from its stored body (nothing when it kept none).
+fn read(reader: &dyn WebhookReader, d: &Delivery) -> Sender {
+    match d.body.as_deref().filter(|b| !b.is_empty()) {
+        Some(body) => reader.sender(d.user_agent.as_deref(), body.as_bytes(), d.received_at),
+        None => Sender::default(),
     }
 }
 
@@ -91,8 +68,9 @@ fn list(ids: &BTreeSet<String>) -> String {
 }
 
 /// The findings for one person, most useful first. `deliveries` are that person's
-/// (any order), `unclaimed` those on unknown URLs.
+/// (any order), `unclaimed` those on unknown URLs; `reader` says who sent each body.
 pub fn diagnose(
+    reader: &dyn WebhookReader,
     user: &str,
     backends: &[Backend],
     deliveries: &[Delivery],
@@ -109,7 +87,7 @@ pub fn diagnose(
         let mut servers = BTreeSet::new();
         let mut wrong: Vec<Source> = Vec::new();
         for d in &mine {
-            let seen = read(d);
+            let seen = read(reader, d);
             match seen.source {
                 Some(s) if s.backend_kind() != b.kind => {
                     if !wrong.contains(&s) {
@@ -258,166 +236,5 @@ fn title(s: Source) -> &'static str {
         Source::Tautulli => "Tautulli",
         Source::Jellyfin => "Jellyfin",
         Source::Emby => "Emby",
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::domain::model::{BackendKind, BackendOptions, TaskOptions};
-    use chrono::TimeZone;
-
-    fn now() -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2025, 6, 1, 12, 0, 0).unwrap()
-    }
-
-    fn backend(name: &str, kind: BackendKind, user_id: Option<&str>, match_user: bool) -> Backend {
-        Backend {
-            user: "ana".into(),
-            name: name.into(),
-            kind,
-            url: String::new(),
-            token: String::new(),
-            server_id: Some("srv-1".into()),
-            user_id: user_id.map(str::to_string),
-            options: BackendOptions {
-                match_user,
-                ..BackendOptions::default()
-            },
-            import: TaskOptions::default(),
-            export: TaskOptions::default(),
-            webhook_nonce: "n".into(),
-            webhook_token_hash: "h".into(),
-            created_at: now(),
-            updated_at: now(),
-        }
-    }
-
-    fn plex_body(account: &str, server: &str) -> String {
-        serde_json::json!({
-            "event": "media.scrobble",
-            "Account": {"id": account.parse::<u64>().unwrap(), "title": "x"},
-            "Server": {"title": "s", "uuid": server},
-            "Metadata": {"type": "movie", "ratingKey": "10", "title": "Film",
-                          "Guid": [{"id": "imdb://tt0111161"}]}
-        })
-        .to_string()
-    }
-
-    fn delivery(backend: Option<&str>, ua: &str, body: String, ago_h: i64) -> Delivery {
-        Delivery {
-            id: format!("d{ago_h}{body:.3}"),
-            user: backend.map(|_| "ana".into()),
-            backend: backend.map(str::to_string),
-            received_at: now() - Duration::hours(ago_h),
-            http_status: 200,
-            status: "stored".into(),
-            reason: None,
-            event: None,
-            item_id: None,
-            changed: None,
-            content_type: None,
-            user_agent: Some(ua.into()),
-            body: Some(body),
-            body_truncated: false,
-        }
-    }
-
-    const PLEX_UA: &str = "PlexMediaServer/1.41.0";
-
-    #[test]
-    fn other_accounts_are_named_with_their_ids() {
-        let b = [backend("plex", BackendKind::Plex, Some("1"), false)];
-        let d = [
-            delivery(Some("plex"), PLEX_UA, plex_body("1", "srv-1"), 1),
-            delivery(Some("plex"), PLEX_UA, plex_body("23456", "srv-1"), 2),
-            delivery(Some("plex"), PLEX_UA, plex_body("777", "srv-1"), 3),
-        ];
-        let f = diagnose("ana", &b, &d, &[], now());
-        assert_eq!(f.len(), 1, "{f:?}");
-        assert_eq!(f[0].kind, FindingKind::OtherAccounts);
-        assert_eq!(f[0].ids, vec!["23456".to_string(), "777".to_string()]);
-        assert!(
-            f[0].message.contains("Turn on Match user"),
-            "{}",
-            f[0].message
-        );
-    }
-
-    #[test]
-    fn several_accounts_on_a_backend_without_user_id() {
-        let b = [backend("plex", BackendKind::Plex, None, false)];
-        let d = [
-            delivery(Some("plex"), PLEX_UA, plex_body("1", "srv-1"), 1),
-            delivery(Some("plex"), PLEX_UA, plex_body("2", "srv-1"), 1),
-        ];
-        let f = diagnose("ana", &b, &d, &[], now());
-        assert_eq!(f[0].kind, FindingKind::OtherAccounts);
-        assert_eq!(f[0].ids, vec!["1".to_string(), "2".to_string()]);
-    }
-
-    #[test]
-    fn one_account_only_is_fine() {
-        let b = [backend("plex", BackendKind::Plex, Some("1"), true)];
-        let d = [delivery(Some("plex"), PLEX_UA, plex_body("1", "srv-1"), 1)];
-        assert!(diagnose("ana", &b, &d, &[], now()).is_empty());
-    }
-
-    #[test]
-    fn another_server_id() {
-        let b = [backend("plex", BackendKind::Plex, Some("1"), true)];
-        let d = [delivery(Some("plex"), PLEX_UA, plex_body("1", "srv-2"), 1)];
-        let f = diagnose("ana", &b, &d, &[], now());
-        assert_eq!(f.len(), 1, "{f:?}");
-        assert_eq!(f[0].kind, FindingKind::OtherServer);
-        assert_eq!(f[0].ids, vec!["srv-2".to_string()]);
-    }
-
-    #[test]
-    fn plex_webhook_on_a_jellyfin_backend() {
-        let b = [backend(
-            "jellyfin",
-            BackendKind::Jellyfin,
-            Some("u1"),
-            false,
-        )];
-        let mut d = delivery(Some("jellyfin"), PLEX_UA, plex_body("1", "srv-1"), 1);
-        d.status = "bad_payload".into();
-        let f = diagnose("ana", &b, &[d], &[], now());
-        assert_eq!(f.len(), 1, "{f:?}");
-        assert_eq!(f[0].kind, FindingKind::WrongServerType);
-        assert!(f[0]
-            .message
-            .starts_with("Plex webhooks arrive on 'jellyfin'"));
-    }
-
-    #[test]
-    fn quiet_and_never_delivered_backends() {
-        let b = [
-            backend("plex", BackendKind::Plex, Some("1"), true),
-            backend("emby", BackendKind::Emby, None, false),
-        ];
-        let d = [delivery(Some("plex"), PLEX_UA, plex_body("1", "srv-1"), 30)];
-        let f = diagnose("ana", &b, &d, &[], now());
-        let kinds: Vec<_> = f.iter().map(|f| (f.kind, f.backend.clone())).collect();
-        assert_eq!(
-            kinds,
-            vec![
-                (FindingKind::Quiet, Some("plex".into())),
-                (FindingKind::NeverDelivered, Some("emby".into()))
-            ]
-        );
-    }
-
-    #[test]
-    fn unknown_urls_of_the_last_day_only() {
-        let recent = delivery(None, PLEX_UA, String::new(), 2);
-        let old = delivery(None, "Jellyfin-Server/10.9", String::new(), 30);
-        let f = diagnose("ana", &[], &[], &[recent, old.clone()], now());
-        assert_eq!(f.len(), 1);
-        assert_eq!(f[0].kind, FindingKind::UnknownUrl);
-        assert!(f[0].message.starts_with("1 request(s)"), "{}", f[0].message);
-        assert!(f[0].message.contains(PLEX_UA));
-        assert!(diagnose("ana", &[], &[], &[old], now()).is_empty());
     }
 }

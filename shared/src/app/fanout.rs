@@ -164,17 +164,22 @@ async fn run_lane(
     out
 }
 
-/// The deadline of an invocation from Lambda's (epoch ms), less a margin for the
-/// answer. `cargo lambda watch` passes the function's timeout instead of an epoch
-/// time: a "deadline" before 2000 is read as time left.
-pub fn deadline_of(deadline_epoch_ms: u64) -> Instant {
+/// What is left of an invocation whose deadline Lambda gives (epoch ms). `cargo
+/// lambda watch` passes the function's timeout instead of an epoch time: a "deadline"
+/// before 2000 is read as time left.
+pub fn time_left(deadline_epoch_ms: u64) -> Duration {
     const YEAR_2000_MS: u64 = 946_684_800_000;
+    if deadline_epoch_ms < YEAR_2000_MS {
+        return Duration::from_millis(deadline_epoch_ms);
+    }
     let now_ms = chrono::Utc::now().timestamp_millis().max(0) as u64;
-    let left = if deadline_epoch_ms < YEAR_2000_MS {
-        Duration::from_millis(deadline_epoch_ms)
-    } else {
-        Duration::from_millis(deadline_epoch_ms.saturating_sub(now_ms))
-    };
+    Duration::from_millis(deadline_epoch_ms.saturating_sub(now_ms))
+}
+
+/// The deadline of an invocation from Lambda's (epoch ms, see [`time_left`]), less a
+/// margin for the answer.
+pub fn deadline_of(deadline_epoch_ms: u64) -> Instant {
+    let left = time_left(deadline_epoch_ms);
     let margin = (left / 10).clamp(Duration::from_millis(500), Duration::from_secs(5));
     Instant::now() + left.saturating_sub(margin)
 }

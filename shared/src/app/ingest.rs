@@ -253,34 +253,43 @@ pub async fn apply(
             })
         },
         |r| {
-            let d = sync::decide(
+            planned(sync::decide(
                 r.existing.as_ref(),
                 event,
                 ev,
                 ctx,
                 crate::domain::ids::new_id,
-            );
-            let outcome = (d.no_change, d.detail, d.item.clone());
-            Planned {
-                item: d.write.then_some(d.item),
-                change: d.change.filter(|_| d.write),
-                outcome,
-            }
+            ))
         },
     )
     .await?;
-    let (no_change, detail, decided) = done.outcome;
-    Ok(Applied {
-        item: if done.written {
-            done.item.unwrap_or(decided)
-        } else {
-            decided
-        },
-        no_change,
-        detail,
-        change: done.change,
-        written: done.written,
-    })
+    Ok(applied(done.item, done.change, done.written, done.outcome))
+}
+
+/// A rule's decision as the loop plans it: its item and change are written only when
+/// the rule says so; the decision itself is the outcome.
+fn planned(d: sync::Decision) -> Planned<sync::Decision> {
+    Planned {
+        item: d.write.then(|| d.item.clone()),
+        change: d.change.clone().filter(|_| d.write),
+        outcome: d,
+    }
+}
+
+/// What a write of decision `d` did: the item as stored when written, else as decided.
+fn applied(
+    stored: Option<Item>,
+    change: Option<StateChange>,
+    written: bool,
+    d: sync::Decision,
+) -> Applied {
+    Applied {
+        item: stored.filter(|_| written).unwrap_or(d.item),
+        no_change: d.no_change,
+        detail: d.detail,
+        change,
+        written,
+    }
 }
 
 /// A person's "Mark played" / "Mark unplayed" from the console ([`sync::mark`]),
@@ -304,26 +313,17 @@ pub async fn mark(
                 outcome: None,
             },
             Some(existing) => {
-                let d = sync::mark(existing, user, watched, at);
-                let outcome = Some((d.no_change, d.detail, d.item.clone()));
+                let p = planned(sync::mark(existing, user, watched, at));
                 Planned {
-                    item: d.write.then_some(d.item),
-                    change: d.change.filter(|_| d.write),
-                    outcome,
+                    item: p.item,
+                    change: p.change,
+                    outcome: Some(p.outcome),
                 }
             }
         },
     )
     .await?;
-    Ok(done.outcome.map(|(no_change, detail, decided)| Applied {
-        item: if done.written {
-            done.item.unwrap_or(decided)
-        } else {
-            decided
-        },
-        no_change,
-        detail,
-        change: done.change,
-        written: done.written,
-    }))
+    Ok(done
+        .outcome
+        .map(|d| applied(done.item, done.change, done.written, d)))
 }

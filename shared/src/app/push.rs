@@ -15,36 +15,17 @@ use std::sync::Arc;
 use chrono::Utc;
 use serde::Serialize;
 
-use crate::adapters::media::client::{client_with, RetryPolicy};
-
 use crate::domain::remote::RemoteItem;
 
 use crate::app::ingest::{self, Planned};
 use crate::domain::model::{Backend, BackendState, Delivery, Item, StateChange};
 use crate::domain::sync::{self, target, target::Plan};
-use crate::ports::media::{ClientError, MediaClient};
+use crate::ports::media::{ClientError, ClientFactory, MediaClient};
 use crate::ports::store::{Store, StoreError};
 
 /// Rounds of "read the item, write the backend, read again" per backend: a second
 /// round only when a newer change landed while we wrote.
 const MAX_ROUNDS: usize = 3;
-
-/// Builds the API client for a backend (one shared HTTP client underneath).
-pub trait ClientFactory: Send + Sync {
-    fn client(&self, backend: &Backend) -> Arc<dyn MediaClient>;
-}
-
-/// The real clients over one reqwest client.
-pub struct HttpClients {
-    pub http: reqwest::Client,
-    pub retry: RetryPolicy,
-}
-
-impl ClientFactory for HttpClients {
-    fn client(&self, backend: &Backend) -> Arc<dyn MediaClient> {
-        client_with(backend, self.http.clone(), self.retry)
-    }
-}
 
 /// What push did on one backend.
 /// What push did to a backend.
@@ -373,7 +354,7 @@ pub struct LocalPush(pub Pusher);
 
 #[cfg(feature = "local")]
 #[async_trait::async_trait]
-impl crate::adapters::local_bus::ChangeHandler for LocalPush {
+impl crate::ports::bus::ChangeHandler for LocalPush {
     async fn handle(&self, change: &StateChange) -> Result<(), String> {
         self.0
             .push_and_log(change)

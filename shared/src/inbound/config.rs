@@ -1,25 +1,114 @@
-//! Choosing adapters and secrets from the environment, once per process.
-//!
-//! - `TABLE_NAME` set: DynamoDB (honouring `AWS_ENDPOINT_URL`); otherwise the embedded
-//!   store at `${WATCHSTATE_DATA_DIR:-.watchstate}/watchstate.db`.
-//! - `WATCHSTATE_ADMIN_KEY`: the api's bearer key.
-//! - `WATCHSTATE_TOKEN_SECRET` (or, on AWS, the SecureString named by
-//!   `WATCHSTATE_TOKEN_SECRET_PARAMETER`): what webhook tokens are derived from, apart
-//!   from the admin key so rotating that keeps every webhook URL (without either, the
-//!   admin key, as deployments before had it; `make run` sets [`LOCAL_TOKEN_SECRET`]).
-//! - `WATCHSTATE_PUBLIC_URL`: the deployment's base URL, when a custom domain fronts it.
+//! The composition of a process: every environment variable the library reads, read
+//! once into a [`Config`], and the adapters chosen from it ([`store`], [`bus`],
+//! [`deps`], [`continuations`], [`dead_letters`], [`api_secrets`]).
 //!
 //! Every AWS client of a process is built from one [`sdk_config`], loaded once: region,
-//! credentials and endpoint come from the environment, nothing is called over the
-//! network until a client makes its first request (`docs/PERFORMANCE.md`, "Cold start and size": no network call at init).
+//! credentials and endpoint come from the environment (the SDK reads `AWS_REGION`,
+//! `AWS_ENDPOINT_URL` and the credential chain itself), nothing is called over the
+//! network until a client makes its first request (`docs/PERFORMANCE.md`, "Cold start
+//! and size": no network call at init).
+//!
+//! Read elsewhere, on purpose: `WATCHSTATE_DEPLOYMENT` (`aws` on AWS: backend URLs must
+//! be https and public, metrics are emitted) is read where it is used, per call, by
+//! [`crate::app::metrics`] and the media adapters' URL rules (a test switches it while
+//! a process runs); `RUST_LOG`'s per-module directives by tracing's `EnvFilter`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::adapters::secrets::SealedStore;
 use crate::adapters::store::dynamo::DynamoStore;
 use crate::domain::token::TokenSecret;
+use crate::ports::bus::Bus;
 use crate::ports::store::{Store, StoreError};
+
+/// What the environment says, read once per process by [`Config::from_env`] (an empty
+/// or blank value counts as unset). The SAM template and the CDK app set these names.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Config {
+    /// `TABLE_NAME`: the DynamoDB table (honouring `AWS_ENDPOINT_URL`). Unset: the
+    /// embedded SQLite store, in a build with the `local` feature.
+    pub table_name: Option<String>,
+    /// `WATCHSTATE_DATA_DIR` (default `.watchstate`): where the embedded store keeps
+    /// `watchstate.db` and its token key.
+    pub data_dir: PathBuf,
+    /// `WATCHSTATE_TOKEN_KEY_ID`: the KMS key media-server tokens are sealed with on
+    /// AWS (only the functions that call media servers get it; the webhook function
+    /// never reads a token). Unset with `TABLE_NAME`: tokens stored as given.
+    pub token_key_id: Option<String>,
+    /// `WATCHSTATE_ADMIN_KEY`: the api's bearer key (local).
+    pub admin_key: Option<String>,
+    /// `WATCHSTATE_ADMIN_KEY_PARAMETER`: the SSM SecureString holding the admin key
+    /// (AWS), read at the api's first request.
+    pub admin_key_parameter: Option<String>,
+    /// `WATCHSTATE_TOKEN_SECRET`: what webhook tokens are derived from, apart from the
+    /// admin key so rotating that keeps every webhook URL (`make run` sets
+    /// [`LOCAL_TOKEN_SECRET`]). Without it or its parameter: the admin key, as
+    /// deployments before had it.
+    pub token_secret: Option<String>,
+    /// `WATCHSTATE_TOKEN_SECRET_PARAMETER`: the SSM SecureString holding the token
+    /// secret (AWS).
+    pub token_secret_parameter: Option<String>,
+    /// `WATCHSTATE_PUBLIC_URL`: the deployment's base URL when a custom domain fronts
+    /// it (no trailing `/`); unset: taken from each request.
+    pub public_url: Option<String>,
+    /// `EVENT_BUS_NAME`: the EventBridge bus changes and import continuations go to.
+    /// Unset: locally the in-process bus, in a Lambda build none (changes wait in the
+    /// outbox).
+    pub event_bus_name: Option<String>,
+    /// `DEAD_LETTER_QUEUE_URL`: the push dead-letter queue the export sweeps (AWS).
+    pub dead_letter_queue_url: Option<String>,
+    /// `IMPORT_BUDGET_SECONDS` (default 600): the longest one import invocation works;
+    /// the invocation's deadline bounds it further.
+    pub import_budget: Duration,
+    /// `EXPORT_BUDGET_SECONDS` (default 600): the same for the export.
+    pub export_budget: Duration,
+    /// `AWS_LAMBDA_LOG_FORMAT` = `JSON` (any case): log lines as JSON (Lambda sets it).
+    pub log_json: bool,
+    /// `AWS_LAMBDA_LOG_LEVEL`, else `RUST_LOG` (default INFO): the log level.
+    /// `RUST_LOG`'s per-module directives apply on top (tracing's `EnvFilter` reads it).
+    pub log_level: Option<String>,
+}
+
+/// A task's time cap when its variable is unset or unreadable.
+const DEFAULT_BUDGET: Duration = Duration::from_secs(600);
+
+impl Config {
+    /// Read every variable (once per process: the `main`s call it and pass it on).
+    pub fn from_env() -> Config {
+        Config::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Read the variables from `lookup` (tests pass a map).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Config {
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let budget = |name: &str| {
+            get(name)
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(Duration::from_secs)
+                .unwrap_or(DEFAULT_BUDGET)
+        };
+        Config {
+            table_name: get("TABLE_NAME"),
+            data_dir: get("WATCHSTATE_DATA_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from(".watchstate")),
+            token_key_id: get("WATCHSTATE_TOKEN_KEY_ID"),
+            admin_key: get("WATCHSTATE_ADMIN_KEY"),
+            admin_key_parameter: get("WATCHSTATE_ADMIN_KEY_PARAMETER"),
+            token_secret: get("WATCHSTATE_TOKEN_SECRET"),
+            token_secret_parameter: get("WATCHSTATE_TOKEN_SECRET_PARAMETER"),
+            public_url: get("WATCHSTATE_PUBLIC_URL").map(|u| u.trim_end_matches('/').to_string()),
+            event_bus_name: get("EVENT_BUS_NAME"),
+            dead_letter_queue_url: get("DEAD_LETTER_QUEUE_URL"),
+            import_budget: budget("IMPORT_BUDGET_SECONDS"),
+            export_budget: budget("EXPORT_BUDGET_SECONDS"),
+            log_json: get("AWS_LAMBDA_LOG_FORMAT").is_some_and(|f| f.eq_ignore_ascii_case("json")),
+            log_level: get("AWS_LAMBDA_LOG_LEVEL").or_else(|| get("RUST_LOG")),
+        }
+    }
+}
 
 static SDK_CONFIG: tokio::sync::OnceCell<aws_config::SdkConfig> =
     tokio::sync::OnceCell::const_new();
@@ -85,95 +174,152 @@ fn compiled_in_roots_pem() -> Vec<u8> {
     pem.into_bytes()
 }
 
-pub fn data_dir() -> PathBuf {
-    std::env::var_os("WATCHSTATE_DATA_DIR")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(".watchstate"))
-}
-
-fn env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
-}
-
 /// The store this process uses. Media server tokens are sealed at rest
-/// ([`crate::adapters::secrets`]): on AWS with the KMS key named by `WATCHSTATE_TOKEN_KEY_ID`
-/// (only the functions that call media servers get it; the webhook function never
-/// reads a token), locally with the key file in the data dir.
-pub async fn store() -> Result<Arc<dyn Store>, StoreError> {
-    if let Some(table) = env("TABLE_NAME") {
-        // Region, credentials and `AWS_ENDPOINT_URL` (moto locally) come from the
-        // environment, as in every AWS SDK.
+/// ([`crate::adapters::secrets`]): on AWS with the KMS key of
+/// [`Config::token_key_id`], locally with the key file in the data dir.
+pub async fn store(config: &Config) -> Result<Arc<dyn Store>, StoreError> {
+    if let Some(table) = &config.table_name {
         let conf = sdk_config().await;
         tracing::info!(
             table = %table,
-            endpoint = env("AWS_ENDPOINT_URL").as_deref().unwrap_or("AWS"),
+            endpoint = conf.endpoint_url().unwrap_or("AWS"),
             "DynamoDB store"
         );
         let client = aws_sdk_dynamodb::Client::new(conf);
-        let store: Arc<dyn Store> = Arc::new(DynamoStore::new(client, table));
-        return Ok(match env("WATCHSTATE_TOKEN_KEY_ID") {
+        let store: Arc<dyn Store> = Arc::new(DynamoStore::new(client, table.clone()));
+        return Ok(match &config.token_key_id {
             Some(key) => {
-                let kms =
-                    crate::adapters::secrets::KmsKey::new(aws_sdk_kms::Client::new(conf), key);
+                let kms = crate::adapters::secrets::KmsKey::new(
+                    aws_sdk_kms::Client::new(conf),
+                    key.clone(),
+                );
                 Arc::new(SealedStore::new(store, Arc::new(kms)))
             }
             None => store,
         });
     }
-    embedded_store()
+    embedded_store(config)
 }
 
 #[cfg(feature = "local")]
-fn embedded_store() -> Result<Arc<dyn Store>, StoreError> {
-    let dir = data_dir();
+fn embedded_store(config: &Config) -> Result<Arc<dyn Store>, StoreError> {
+    let dir = &config.data_dir;
     let path = dir.join("watchstate.db");
     tracing::info!(path = %path.display(), "embedded store");
     let store: Arc<dyn Store> = Arc::new(crate::adapters::store::sqlite::SqliteStore::open(&path)?);
-    let key = crate::adapters::secrets::LocalKey::in_dir(&dir)?;
+    let key = crate::adapters::secrets::LocalKey::in_dir(dir)?;
     Ok(Arc::new(SealedStore::new(store, Arc::new(key))))
 }
 
 /// A Lambda build has no embedded store: without `TABLE_NAME` it cannot start.
 #[cfg(not(feature = "local"))]
-fn embedded_store() -> Result<Arc<dyn Store>, StoreError> {
+fn embedded_store(_config: &Config) -> Result<Arc<dyn Store>, StoreError> {
     Err(StoreError::Unavailable(
         "TABLE_NAME is not set, and this build has no embedded store (build with the `local` feature)".into(),
     ))
 }
 
-pub fn admin_key() -> String {
-    env("WATCHSTATE_ADMIN_KEY").unwrap_or_default()
+/// The EventBridge bus of [`Config::event_bus_name`], with the adapter's short
+/// timeouts and quick retries over the process's [`sdk_config`]; `None` when unset.
+pub async fn event_bridge_bus(
+    config: &Config,
+) -> Option<crate::adapters::eventbridge::EventBridgeBus> {
+    let name = config.event_bus_name.as_ref()?;
+    Some(
+        crate::adapters::eventbridge::EventBridgeBus::from_sdk_config(
+            sdk_config().await,
+            name.clone(),
+        ),
+    )
 }
 
-pub fn token_secret() -> TokenSecret {
-    TokenSecret::new(env("WATCHSTATE_TOKEN_SECRET").unwrap_or_else(admin_key))
+/// The bus this process publishes to: EventBridge when `EVENT_BUS_NAME` is set (AWS),
+/// else, in a local build, the in-process bus that runs push right here (the local
+/// emulation). A Lambda build without `EVENT_BUS_NAME` has none: changes wait in the
+/// outbox.
+pub async fn bus(config: &Config, store: Arc<dyn Store>) -> Option<Arc<dyn Bus>> {
+    if let Some(b) = event_bridge_bus(config).await {
+        return Some(Arc::new(b));
+    }
+    local_bus(store)
 }
 
-/// The admin key and the token secret, read once per process (the api reads them at
-/// its first request, not during init): `WATCHSTATE_ADMIN_KEY`
-/// if set (local), else the SSM SecureString named by `WATCHSTATE_ADMIN_KEY_PARAMETER`
-/// (AWS), so the key never sits in the template or the function's configuration.
-/// The token secret likewise: `WATCHSTATE_TOKEN_SECRET`, else the SecureString named
-/// by `WATCHSTATE_TOKEN_SECRET_PARAMETER` (the template's own, so rotating the admin
-/// key keeps every webhook URL), else the admin key (deployments from before).
-pub async fn api_secrets() -> Result<(String, TokenSecret), String> {
-    let key_param = env("WATCHSTATE_ADMIN_KEY_PARAMETER");
-    let secret_param = env("WATCHSTATE_TOKEN_SECRET_PARAMETER");
-    let needs_ssm = (env("WATCHSTATE_ADMIN_KEY").is_none() && key_param.is_some())
-        || (env("WATCHSTATE_TOKEN_SECRET").is_none() && secret_param.is_some());
+#[cfg(not(feature = "local"))]
+fn local_bus(_store: Arc<dyn Store>) -> Option<Arc<dyn Bus>> {
+    tracing::warn!("EVENT_BUS_NAME is not set: changes wait in the outbox");
+    None
+}
+
+#[cfg(feature = "local")]
+fn local_bus(store: Arc<dyn Store>) -> Option<Arc<dyn Bus>> {
+    use crate::app::push::{LocalPush, Pusher};
+    let pusher = Pusher {
+        store,
+        clients: Arc::new(crate::adapters::media::client::HttpClients::standard()),
+    };
+    Some(Arc::new(crate::adapters::local_bus::LocalBus::new(
+        Arc::new(LocalPush(pusher)),
+    )))
+}
+
+/// What the tasks and the api work with: the store and bus of this environment, real
+/// HTTP clients.
+#[cfg(feature = "media")]
+pub async fn deps(config: &Config) -> Result<crate::app::tasks::Deps, StoreError> {
+    let store = store(config).await?;
+    let bus = bus(config, store.clone()).await;
+    Ok(crate::app::tasks::Deps {
+        store,
+        clients: Arc::new(crate::adapters::media::client::HttpClients::standard()),
+        bus,
+    })
+}
+
+/// Where an unfinished import is handed on: `ImportPage` events on the bus of
+/// `EVENT_BUS_NAME`. `None` when unset (locally): the cursor then waits on its run,
+/// and the next invocation resumes it.
+pub async fn continuations(config: &Config) -> Option<Arc<dyn crate::ports::bus::Continuations>> {
+    let name = config.event_bus_name.as_ref()?;
+    Some(Arc::new(
+        crate::adapters::eventbridge::EventBridgeContinuations::from_sdk_config(
+            sdk_config().await,
+            name.clone(),
+        ),
+    ))
+}
+
+/// The push dead-letter queue of `DEAD_LETTER_QUEUE_URL`; `None` when unset (locally).
+pub async fn dead_letters(
+    config: &Config,
+) -> Option<Arc<dyn crate::ports::dead_letters::DeadLetters>> {
+    let url = config.dead_letter_queue_url.as_ref()?;
+    Some(Arc::new(
+        crate::adapters::sqs::SqsDeadLetters::from_sdk_config(sdk_config().await, url.clone()),
+    ))
+}
+
+/// The admin key and the token secret (the api reads them at its first request, not
+/// during init): `WATCHSTATE_ADMIN_KEY` if set (local), else the SSM SecureString
+/// named by `WATCHSTATE_ADMIN_KEY_PARAMETER` (AWS), so the key never sits in the
+/// template or the function's configuration. The token secret likewise:
+/// `WATCHSTATE_TOKEN_SECRET`, else the SecureString named by
+/// `WATCHSTATE_TOKEN_SECRET_PARAMETER` (the template's own, so rotating the admin key
+/// keeps every webhook URL), else the admin key (deployments from before).
+pub async fn api_secrets(config: &Config) -> Result<(String, TokenSecret), String> {
+    let needs_ssm = (config.admin_key.is_none() && config.admin_key_parameter.is_some())
+        || (config.token_secret.is_none() && config.token_secret_parameter.is_some());
     let ssm = if needs_ssm {
         Some(aws_sdk_ssm::Client::new(sdk_config().await))
     } else {
         None
     };
-    let key = match (env("WATCHSTATE_ADMIN_KEY"), &key_param, &ssm) {
-        (Some(k), _, _) => k,
+    let key = match (&config.admin_key, &config.admin_key_parameter, &ssm) {
+        (Some(k), _, _) => k.clone(),
         (None, Some(name), Some(ssm)) => admin_key_from_ssm(ssm, name).await?,
         _ => String::new(),
     };
-    let secret = match (env("WATCHSTATE_TOKEN_SECRET"), &secret_param, &ssm) {
-        (Some(s), _, _) => s,
+    let secret = match (&config.token_secret, &config.token_secret_parameter, &ssm) {
+        (Some(s), _, _) => s.clone(),
         (None, Some(name), Some(ssm)) => secret_from_ssm(ssm, name, "token secret").await?,
         _ => key.clone(),
     };
@@ -216,13 +362,34 @@ pub async fn secret_from_ssm(
 /// token's secrecy rests on its backend's random nonce, kept in the data dir.
 pub const LOCAL_TOKEN_SECRET: &str = "watchstate-local";
 
-pub fn public_url() -> Option<String> {
-    env("WATCHSTATE_PUBLIC_URL").map(|u| u.trim_end_matches('/').to_string())
-}
-
 #[cfg(test)]
 mod tests {
     use rustls::pki_types::pem::PemObject;
+
+    #[test]
+    fn every_variable_has_its_default_and_blank_is_unset() {
+        let empty = super::Config::from_lookup(|_| None);
+        assert_eq!(empty.data_dir, std::path::PathBuf::from(".watchstate"));
+        assert_eq!(empty.import_budget, std::time::Duration::from_secs(600));
+        assert_eq!(empty.table_name, None);
+        let vars = [
+            ("TABLE_NAME", "t"),
+            ("EVENT_BUS_NAME", " "),
+            ("WATCHSTATE_PUBLIC_URL", "https://w.example/"),
+            ("EXPORT_BUDGET_SECONDS", "30"),
+            ("IMPORT_BUDGET_SECONDS", "soon"),
+        ];
+        let c = super::Config::from_lookup(|n| {
+            vars.iter()
+                .find(|(k, _)| *k == n)
+                .map(|(_, v)| v.to_string())
+        });
+        assert_eq!(c.table_name.as_deref(), Some("t"));
+        assert_eq!(c.event_bus_name, None);
+        assert_eq!(c.public_url.as_deref(), Some("https://w.example"));
+        assert_eq!(c.export_budget, std::time::Duration::from_secs(30));
+        assert_eq!(c.import_budget, std::time::Duration::from_secs(600));
+    }
 
     #[test]
     fn the_compiled_in_roots_come_back_whole_from_their_pem() {

@@ -15,23 +15,30 @@ use crate::inbound::http::api::WebhookBase;
 #[cfg(feature = "http-events")]
 use crate::inbound::http::Reply;
 
-/// Install the tracing subscriber: as lambda_runtime's default (level from
-/// `AWS_LAMBDA_LOG_LEVEL` or `RUST_LOG`, JSON when `AWS_LAMBDA_LOG_FORMAT=JSON`), but
-/// every line carries its timestamp (RFC 3339, UTC): with JSON logs Lambda adds none.
-pub fn init_tracing() {
-    let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
-    let _ = tracing::subscriber::set_global_default(subscriber(json, std::io::stdout));
+/// Install the tracing subscriber: as lambda_runtime's default (level and format from
+/// the [`Config`](crate::inbound::config::Config)'s log settings), but every line
+/// carries its timestamp (RFC 3339, UTC): with JSON logs Lambda adds none.
+pub fn init_tracing(config: &crate::inbound::config::Config) {
+    let sub = subscriber(
+        config.log_json,
+        config.log_level.as_deref(),
+        std::io::stdout,
+    );
+    let _ = tracing::subscriber::set_global_default(sub);
 }
 
-/// The subscriber [`init_tracing`] installs, writing to `writer`.
-pub fn subscriber<W>(json: bool, writer: W) -> Box<dyn tracing::Subscriber + Send + Sync>
+/// The subscriber [`init_tracing`] installs, writing to `writer`: `level` by default
+/// (INFO when unset or unreadable), with `RUST_LOG`'s directives on top.
+pub fn subscriber<W>(
+    json: bool,
+    level: Option<&str>,
+    writer: W,
+) -> Box<dyn tracing::Subscriber + Send + Sync>
 where
     W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
 {
     use tracing_subscriber::filter::{EnvFilter, LevelFilter};
-    let level = std::env::var("AWS_LAMBDA_LOG_LEVEL")
-        .or_else(|_| std::env::var("RUST_LOG"))
-        .ok()
+    let level = level
         .and_then(|l| l.parse::<LevelFilter>().ok())
         .unwrap_or(LevelFilter::INFO);
     let builder = tracing_subscriber::fmt()
@@ -74,12 +81,12 @@ pub fn to_response(reply: Reply) -> lambda_http::Response<Body> {
     lambda_http::Response::from_parts(parts, Body::Text(body))
 }
 
-/// Where webhook URLs point, from the request that asked: `WATCHSTATE_PUBLIC_URL` if
-/// set; behind API Gateway its domain and stage; under `cargo lambda watch` the
+/// Where webhook URLs point, from the request that asked: `public_url`
+/// (`WATCHSTATE_PUBLIC_URL`) if set; behind API Gateway its domain and stage; under `cargo lambda watch` the
 /// emulator's host and the webhook function's `/lambda-url/webhook` prefix.
 #[cfg(all(feature = "http-events", feature = "media"))]
-pub fn webhook_base(req: &lambda_http::Request) -> WebhookBase {
-    if let Some(base) = crate::inbound::config::public_url() {
+pub fn webhook_base(req: &lambda_http::Request, public_url: Option<&str>) -> WebhookBase {
+    if let Some(base) = public_url {
         return WebhookBase(format!("{base}/webhook/"));
     }
     let host = req
@@ -115,14 +122,16 @@ pub fn webhook_base(req: &lambda_http::Request) -> WebhookBase {
 #[cfg(all(feature = "http-events", feature = "media"))]
 pub struct LazyApi {
     deps: crate::app::tasks::Deps,
+    config: crate::inbound::config::Config,
     service: tokio::sync::OnceCell<std::sync::Arc<crate::inbound::http::api::ApiService>>,
 }
 
 #[cfg(all(feature = "http-events", feature = "media"))]
 impl LazyApi {
-    pub fn new(deps: crate::app::tasks::Deps) -> LazyApi {
+    pub fn new(deps: crate::app::tasks::Deps, config: crate::inbound::config::Config) -> LazyApi {
         LazyApi {
             deps,
+            config,
             service: tokio::sync::OnceCell::new(),
         }
     }
@@ -132,15 +141,18 @@ impl LazyApi {
     ) -> Result<std::sync::Arc<crate::inbound::http::api::ApiService>, String> {
         self.service
             .get_or_try_init(|| async {
-                let (admin_key, token_secret) = crate::inbound::config::api_secrets().await?;
+                use crate::inbound::config;
+                let (admin_key, token_secret) = config::api_secrets(&self.config).await?;
+                let tasks = crate::app::tasks::Tasks {
+                    dead_letters: config::dead_letters(&self.config).await,
+                    ..crate::app::tasks::Tasks::new(self.deps.clone())
+                };
                 Ok(std::sync::Arc::new(crate::inbound::http::api::ApiService {
                     store: self.deps.store.clone(),
                     admin_key,
                     token_secret,
                     bus: self.deps.bus.clone(),
-                    tasks: Some(std::sync::Arc::new(crate::app::tasks::Tasks::new(
-                        self.deps.clone(),
-                    ))),
+                    tasks: Some(std::sync::Arc::new(tasks)),
                 }))
             })
             .await
@@ -149,7 +161,7 @@ impl LazyApi {
 
     /// One api request: the service's answer, or 503 when the admin key cannot be read.
     pub async fn handle(&self, req: lambda_http::Request) -> lambda_http::Response<Body> {
-        let base = webhook_base(&req);
+        let base = webhook_base(&req, self.config.public_url.as_deref());
         match self.service().await {
             Ok(service) => to_response(service.handle(to_request(req), &base).await),
             Err(reason) => {
@@ -164,12 +176,52 @@ impl LazyApi {
     }
 }
 
-/// An EventBridge event carrying a state change (`detail-type: StateChange`).
-#[derive(Debug, serde::Deserialize)]
-pub struct BusEvent {
-    #[serde(rename = "detail-type", default)]
-    pub detail_type: String,
-    pub detail: crate::domain::model::StateChange,
+/// Why a push, import or export invocation failed, and whether Lambda's retry of the
+/// event could help ([`FunctionError::retryable`], its diagnostic's `errorType`).
+#[derive(Debug, thiserror::Error)]
+pub enum FunctionError {
+    /// The event is not one this function takes: a retry brings the same event.
+    #[error("{0}")]
+    BadEvent(String),
+    /// The store could not be read or written: it may be back at the next try.
+    #[error(transparent)]
+    Store(#[from] crate::ports::store::StoreError),
+    /// A change reached a backend that failed where a retry could help.
+    #[error("push of change {change} failed on a backend; it will be retried: {backends}")]
+    PushFailed { change: String, backends: String },
+}
+
+impl FunctionError {
+    pub fn retryable(&self) -> bool {
+        match self {
+            FunctionError::Store(_) | FunctionError::PushFailed { .. } => true,
+            FunctionError::BadEvent(_) => false,
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            FunctionError::BadEvent(_) => "BadEvent",
+            FunctionError::Store(_) => "StoreUnavailable",
+            FunctionError::PushFailed { .. } => "PushFailed",
+        }
+    }
+}
+
+/// As the runtime's `basic-error-thiserror` example: the `errorType` says whether a
+/// retry could help (`Retryable.*` or `NonRetryable.*`), the message what happened.
+impl From<FunctionError> for lambda_runtime::Diagnostic {
+    fn from(e: FunctionError) -> lambda_runtime::Diagnostic {
+        let class = if e.retryable() {
+            "Retryable"
+        } else {
+            "NonRetryable"
+        };
+        lambda_runtime::Diagnostic {
+            error_type: format!("{class}.{}", e.kind()),
+            error_message: e.to_string(),
+        }
+    }
 }
 
 /// One message of an SQS batch (the fields push reads).
@@ -201,13 +253,14 @@ pub async fn push_event(
     pusher: &crate::app::push::Pusher,
     bus: Option<&dyn crate::ports::bus::Bus>,
     event: lambda_runtime::LambdaEvent<serde_json::Value>,
-) -> Result<serde_json::Value, lambda_runtime::Error> {
+) -> Result<serde_json::Value, FunctionError> {
+    use crate::adapters::eventbridge::BusEvent;
     // A context without a deadline (0: a test or a hand-made event) sets no limit.
     let deadline = (event.context.deadline > 0)
         .then(|| crate::app::fanout::deadline_of(event.context.deadline));
     let (ids, changes, single) = if event.payload.get("Records").is_some() {
-        let batch: SqsBatch =
-            serde_json::from_value(event.payload).map_err(|e| format!("not an SQS batch: {e}"))?;
+        let batch: SqsBatch = serde_json::from_value(event.payload)
+            .map_err(|e| FunctionError::BadEvent(format!("not an SQS batch: {e}")))?;
         let mut ids = Vec::new();
         let mut changes = Vec::new();
         for m in batch.records {
@@ -225,12 +278,12 @@ pub async fn push_event(
         (ids, changes, false)
     } else {
         let parsed: BusEvent = serde_json::from_value(event.payload)
-            .map_err(|e| format!("not a StateChange event: {e}"))?;
+            .map_err(|e| FunctionError::BadEvent(format!("not a StateChange event: {e}")))?;
         (vec![parsed.detail.id.clone()], vec![parsed.detail], true)
     };
     let batch = crate::app::fanout::push_batch(pusher, &changes, deadline).await;
     if let Some(bus) = bus {
-        crate::ports::bus::drain(pusher.store.as_ref(), bus, 25).await;
+        crate::app::outbox::drain(pusher.store.as_ref(), bus, 25).await;
     }
     tracing::info!(
         changes = changes.len(),
@@ -240,12 +293,10 @@ pub async fn push_event(
     );
     if single {
         if !batch.failed.is_empty() {
-            return Err(format!(
-                "push of change {} failed on a backend; it will be retried: {}",
-                changes[0].id,
-                serde_json::to_string(&batch.reports[0].backends).unwrap_or_default()
-            )
-            .into());
+            return Err(FunctionError::PushFailed {
+                change: changes[0].id.clone(),
+                backends: serde_json::to_string(&batch.reports[0].backends).unwrap_or_default(),
+            });
         }
         return Ok(serde_json::to_value(&batch.reports[0]).unwrap_or_default());
     }
@@ -257,115 +308,89 @@ pub async fn push_event(
     Ok(serde_json::json!({"batchItemFailures": failures}))
 }
 
-/// A task's time cap from the environment (`IMPORT_BUDGET_SECONDS`,
-/// `EXPORT_BUDGET_SECONDS`), 600 s when unset or unreadable; the invocation's deadline
-/// bounds it further ([`crate::app::tasks::Budget::lambda`]).
+/// The push function: [`push_event`] with the store of the environment, real media
+/// clients, and the EventBridge bus (when `EVENT_BUS_NAME` is set) for draining what
+/// the outbox still holds. Never the in-process bus: push runs on AWS only.
 #[cfg(feature = "media")]
-fn budget_cap(var: &str) -> std::time::Duration {
-    let secs = std::env::var(var)
-        .ok()
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .unwrap_or(600);
-    std::time::Duration::from_secs(secs)
-}
-
-/// The import function: its EventBridge schedule (content ignored), an `ImportPage`
-/// continuation, or a manual payload `{"user", "backend", "dry_run", "full", "cursor"}`
-/// runs the import of [`crate::app::tasks::import`].
-///
-/// An invocation stops well before Lambda's deadline (at most `IMPORT_BUDGET_SECONDS`,
-/// default 600): what is left is published as an `ImportPage` event when a bus exists
-/// (`EVENT_BUS_NAME`), and is resumed from the runs' cursors by the next invocation
-/// anyway. Changes the import stored are then published from the outbox (bounded), so
-/// push carries them as it carries a webhook's.
-#[cfg(feature = "media")]
-pub struct ImportFunction {
-    deps: crate::app::tasks::Deps,
-    continuation: Option<crate::app::tasks::Continuation>,
-    cap: std::time::Duration,
+pub struct PushFunction {
+    pusher: crate::app::push::Pusher,
+    bus: Option<std::sync::Arc<dyn crate::ports::bus::Bus>>,
 }
 
 #[cfg(feature = "media")]
-impl ImportFunction {
-    pub async fn from_env() -> Result<ImportFunction, crate::ports::store::StoreError> {
-        Ok(ImportFunction {
-            deps: crate::app::tasks::Deps::from_env().await?,
-            continuation: crate::app::tasks::Continuation::from_env().await,
-            cap: budget_cap("IMPORT_BUDGET_SECONDS"),
-        })
-    }
-
-    pub async fn on_event(
-        &self,
-        event: lambda_runtime::LambdaEvent<serde_json::Value>,
-    ) -> Result<serde_json::Value, lambda_runtime::Error> {
-        use crate::app::tasks;
-        let payload = tasks::TaskPayload::from_event(&event.payload);
-        let budget = tasks::Budget::lambda(event.context.deadline, self.cap);
-        let importer = tasks::import::Importer::new(&self.deps, Default::default());
-        let mut report = importer.run(&payload, budget).await?;
-        if let (Some(next), Some(c)) = (&report.continuation, &self.continuation) {
-            match c.publish(next).await {
-                Ok(()) => tracing::info!("import continues in a new invocation (ImportPage)"),
-                Err(e) => {
-                    tracing::warn!(error = %e, "continuation not published; the next run resumes")
-                }
-            }
-        }
-        if !report.dry_run {
-            report.published =
-                tasks::publish_changes(&self.deps, tasks::PUBLISH_AFTER_IMPORT).await;
-        }
-        Ok(serde_json::to_value(&report)?)
-    }
-}
-
-/// The export function: its EventBridge schedule (content ignored) or a manual payload
-/// `{"user", "backend", "dry_run", "full"}` runs the export of
-/// [`crate::app::tasks::export`] (drain the outbox, then push stored state to every
-/// export-enabled backend where it differs), after the sweep of the push dead-letter
-/// queue ([`crate::app::tasks::dead_letters`]).
-#[cfg(feature = "media")]
-pub struct ExportFunction {
-    deps: crate::app::tasks::Deps,
-    dead_letters: Option<crate::app::tasks::dead_letters::DeadLetters>,
-    cap: std::time::Duration,
-}
-
-#[cfg(feature = "media")]
-impl ExportFunction {
-    pub async fn from_env() -> Result<ExportFunction, crate::ports::store::StoreError> {
-        Ok(ExportFunction {
-            deps: crate::app::tasks::Deps::from_env().await?,
-            dead_letters: crate::app::tasks::dead_letters::DeadLetters::from_env().await,
-            cap: budget_cap("EXPORT_BUDGET_SECONDS"),
-        })
-    }
-
-    pub async fn on_event(
-        &self,
-        event: lambda_runtime::LambdaEvent<serde_json::Value>,
-    ) -> Result<serde_json::Value, lambda_runtime::Error> {
-        use crate::app::tasks;
-        let payload = tasks::TaskPayload::from_event(&event.payload);
-        let budget = tasks::Budget::lambda(event.context.deadline, self.cap);
-        let swept = match (&self.dead_letters, payload.dry_run) {
-            (Some(dl), false) => {
-                let pusher = crate::app::push::Pusher {
-                    store: self.deps.store.clone(),
-                    clients: self.deps.clients.clone(),
-                };
-                Some(dl.sweep(&pusher, budget).await)
-            }
-            _ => None,
+impl PushFunction {
+    pub async fn new(
+        config: &crate::inbound::config::Config,
+    ) -> Result<PushFunction, crate::ports::store::StoreError> {
+        use crate::inbound::config;
+        use std::sync::Arc;
+        let pusher = crate::app::push::Pusher {
+            store: config::store(config).await?,
+            clients: Arc::new(crate::adapters::media::client::HttpClients::standard()),
         };
-        let exporter = tasks::export::Exporter::new(&self.deps, Default::default());
-        let report = exporter.run(&payload, budget).await?;
-        let mut out = serde_json::to_value(&report)?;
-        if let Some(s) = swept {
-            out["dead_letters"] = s;
-        }
-        Ok(out)
+        let bus = config::event_bridge_bus(config)
+            .await
+            .map(|b| Arc::new(b) as Arc<dyn crate::ports::bus::Bus>);
+        Ok(PushFunction { pusher, bus })
+    }
+
+    pub async fn on_event(
+        &self,
+        event: lambda_runtime::LambdaEvent<serde_json::Value>,
+    ) -> Result<serde_json::Value, FunctionError> {
+        push_event(&self.pusher, self.bus.as_deref(), event).await
+    }
+}
+
+/// The import and export functions: the schedule's event (content ignored), an
+/// `ImportPage` continuation, or a manual payload `{"user", "backend", "dry_run",
+/// "full", "cursor"}` runs the task through [`crate::app::tasks::Tasks::run_payload`],
+/// the code `POST /v1/tasks/{import|export}` runs too.
+///
+/// An invocation stops well before Lambda's deadline (at most the task's budget,
+/// [`Config::import_budget`](crate::inbound::config::Config::import_budget) or
+/// [`Config::export_budget`](crate::inbound::config::Config::export_budget)). An
+/// import hands what is left on as an `ImportPage` event when a bus exists
+/// (`EVENT_BUS_NAME`; the next invocation resumes from the runs' cursors anyway), then
+/// publishes the changes it stored from the outbox (bounded), so push carries them as
+/// it carries a webhook's. An export first sweeps the push dead-letter queue
+/// (`DEAD_LETTER_QUEUE_URL`), then drains the outbox and pushes stored state to every
+/// export-enabled backend where it differs.
+#[cfg(feature = "media")]
+pub struct TaskFunction {
+    task: crate::ports::tasks::TaskKind,
+    tasks: crate::app::tasks::Tasks,
+    cap: std::time::Duration,
+}
+
+#[cfg(feature = "media")]
+impl TaskFunction {
+    pub async fn new(
+        task: crate::ports::tasks::TaskKind,
+        config: &crate::inbound::config::Config,
+    ) -> Result<TaskFunction, crate::ports::store::StoreError> {
+        use crate::inbound::config;
+        use crate::ports::tasks::TaskKind;
+        let tasks = crate::app::tasks::Tasks {
+            continuations: config::continuations(config).await,
+            dead_letters: config::dead_letters(config).await,
+            ..crate::app::tasks::Tasks::new(config::deps(config).await?)
+        };
+        let cap = match task {
+            TaskKind::Import => config.import_budget,
+            TaskKind::Export => config.export_budget,
+        };
+        Ok(TaskFunction { task, tasks, cap })
+    }
+
+    pub async fn on_event(
+        &self,
+        event: lambda_runtime::LambdaEvent<serde_json::Value>,
+    ) -> Result<serde_json::Value, FunctionError> {
+        use crate::app::tasks::{Budget, TaskPayload};
+        let payload = TaskPayload::from_event(&event.payload);
+        let budget = Budget::lambda(event.context.deadline, self.cap);
+        Ok(self.tasks.run_payload(self.task, &payload, budget).await?)
     }
 }
 
@@ -391,10 +416,32 @@ mod tests {
     }
 
     #[test]
+    fn function_errors_say_whether_a_retry_helps() {
+        use super::FunctionError;
+        use lambda_runtime::Diagnostic;
+        let failed = FunctionError::PushFailed {
+            change: "c1".into(),
+            backends: r#"[["jf",{"outcome":"failed"}]]"#.into(),
+        };
+        assert!(failed.retryable());
+        let d = Diagnostic::from(failed);
+        assert_eq!(d.error_type, "Retryable.PushFailed");
+        assert!(d.error_message.contains("c1") && d.error_message.contains("jf"));
+        let store = FunctionError::from(crate::ports::store::StoreError::Unavailable("x".into()));
+        assert_eq!(
+            Diagnostic::from(store).error_type,
+            "Retryable.StoreUnavailable"
+        );
+        let bad = Diagnostic::from(FunctionError::BadEvent("not a StateChange event".into()));
+        assert_eq!(bad.error_type, "NonRetryable.BadEvent");
+        assert_eq!(bad.error_message, "not a StateChange event");
+    }
+
+    #[test]
     fn json_log_lines_carry_a_timestamp() {
         let buf = Buf::default();
         let writer = buf.clone();
-        let sub = super::subscriber(true, move || writer.clone());
+        let sub = super::subscriber(true, None, move || writer.clone());
         tracing::subscriber::with_default(sub, || tracing::warn!(backend = "jf", "push failed"));
         let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
         let line: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();

@@ -5,7 +5,7 @@
 //! this table does not list.
 //!
 //! Keep it next to the adapters' calls: a new SDK call in [`crate::adapters::store::dynamo`],
-//! [`crate::adapters::eventbridge`], [`crate::inbound::config`] or the dead-letter sweep goes here
+//! [`crate::adapters::eventbridge`], [`crate::adapters::sqs`], [`crate::inbound::config`] goes here
 //! too, under each function that reaches it.
 
 /// The functions of the template.

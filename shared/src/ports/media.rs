@@ -1,14 +1,40 @@
 //! The MediaClient port: what push, import and backend validation need from a media
 //! server's HTTP API, whatever the server, and the values it speaks ([`Identity`],
-//! [`Account`], [`PageRequest`], [`LibraryPage`], [`ClientError`]). The clients live in
+//! [`Account`], [`PageRequest`], [`LibraryPage`], [`ClientError`]), the
+//! [`ClientFactory`] that builds a backend's client, and the [`WebhookReader`] that says
+//! who sent a stored webhook body. The clients and parsers live in
 //! [`crate::adapters::media`], one folder per server.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::domain::model::Item;
+use std::sync::Arc;
+
+use crate::domain::model::{Backend, Item, Source};
 use crate::domain::remote::RemoteItem;
+
+/// Builds the API client for a backend, so the use cases never name a concrete client
+/// (the adapter's factory is the only place that does).
+pub trait ClientFactory: Send + Sync {
+    fn client(&self, backend: &Backend) -> Arc<dyn MediaClient>;
+}
+
+/// Who sent a stored webhook body, as far as its parser can tell.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Sender {
+    /// The server type the body is from (`None`: not a webhook any parser knows).
+    pub source: Option<Source>,
+    /// The account the event is about.
+    pub user_id: Option<String>,
+    pub server_id: Option<String>,
+}
+
+/// Reads a delivery's body again with the webhook parsers (the diagnosis of the
+/// delivery log asks it who sent what).
+pub trait WebhookReader: Send + Sync {
+    fn sender(&self, user_agent: Option<&str>, body: &[u8], received_at: DateTime<Utc>) -> Sender;
+}
 
 #[async_trait]
 pub trait MediaClient: Send + Sync {

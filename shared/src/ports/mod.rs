@@ -2,5 +2,7 @@
 //! error enums. They name only domain types.
 
 pub mod bus;
+pub mod dead_letters;
 pub mod media;
 pub mod store;
+pub mod tasks;

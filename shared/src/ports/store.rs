@@ -216,3 +216,65 @@ pub fn delivery_expiry(d: &Delivery) -> DateTime<Utc> {
 
 /// How much of a webhook body the delivery log keeps.
 pub const DELIVERY_BODY_CAP: usize = 64 * 1024;
+
+/// Implements [`Store`] for a type: the methods written out in braces first, then
+/// each listed method handed to `$to`, an expression over `$s` (the caller's `self`):
+/// a decorator's inner store, or `self` itself when the type's inherent methods carry
+/// the trait's names. The signatures live once, in [`store_signature`](crate::store_signature).
+///
+/// ```ignore
+/// delegate_store!(impl for SealedStore, self => self.inner, { /* own methods */ }, [get_user, ...]);
+/// ```
+#[macro_export]
+macro_rules! delegate_store {
+    (impl for $ty:ty, $s:ident => $to:expr, { $($own:tt)* }, [$($m:ident),* $(,)?]) => {
+        $crate::delegate_store!(@next ($ty) $s ($to) [$($own)*] [$($m)*]);
+    };
+    (@next ($ty:ty) $s:ident $to:tt [$($done:tt)*] []) => {
+        #[async_trait::async_trait]
+        impl $crate::ports::store::Store for $ty {
+            $($done)*
+        }
+    };
+    (@next $ty:tt $s:ident $to:tt $done:tt [$m:ident $($rest:ident)*]) => {
+        $crate::store_signature!($m, ($ty $s $to $done [$($rest)*]));
+    };
+    (@add ($ty:tt $s:ident $to:tt [$($done:tt)*] $rest:tt)
+        $name:ident($($arg:ident: $t:ty),*) -> $out:ty) => {
+        $crate::delegate_store!(@next $ty $s $to [$($done)*
+            async fn $name(&$s, $($arg: $t),*) -> $crate::ports::store::Result<$out> {
+                $to.$name($($arg),*).await
+            }
+        ] $rest);
+    };
+}
+
+/// Each [`Store`] method's signature, for [`delegate_store`](crate::delegate_store).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! store_signature {
+    (put_user, $k:tt) => { $crate::delegate_store!(@add $k put_user(name: &str, now: ::chrono::DateTime<::chrono::Utc>) -> ($crate::domain::model::User, bool)); };
+    (get_user, $k:tt) => { $crate::delegate_store!(@add $k get_user(name: &str) -> Option<$crate::domain::model::User>); };
+    (list_users, $k:tt) => { $crate::delegate_store!(@add $k list_users() -> Vec<$crate::domain::model::User>); };
+    (put_backend, $k:tt) => { $crate::delegate_store!(@add $k put_backend(backend: &$crate::domain::model::Backend) -> ()); };
+    (get_backend, $k:tt) => { $crate::delegate_store!(@add $k get_backend(user: &str, name: &str) -> Option<$crate::domain::model::Backend>); };
+    (list_backends, $k:tt) => { $crate::delegate_store!(@add $k list_backends(user: &str) -> Vec<$crate::domain::model::Backend>); };
+    (delete_backend, $k:tt) => { $crate::delegate_store!(@add $k delete_backend(user: &str, name: &str) -> bool); };
+    (backend_by_token_hash, $k:tt) => { $crate::delegate_store!(@add $k backend_by_token_hash(hash: &str) -> Option<$crate::domain::model::Backend>); };
+    (find_item, $k:tt) => { $crate::delegate_store!(@add $k find_item(user: &str, keys: &[String]) -> Option<$crate::domain::model::Item>); };
+    (find_items, $k:tt) => { $crate::delegate_store!(@add $k find_items(user: &str, keys: &[String]) -> Vec<$crate::domain::model::Item>); };
+    (get_item, $k:tt) => { $crate::delegate_store!(@add $k get_item(user: &str, id: &str) -> Option<$crate::domain::model::Item>); };
+    (list_items, $k:tt) => { $crate::delegate_store!(@add $k list_items(user: &str, query: &$crate::ports::store::ItemQuery, limit: usize, cursor: Option<&str>) -> $crate::ports::store::Page<$crate::domain::model::Item>); };
+    (write_item, $k:tt) => { $crate::delegate_store!(@add $k write_item(write: $crate::ports::store::ItemWrite<'_>) -> $crate::ports::store::WriteOutcome); };
+    (absorb_item, $k:tt) => { $crate::delegate_store!(@add $k absorb_item(write: $crate::ports::store::ItemWrite<'_>, absorbed: &$crate::domain::model::Item) -> $crate::ports::store::WriteOutcome); };
+    (create_items_batch, $k:tt) => { $crate::delegate_store!(@add $k create_items_batch(writes: &[$crate::ports::store::ItemWrite<'_>]) -> Vec<$crate::ports::store::WriteOutcome>); };
+    (record_delivery, $k:tt) => { $crate::delegate_store!(@add $k record_delivery(delivery: &$crate::domain::model::Delivery) -> ()); };
+    (list_deliveries, $k:tt) => { $crate::delegate_store!(@add $k list_deliveries(user: Option<&str>, limit: usize) -> Vec<$crate::domain::model::Delivery>); };
+    (get_delivery, $k:tt) => { $crate::delegate_store!(@add $k get_delivery(user: &str, id: &str) -> Option<$crate::domain::model::Delivery>); };
+    (pending_changes, $k:tt) => { $crate::delegate_store!(@add $k pending_changes(limit: usize) -> Vec<$crate::domain::model::StateChange>); };
+    (ack_change, $k:tt) => { $crate::delegate_store!(@add $k ack_change(id: &str) -> ()); };
+    (claim_changes, $k:tt) => { $crate::delegate_store!(@add $k claim_changes(limit: usize, now: ::chrono::DateTime<::chrono::Utc>, lease: ::chrono::Duration) -> Vec<$crate::domain::model::StateChange>); };
+    (release_change, $k:tt) => { $crate::delegate_store!(@add $k release_change(id: &str) -> ()); };
+    (record_task_run, $k:tt) => { $crate::delegate_store!(@add $k record_task_run(run: &$crate::ports::store::TaskRun) -> ()); };
+    (list_task_runs, $k:tt) => { $crate::delegate_store!(@add $k list_task_runs(limit: usize) -> Vec<$crate::ports::store::TaskRun>); };
+}

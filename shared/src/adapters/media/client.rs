@@ -122,6 +122,28 @@ pub fn client_with(
     }
 }
 
+/// The real clients over one reqwest client: the [`ClientFactory`] port's adapter.
+pub struct HttpClients {
+    pub http: reqwest::Client,
+    pub retry: RetryPolicy,
+}
+
+impl crate::ports::media::ClientFactory for HttpClients {
+    fn client(&self, backend: &Backend) -> Arc<dyn MediaClient> {
+        client_with(backend, self.http.clone(), self.retry)
+    }
+}
+
+impl HttpClients {
+    /// The clients of a Lambda function: [`http_client`], the default retries.
+    pub fn standard() -> HttpClients {
+        HttpClients {
+            http: http_client(),
+            retry: RetryPolicy::default(),
+        }
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;

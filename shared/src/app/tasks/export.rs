@@ -116,7 +116,7 @@ pub struct ExportReport {
 
 pub struct Exporter {
     pub store: Arc<dyn Store>,
-    pub clients: Arc<dyn crate::app::push::ClientFactory>,
+    pub clients: Arc<dyn crate::ports::media::ClientFactory>,
     pub bus: Option<Arc<dyn Bus>>,
     pub options: ExportOptions,
 }
@@ -151,7 +151,7 @@ impl Exporter {
             let chunk = self.options.drain_chunk.max(1);
             loop {
                 let (ok, failed) =
-                    crate::ports::bus::drain(self.store.as_ref(), bus.as_ref(), chunk).await;
+                    crate::app::outbox::drain(self.store.as_ref(), bus.as_ref(), chunk).await;
                 report.drained += ok as u64;
                 report.drain_failed += failed as u64;
                 if ok < chunk || failed > 0 || budget.expired() {

@@ -7,7 +7,9 @@
 //!
 //! Both run from their Lambda functions (the EventBridge schedules, or a manual
 //! invocation with a [`TaskPayload`]) and from `POST /v1/tasks/{import|export}`
-//! ([`Tasks`], the api's [`TaskRunner`]). Every run is recorded as a
+//! ([`Tasks`], the api's [`TaskRunner`]), through the same [`run_import`] and
+//! [`run_export`] (the export sweeps the push dead-letter queue first,
+//! [`dead_letters`]). Every run is recorded as a
 //! [`TaskRun`](crate::ports::store::TaskRun) (`GET /v1/tasks/runs`) and logged.
 //!
 //! Time: no invocation runs longer than its [`Budget`]. An import that runs out of
@@ -25,10 +27,12 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::app::push::ClientFactory;
-use crate::inbound::http::api::{TaskRequest, TaskRunner};
-use crate::ports::bus::Bus;
-use crate::ports::store::Store;
+use crate::app::push::Pusher;
+use crate::ports::bus::{Bus, BusError, Continuations};
+use crate::ports::dead_letters::DeadLetters;
+use crate::ports::media::ClientFactory;
+use crate::ports::store::{Store, StoreError};
+use crate::ports::tasks::{TaskKind, TaskRequest, TaskRunner};
 
 /// What the tasks work with; built once per process.
 #[derive(Clone)]
@@ -37,22 +41,6 @@ pub struct Deps {
     pub clients: Arc<dyn ClientFactory>,
     /// Where changes go once stored (export drains the outbox through it).
     pub bus: Option<Arc<dyn Bus>>,
-}
-
-impl Deps {
-    /// The store and bus of this environment ([`crate::inbound::config`]), real HTTP clients.
-    pub async fn from_env() -> Result<Deps, crate::ports::store::StoreError> {
-        let store = crate::inbound::config::store().await?;
-        let bus = crate::ports::bus::from_env(store.clone()).await;
-        Ok(Deps {
-            store,
-            clients: Arc::new(crate::app::push::HttpClients {
-                http: crate::adapters::media::client::http_client(),
-                retry: Default::default(),
-            }),
-            bus,
-        })
-    }
 }
 
 /// How long an invocation may keep working before it hands the rest on.
@@ -75,18 +63,10 @@ impl Budget {
 
     /// The smaller of `cap` and what is left before a Lambda deadline (epoch ms, as
     /// `lambda_runtime::Context::deadline` says), less a margin for the bookkeeping
-    /// after the last page (a fifth of what is left, at most a minute).
-    ///
-    /// `cargo lambda watch` passes the function's timeout (ms) instead of an epoch
-    /// time: a "deadline" before 2000 is read as time left.
+    /// after the last page (a fifth of what is left, at most a minute). Time left as
+    /// [`crate::app::fanout::time_left`] reads it (`cargo lambda watch` included).
     pub fn lambda(deadline_epoch_ms: u64, cap: Duration) -> Budget {
-        const YEAR_2000_MS: u64 = 946_684_800_000;
-        let now_ms = chrono::Utc::now().timestamp_millis().max(0) as u64;
-        let left = if deadline_epoch_ms < YEAR_2000_MS {
-            Duration::from_millis(deadline_epoch_ms)
-        } else {
-            Duration::from_millis(deadline_epoch_ms.saturating_sub(now_ms))
-        };
+        let left = crate::app::fanout::time_left(deadline_epoch_ms);
         let margin = (left / 5).min(Duration::from_secs(60));
         Budget::of(left.saturating_sub(margin).min(cap))
     }
@@ -170,6 +150,75 @@ impl TaskPayload {
 /// the api function's timeout is above it).
 pub const API_TASK_BUDGET: Duration = Duration::from_secs(25);
 
+/// An import as its function and the api run it: the import within `budget`, its
+/// continuation handed on where there is somewhere to hand it (`continuations`: the
+/// function's bus; the api's next request resumes from the run's cursor instead), then,
+/// unless a dry run, the changes it stored published from the outbox.
+pub async fn run_import(
+    deps: &Deps,
+    options: import::ImportOptions,
+    continuations: Option<&dyn Continuations>,
+    payload: &TaskPayload,
+    budget: Budget,
+) -> Result<import::ImportReport, StoreError> {
+    let mut report = import::Importer::new(deps, options)
+        .run(payload, budget)
+        .await?;
+    if let (Some(next), Some(c)) = (&report.continuation, continuations) {
+        let handed = match serde_json::to_value(next) {
+            Ok(v) => c.hand_on(&v).await,
+            Err(e) => Err(BusError::Unavailable(e.to_string())),
+        };
+        match handed {
+            Ok(()) => tracing::info!("import continues in a new invocation (ImportPage)"),
+            Err(e) => {
+                tracing::warn!(error = %e, "continuation not published; the next run resumes")
+            }
+        }
+    }
+    if !report.dry_run {
+        report.published = publish_changes(deps, PUBLISH_AFTER_IMPORT).await;
+    }
+    Ok(report)
+}
+
+/// What an export answers: its report, and what the sweep before it did.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExportOutcome {
+    #[serde(flatten)]
+    pub report: export::ExportReport,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dead_letters: Option<dead_letters::Swept>,
+}
+
+/// An export as its schedule and `POST /v1/tasks/export` run it: the sweep of the push
+/// dead-letter queue where there is one (not in a dry run), then the export.
+pub async fn run_export(
+    deps: &Deps,
+    options: export::ExportOptions,
+    letters: Option<&dyn DeadLetters>,
+    payload: &TaskPayload,
+    budget: Budget,
+) -> Result<ExportOutcome, StoreError> {
+    let swept = match (letters, payload.dry_run) {
+        (Some(letters), false) => {
+            let pusher = Pusher {
+                store: deps.store.clone(),
+                clients: deps.clients.clone(),
+            };
+            Some(dead_letters::sweep(letters, &pusher, budget).await)
+        }
+        _ => None,
+    };
+    let report = export::Exporter::new(deps, options)
+        .run(payload, budget)
+        .await?;
+    Ok(ExportOutcome {
+        report,
+        dead_letters: swept,
+    })
+}
+
 /// The api's task runner: `POST /v1/tasks/{import|export}` runs the functions' code
 /// here, within `budget` (API Gateway answers within 30 s: an import that needs longer
 /// records its cursor and the next request, or the schedule, carries on).
@@ -178,6 +227,11 @@ pub struct Tasks {
     pub import: import::ImportOptions,
     pub export: export::ExportOptions,
     pub budget: Duration,
+    /// The push dead-letter queue the export sweeps, where this function has one.
+    pub dead_letters: Option<Arc<dyn DeadLetters>>,
+    /// Where an unfinished import is handed on (the import function's bus); the api
+    /// has none: its next request resumes from the run's cursor.
+    pub continuations: Option<Arc<dyn Continuations>>,
 }
 
 impl Tasks {
@@ -187,13 +241,40 @@ impl Tasks {
             import: import::ImportOptions::default(),
             export: export::ExportOptions::default(),
             budget: API_TASK_BUDGET,
+            dead_letters: None,
+            continuations: None,
         }
+    }
+
+    /// Run a task on `payload` within `budget`: the code behind both the functions
+    /// (schedule, continuation, manual payload) and `POST /v1/tasks/{import|export}`.
+    /// The answer is the task's report.
+    pub async fn run_payload(
+        &self,
+        task: TaskKind,
+        payload: &TaskPayload,
+        budget: Budget,
+    ) -> Result<Value, StoreError> {
+        let deps = &self.deps;
+        Ok(match task {
+            TaskKind::Import => {
+                let handed_on = self.continuations.as_deref();
+                let r = run_import(deps, self.import.clone(), handed_on, payload, budget).await?;
+                serde_json::to_value(r)
+            }
+            TaskKind::Export => {
+                let letters = self.dead_letters.as_deref();
+                let r = run_export(deps, self.export.clone(), letters, payload, budget).await?;
+                serde_json::to_value(r)
+            }
+        }
+        .unwrap_or_default())
     }
 }
 
 #[async_trait::async_trait]
 impl TaskRunner for Tasks {
-    async fn run(&self, task: &str, request: TaskRequest) -> Result<Value, String> {
+    async fn run(&self, task: TaskKind, request: TaskRequest) -> Result<Value, String> {
         // Within the invocation's deadline (less a margin for the answer), at most
         // `self.budget`.
         let budget = match request.deadline_ms {
@@ -201,28 +282,9 @@ impl TaskRunner for Tasks {
             None => Budget::of(self.budget),
         };
         let payload = TaskPayload::from(request);
-        match task {
-            "import" => {
-                let importer = import::Importer::new(&self.deps, self.import.clone());
-                let mut report = importer
-                    .run(&payload, budget)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                if !report.dry_run {
-                    report.published = publish_changes(&self.deps, PUBLISH_AFTER_IMPORT).await;
-                }
-                Ok(serde_json::to_value(report).unwrap_or_default())
-            }
-            "export" => {
-                let exporter = export::Exporter::new(&self.deps, self.export.clone());
-                exporter
-                    .run(&payload, budget)
-                    .await
-                    .map(|r| serde_json::to_value(r).unwrap_or_default())
-                    .map_err(|e| e.to_string())
-            }
-            other => Err(format!("no task '{other}'")),
-        }
+        self.run_payload(task, &payload, budget)
+            .await
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -237,7 +299,7 @@ pub async fn publish_changes(deps: &Deps, limit: usize) -> u64 {
         return 0;
     };
     let (published, failed) =
-        crate::ports::bus::drain(deps.store.as_ref(), bus.as_ref(), limit).await;
+        crate::app::outbox::drain(deps.store.as_ref(), bus.as_ref(), limit).await;
     if published + failed > 0 {
         tracing::info!(published, failed, "changes published from the outbox");
     }
@@ -248,7 +310,7 @@ pub async fn publish_changes(deps: &Deps, limit: usize) -> u64 {
 pub(crate) async fn users(
     store: &dyn Store,
     only: Option<&str>,
-) -> Result<Vec<String>, crate::ports::store::StoreError> {
+) -> Result<Vec<String>, StoreError> {
     match only {
         Some(u) => Ok(store
             .get_user(u)
@@ -261,54 +323,6 @@ pub(crate) async fn users(
             .into_iter()
             .map(|u| u.name)
             .collect()),
-    }
-}
-
-/// Hands an unfinished import to the next invocation by publishing its continuation
-/// as an EventBridge event (`Source: watchstate`, `DetailType: ImportPage`) on the
-/// bus named by `EVENT_BUS_NAME`; a rule on the bus routes it to the import function.
-pub struct Continuation {
-    client: aws_sdk_eventbridge::Client,
-    bus_name: String,
-}
-
-impl Continuation {
-    /// `None` when `EVENT_BUS_NAME` is unset (locally): the cursor then waits on its
-    /// run, and the next invocation resumes it.
-    pub async fn from_env() -> Option<Continuation> {
-        let name = std::env::var(crate::adapters::eventbridge::BUS_ENV)
-            .ok()
-            .filter(|n| !n.trim().is_empty())?;
-        let config =
-            aws_sdk_eventbridge::config::Builder::from(crate::inbound::config::sdk_config().await)
-                .timeout_config(crate::adapters::eventbridge::timeouts())
-                .retry_config(crate::adapters::eventbridge::retries())
-                .build();
-        Some(Continuation {
-            client: aws_sdk_eventbridge::Client::from_conf(config),
-            bus_name: name,
-        })
-    }
-
-    pub async fn publish(&self, payload: &TaskPayload) -> Result<(), String> {
-        let detail = serde_json::to_string(payload).map_err(|e| e.to_string())?;
-        let entry = aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
-            .event_bus_name(&self.bus_name)
-            .source(crate::adapters::eventbridge::SOURCE)
-            .detail_type(import::DETAIL_TYPE)
-            .detail(detail)
-            .build();
-        let out = self
-            .client
-            .put_events()
-            .entries(entry)
-            .send()
-            .await
-            .map_err(|e| format!("PutEvents failed: {e}"))?;
-        if out.failed_entry_count() > 0 {
-            return Err("PutEvents rejected the continuation".into());
-        }
-        Ok(())
     }
 }
 

@@ -13,7 +13,7 @@ use crate::app::ingest;
 use crate::domain::model::{Action, Backend, Delivery, Event, Parsed, Source};
 use crate::domain::sync::Context;
 use crate::domain::token;
-use crate::ports::bus::{self, Bus};
+use crate::ports::bus::Bus;
 use crate::ports::store::{Store, StoreError, DELIVERY_BODY_CAP};
 
 /// Lambda's own request limit; API Gateway would cut larger bodies anyway.
@@ -177,7 +177,7 @@ impl WebhookService {
             Err(e) => return unavailable(log, e),
         };
         if let (Some(change), Some(bus)) = (&applied.change, &self.bus) {
-            bus::publish_and_ack(self.store.as_ref(), bus.as_ref(), change).await;
+            crate::app::outbox::publish_and_ack(self.store.as_ref(), bus.as_ref(), change).await;
         }
         let changed = applied.no_change.is_none();
         log.status = "stored".into();

@@ -57,14 +57,7 @@ impl DynamoStore {
             );
         }
         r.insert("expires_at".into(), n(expires));
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(r))
-            .send()
-            .await
-            .map_err(|e| unavailable("PutItem", e))?;
-        Ok(())
+        self.put_record(r).await
     }
 
     pub(super) async fn list_deliveries(

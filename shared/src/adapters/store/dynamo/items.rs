@@ -46,54 +46,57 @@ impl DynamoStore {
     }
 
     pub(super) async fn find_item(&self, user: &str, keys: &[String]) -> Result<Option<Item>> {
-        let unique: BTreeSet<&String> = keys.iter().collect();
-        if unique.is_empty() {
-            return Ok(None);
-        }
-        let pointers = self
-            .batch_get(
-                unique
-                    .iter()
-                    .map(|k| key(pointer_pk(user, k), "K"))
-                    .collect(),
-            )
-            .await?;
+        let pointers = self.pointers(user, keys).await?;
         for k in keys {
             let Some(r) = pointers.get(&(pointer_pk(user, k), "K".to_string())) else {
                 continue;
             };
-            let owner = get_s(r, "item")?;
-            if is_backend_key(k) {
-                if let Some(item) = self.copy_in(user, r, owner)? {
-                    return Ok(Some(item));
-                }
-            }
-            if let Some(item) = self.load_item(user, owner).await? {
+            if let Some(item) = self.pointed(user, k, r).await? {
                 return Ok(Some(item));
             }
         }
         Ok(None)
     }
 
+    /// The pointer records of `keys`, in one BatchGetItem.
+    async fn pointers(
+        &self,
+        user: &str,
+        keys: &[String],
+    ) -> Result<HashMap<(String, String), Record>> {
+        let unique: BTreeSet<&String> = keys.iter().collect();
+        if unique.is_empty() {
+            return Ok(HashMap::new());
+        }
+        self.batch_get(
+            unique
+                .iter()
+                .map(|k| key(pointer_pk(user, k), "K"))
+                .collect(),
+        )
+        .await
+    }
+
+    /// The item pointer `r` (of key `k`) names: from its `B#` copy when that is
+    /// current, else its own record.
+    async fn pointed(&self, user: &str, k: &str, r: &Record) -> Result<Option<Item>> {
+        let owner = get_s(r, "item")?;
+        if is_backend_key(k) {
+            if let Some(item) = self.copy_in(user, r, owner)? {
+                return Ok(Some(item));
+            }
+        }
+        self.load_item(user, owner).await
+    }
+
     pub(super) async fn get_item(&self, user: &str, id: &str) -> Result<Option<Item>> {
         self.load_item(user, id).await
     }
 
-    /// One BatchGetItem for all pointers (as [`Store::find_item`]); each distinct owner
+    /// One BatchGetItem for all pointers (as [`Store::find_item`](crate::ports::store::Store::find_item)); each distinct owner
     /// then from a `B#` copy or its record: a report reaching one item costs the same.
     pub(super) async fn find_items(&self, user: &str, keys: &[String]) -> Result<Vec<Item>> {
-        let unique: BTreeSet<&String> = keys.iter().collect();
-        if unique.is_empty() {
-            return Ok(Vec::new());
-        }
-        let pointers = self
-            .batch_get(
-                unique
-                    .iter()
-                    .map(|k| key(pointer_pk(user, k), "K"))
-                    .collect(),
-            )
-            .await?;
+        let pointers = self.pointers(user, keys).await?;
         let mut out: Vec<Item> = Vec::new();
         for k in keys {
             let Some(r) = pointers.get(&(pointer_pk(user, k), "K".to_string())) else {
@@ -103,16 +106,7 @@ impl DynamoStore {
             if out.iter().any(|i| i.id == owner) {
                 continue;
             }
-            let copy = if is_backend_key(k) {
-                self.copy_in(user, r, owner)?
-            } else {
-                None
-            };
-            let item = match copy {
-                Some(item) => Some(item),
-                None => self.load_item(user, owner).await?,
-            };
-            out.extend(item);
+            out.extend(self.pointed(user, k, r).await?);
         }
         Ok(out)
     }

@@ -60,7 +60,6 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
@@ -74,7 +73,7 @@ use chrono::{DateTime, Utc};
 use super::body;
 use crate::domain::model::{Backend, Delivery, Item, StateChange, User};
 use crate::ports::store::{
-    delivery_expiry, ItemQuery, ItemWrite, Page, Result, Store, StoreError, TaskRun, WriteOutcome,
+    delivery_expiry, ItemQuery, ItemWrite, Page, Result, StoreError, TaskRun, WriteOutcome,
     UNCLAIMED_PER_HOUR,
 };
 
@@ -148,112 +147,11 @@ impl DynamoStore {
     }
 }
 
-#[async_trait]
-impl Store for DynamoStore {
-    async fn put_user(&self, name: &str, now: DateTime<Utc>) -> Result<(User, bool)> {
-        DynamoStore::put_user(self, name, now).await
-    }
-
-    async fn get_user(&self, name: &str) -> Result<Option<User>> {
-        DynamoStore::get_user(self, name).await
-    }
-
-    async fn list_users(&self) -> Result<Vec<User>> {
-        DynamoStore::list_users(self).await
-    }
-
-    async fn put_backend(&self, backend: &Backend) -> Result<()> {
-        DynamoStore::put_backend(self, backend).await
-    }
-
-    async fn get_backend(&self, user: &str, name: &str) -> Result<Option<Backend>> {
-        DynamoStore::get_backend(self, user, name).await
-    }
-
-    async fn list_backends(&self, user: &str) -> Result<Vec<Backend>> {
-        DynamoStore::list_backends(self, user).await
-    }
-
-    async fn delete_backend(&self, user: &str, name: &str) -> Result<bool> {
-        DynamoStore::delete_backend(self, user, name).await
-    }
-
-    async fn backend_by_token_hash(&self, hash: &str) -> Result<Option<Backend>> {
-        DynamoStore::backend_by_token_hash(self, hash).await
-    }
-
-    async fn find_item(&self, user: &str, keys: &[String]) -> Result<Option<Item>> {
-        DynamoStore::find_item(self, user, keys).await
-    }
-
-    async fn get_item(&self, user: &str, id: &str) -> Result<Option<Item>> {
-        DynamoStore::get_item(self, user, id).await
-    }
-
-    async fn find_items(&self, user: &str, keys: &[String]) -> Result<Vec<Item>> {
-        DynamoStore::find_items(self, user, keys).await
-    }
-
-    async fn list_items(
-        &self,
-        user: &str,
-        query: &ItemQuery,
-        limit: usize,
-        cursor: Option<&str>,
-    ) -> Result<Page<Item>> {
-        DynamoStore::list_items(self, user, query, limit, cursor).await
-    }
-
-    async fn write_item(&self, w: ItemWrite<'_>) -> Result<WriteOutcome> {
-        DynamoStore::write_item(self, w).await
-    }
-
-    async fn absorb_item(&self, w: ItemWrite<'_>, absorbed: &Item) -> Result<WriteOutcome> {
-        DynamoStore::absorb_item(self, w, absorbed).await
-    }
-
-    async fn create_items_batch(&self, writes: &[ItemWrite<'_>]) -> Result<Vec<WriteOutcome>> {
-        DynamoStore::create_items_batch(self, writes).await
-    }
-
-    async fn record_delivery(&self, d: &Delivery) -> Result<()> {
-        DynamoStore::record_delivery(self, d).await
-    }
-
-    async fn list_deliveries(&self, user: Option<&str>, limit: usize) -> Result<Vec<Delivery>> {
-        DynamoStore::list_deliveries(self, user, limit).await
-    }
-
-    async fn get_delivery(&self, user: &str, id: &str) -> Result<Option<Delivery>> {
-        DynamoStore::get_delivery(self, user, id).await
-    }
-
-    async fn pending_changes(&self, limit: usize) -> Result<Vec<StateChange>> {
-        DynamoStore::pending_changes(self, limit).await
-    }
-
-    async fn claim_changes(
-        &self,
-        limit: usize,
-        now: DateTime<Utc>,
-        lease: chrono::Duration,
-    ) -> Result<Vec<StateChange>> {
-        DynamoStore::claim_changes(self, limit, now, lease).await
-    }
-
-    async fn release_change(&self, id: &str) -> Result<()> {
-        DynamoStore::release_change(self, id).await
-    }
-
-    async fn ack_change(&self, id: &str) -> Result<()> {
-        DynamoStore::ack_change(self, id).await
-    }
-
-    async fn record_task_run(&self, run: &TaskRun) -> Result<()> {
-        DynamoStore::record_task_run(self, run).await
-    }
-
-    async fn list_task_runs(&self, limit: usize) -> Result<Vec<TaskRun>> {
-        DynamoStore::list_task_runs(self, limit).await
-    }
-}
+// The operations are inherent methods, one file per concern; the trait hands each on.
+crate::delegate_store!(impl for DynamoStore, self => self, {}, [
+    put_user, get_user, list_users, put_backend, get_backend, list_backends,
+    delete_backend, backend_by_token_hash, find_item, get_item, find_items, list_items,
+    write_item, absorb_item, create_items_batch, record_delivery, list_deliveries,
+    get_delivery, pending_changes, claim_changes, release_change, ack_change,
+    record_task_run, list_task_runs,
+]);

@@ -72,15 +72,38 @@ pub(super) fn absent_or_of(user: &str, name: &str) -> Expr {
         .value(":name", s(name))
 }
 
-impl DynamoStore {
-    pub(super) fn put(&self, item: Record, cond: Option<Expr>) -> Result<TransactWriteItem> {
-        let mut b = Put::builder().table_name(&self.table).set_item(Some(item));
-        if let Some(mut c) = cond {
-            b = b
+/// The builder `b` (a Put or a Delete) with `cond`, when there is one, as its
+/// condition expression.
+macro_rules! conditioned {
+    ($b:expr, $cond:expr) => {
+        match $cond {
+            Some(mut c) => $b
                 .set_expression_attribute_names(c.names())
                 .set_expression_attribute_values(c.values())
-                .condition_expression(c.text);
+                .condition_expression(c.text),
+            None => $b,
         }
+    };
+}
+
+impl DynamoStore {
+    /// Write one record as it is, unconditionally (a delivery, a run report).
+    pub(super) async fn put_record(&self, r: Record) -> Result<()> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(r))
+            .send()
+            .await
+            .map_err(|e| unavailable("PutItem", e))?;
+        Ok(())
+    }
+
+    pub(super) fn put(&self, item: Record, cond: Option<Expr>) -> Result<TransactWriteItem> {
+        let b = conditioned!(
+            Put::builder().table_name(&self.table).set_item(Some(item)),
+            cond
+        );
         Ok(TransactWriteItem::builder()
             .put(b.build().map_err(build_error)?)
             .build())
@@ -99,13 +122,10 @@ impl DynamoStore {
     }
 
     pub(super) fn delete(&self, k: Record, cond: Option<Expr>) -> Result<TransactWriteItem> {
-        let mut b = Delete::builder().table_name(&self.table).set_key(Some(k));
-        if let Some(mut c) = cond {
-            b = b
-                .set_expression_attribute_names(c.names())
-                .set_expression_attribute_values(c.values())
-                .condition_expression(c.text);
-        }
+        let b = conditioned!(
+            Delete::builder().table_name(&self.table).set_key(Some(k)),
+            cond
+        );
         Ok(TransactWriteItem::builder()
             .delete(b.build().map_err(build_error)?)
             .build())

@@ -7,14 +7,7 @@ impl DynamoStore {
     pub(super) async fn record_task_run(&self, run: &TaskRun) -> Result<()> {
         let mut r = key(RUNS, run.id.clone());
         r.insert("data".into(), s(to_json(run)?));
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(r))
-            .send()
-            .await
-            .map_err(|e| unavailable("PutItem", e))?;
-        Ok(())
+        self.put_record(r).await
     }
 
     pub(super) async fn list_task_runs(&self, limit: usize) -> Result<Vec<TaskRun>> {

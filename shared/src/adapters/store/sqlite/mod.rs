@@ -97,30 +97,10 @@ impl SqliteStore {
         conn.execute_batch(SCHEMA).map_err(unavailable)?;
         // Data dirs from before compressed bodies: add the column (bodies already in
         // `data` are still read from there).
-        let has_body: bool = conn
-            .query_row(
-                "SELECT COUNT(*) FROM pragma_table_info('deliveries') WHERE name = 'body'",
-                [],
-                |r| r.get::<_, i64>(0),
-            )
-            .map_err(unavailable)?
-            > 0;
-        if !has_body {
-            conn.execute_batch("ALTER TABLE deliveries ADD COLUMN body BLOB")
-                .map_err(unavailable)?;
-        }
-        let has_claim: bool = conn
-            .query_row(
-                "SELECT COUNT(*) FROM pragma_table_info('outbox') WHERE name = 'claimed_until'",
-                [],
-                |r| r.get::<_, i64>(0),
-            )
-            .map_err(unavailable)?
-            > 0;
-        if !has_claim {
-            conn.execute_batch("ALTER TABLE outbox ADD COLUMN claimed_until INTEGER")
-                .map_err(unavailable)?;
-        }
+        // Data dirs from before compressed bodies (`deliveries.body`: bodies already in
+        // `data` are still read from there) and before outbox claims: add the columns.
+        add_column(&conn, "deliveries", "body", "BLOB")?;
+        add_column(&conn, "outbox", "claimed_until", "INTEGER")?;
         Ok(SqliteStore {
             conn: Mutex::new(conn),
         })
@@ -398,23 +378,11 @@ impl Store for SqliteStore {
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(unavailable)?;
-            match w.expected_version {
-                None => {
-                    if !insert_item(&tx, w.user, w.item, w.new_keys)? {
-                        return Ok(WriteOutcome::Conflict);
-                    }
-                }
-                Some(v) => {
-                    if !update_item(&tx, &w, v)? {
-                        return Ok(WriteOutcome::Conflict);
-                    }
-                }
-            }
-            if let Some(change) = w.change {
-                put_outbox(&tx, change)?;
-            }
-            tx.commit().map_err(unavailable)?;
-            Ok(WriteOutcome::Written)
+            let written = match w.expected_version {
+                None => insert_item(&tx, w.user, w.item, w.new_keys)?,
+                Some(v) => update_item(&tx, &w, v)?,
+            };
+            commit_write(tx, written, w.change)
         })
     }
 
@@ -440,14 +408,8 @@ impl Store for SqliteStore {
                 .execute(params![w.user, absorbed.id, w.item.id])
                 .map_err(unavailable)?;
             // Dropping `tx` without commit rolls the delete back.
-            if !update_item(&tx, &w, v)? {
-                return Ok(WriteOutcome::Conflict);
-            }
-            if let Some(change) = w.change {
-                put_outbox(&tx, change)?;
-            }
-            tx.commit().map_err(unavailable)?;
-            Ok(WriteOutcome::Written)
+            let written = update_item(&tx, &w, v)?;
+            commit_write(tx, written, w.change)
         })
     }
 
@@ -672,4 +634,36 @@ impl Store for SqliteStore {
             Ok(out)
         })
     }
+}
+/// The end of an item write: a conflict drops `tx` (rolled back); otherwise the
+/// change goes into the outbox and all of it is committed at once.
+fn commit_write(
+    tx: rusqlite::Transaction<'_>,
+    written: bool,
+    change: Option<&StateChange>,
+) -> Result<WriteOutcome> {
+    if !written {
+        return Ok(WriteOutcome::Conflict);
+    }
+    if let Some(change) = change {
+        put_outbox(&tx, change)?;
+    }
+    tx.commit().map_err(unavailable)?;
+    Ok(WriteOutcome::Written)
+}
+
+/// Add `column` to `table` unless it is there (a data dir from an older build).
+fn add_column(conn: &Connection, table: &str, column: &str, kind: &str) -> Result<()> {
+    let has: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM pragma_table_info(?1) WHERE name = ?2",
+            params![table, column],
+            |r| r.get(0),
+        )
+        .map_err(unavailable)?;
+    if has == 0 {
+        conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {kind}"))
+            .map_err(unavailable)?;
+    }
+    Ok(())
 }

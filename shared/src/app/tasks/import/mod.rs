@@ -41,19 +41,19 @@ use serde::{Deserialize, Serialize};
 
 use super::{BackendRef, Budget, Deps, TaskPayload};
 use crate::app::ingest::{self, Planned};
-use crate::app::push::ClientFactory;
 use crate::domain::model::{Backend, EventItem, Item};
 use crate::domain::remote::RemoteItem;
 use crate::domain::sync;
 use crate::domain::sync::listing::{self, Effect, Listed, Merged};
 use crate::domain::sync::matching::contradicts;
+use crate::ports::media::ClientFactory;
 use crate::ports::media::{ClientError, LibraryPage, MediaClient, PageRequest};
 use crate::ports::store::{ItemWrite, Store, StoreError, TaskRun, WriteOutcome};
 
 mod page;
 
 /// The EventBridge detail-type of an import continuation.
-pub const DETAIL_TYPE: &str = "ImportPage";
+pub const DETAIL_TYPE: &str = crate::ports::bus::IMPORT_PAGE;
 /// The task's name in run records.
 pub const TASK: &str = "import";
 

@@ -2,6 +2,37 @@
 
 #[allow(unused_imports)]
 use super::*;
+use crate::adapters::media;
+use crate::domain::model::Parsed;
+use crate::ports::media::{Sender, WebhookReader};
+
+/// The diagnosis's reader: the webhook parsers themselves, so it sees a body as
+/// ingest did.
+pub struct ParsedBodies;
+
+impl WebhookReader for ParsedBodies {
+    fn sender(
+        &self,
+        user_agent: Option<&str>,
+        body: &[u8],
+        received_at: chrono::DateTime<Utc>,
+    ) -> Sender {
+        let Ok(source) = media::source_of(user_agent, body) else {
+            return Sender::default();
+        };
+        match media::parse(source, body, received_at) {
+            Ok(Parsed::Event(e)) => Sender {
+                source: Some(source),
+                user_id: e.user_id,
+                server_id: e.server_id,
+            },
+            _ => Sender {
+                source: Some(source),
+                ..Sender::default()
+            },
+        }
+    }
+}
 
 pub(super) fn delivery_view(d: &Delivery, with_body: bool) -> Value {
     let mut v = json!({
@@ -73,8 +104,187 @@ impl ApiService {
             .list_deliveries(None, 200)
             .await
             .map_err(store_err)?;
-        let findings =
-            crate::app::diagnose::diagnose(user, &backends, &deliveries, &unclaimed, Utc::now());
+        let findings = crate::app::diagnose::diagnose(
+            &ParsedBodies,
+            user,
+            &backends,
+            &deliveries,
+            &unclaimed,
+            Utc::now(),
+        );
         Ok(json_reply(StatusCode::OK, &json!({"findings": findings})))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The diagnosis over bodies read by the real parsers ([`ParsedBodies`]).
+    use super::ParsedBodies;
+    use crate::app::diagnose::FindingKind;
+    use crate::domain::model::{Backend, BackendKind, BackendOptions, Delivery, TaskOptions};
+    use chrono::{DateTime, Duration, TimeZone, Utc};
+
+    fn diagnose(
+        user: &str,
+        backends: &[Backend],
+        deliveries: &[Delivery],
+        unclaimed: &[Delivery],
+        now: DateTime<Utc>,
+    ) -> Vec<crate::app::diagnose::Finding> {
+        crate::app::diagnose::diagnose(&ParsedBodies, user, backends, deliveries, unclaimed, now)
+    }
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2025, 6, 1, 12, 0, 0).unwrap()
+    }
+
+    fn backend(name: &str, kind: BackendKind, user_id: Option<&str>, match_user: bool) -> Backend {
+        Backend {
+            user: "ana".into(),
+            name: name.into(),
+            kind,
+            url: String::new(),
+            token: String::new(),
+            server_id: Some("srv-1".into()),
+            user_id: user_id.map(str::to_string),
+            options: BackendOptions {
+                match_user,
+                ..BackendOptions::default()
+            },
+            import: TaskOptions::default(),
+            export: TaskOptions::default(),
+            webhook_nonce: "n".into(),
+            webhook_token_hash: "h".into(),
+            created_at: now(),
+            updated_at: now(),
+        }
+    }
+
+    fn plex_body(account: &str, server: &str) -> String {
+        serde_json::json!({
+            "event": "media.scrobble",
+            "Account": {"id": account.parse::<u64>().unwrap(), "title": "x"},
+            "Server": {"title": "s", "uuid": server},
+            "Metadata": {"type": "movie", "ratingKey": "10", "title": "Film",
+                          "Guid": [{"id": "imdb://tt0111161"}]}
+        })
+        .to_string()
+    }
+
+    fn delivery(backend: Option<&str>, ua: &str, body: String, ago_h: i64) -> Delivery {
+        Delivery {
+            id: format!("d{ago_h}{body:.3}"),
+            user: backend.map(|_| "ana".into()),
+            backend: backend.map(str::to_string),
+            received_at: now() - Duration::hours(ago_h),
+            http_status: 200,
+            status: "stored".into(),
+            reason: None,
+            event: None,
+            item_id: None,
+            changed: None,
+            content_type: None,
+            user_agent: Some(ua.into()),
+            body: Some(body),
+            body_truncated: false,
+        }
+    }
+
+    const PLEX_UA: &str = "PlexMediaServer/1.41.0";
+
+    #[test]
+    fn other_accounts_are_named_with_their_ids() {
+        let b = [backend("plex", BackendKind::Plex, Some("1"), false)];
+        let d = [
+            delivery(Some("plex"), PLEX_UA, plex_body("1", "srv-1"), 1),
+            delivery(Some("plex"), PLEX_UA, plex_body("23456", "srv-1"), 2),
+            delivery(Some("plex"), PLEX_UA, plex_body("777", "srv-1"), 3),
+        ];
+        let f = diagnose("ana", &b, &d, &[], now());
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].kind, FindingKind::OtherAccounts);
+        assert_eq!(f[0].ids, vec!["23456".to_string(), "777".to_string()]);
+        assert!(
+            f[0].message.contains("Turn on Match user"),
+            "{}",
+            f[0].message
+        );
+    }
+
+    #[test]
+    fn several_accounts_on_a_backend_without_user_id() {
+        let b = [backend("plex", BackendKind::Plex, None, false)];
+        let d = [
+            delivery(Some("plex"), PLEX_UA, plex_body("1", "srv-1"), 1),
+            delivery(Some("plex"), PLEX_UA, plex_body("2", "srv-1"), 1),
+        ];
+        let f = diagnose("ana", &b, &d, &[], now());
+        assert_eq!(f[0].kind, FindingKind::OtherAccounts);
+        assert_eq!(f[0].ids, vec!["1".to_string(), "2".to_string()]);
+    }
+
+    #[test]
+    fn one_account_only_is_fine() {
+        let b = [backend("plex", BackendKind::Plex, Some("1"), true)];
+        let d = [delivery(Some("plex"), PLEX_UA, plex_body("1", "srv-1"), 1)];
+        assert!(diagnose("ana", &b, &d, &[], now()).is_empty());
+    }
+
+    #[test]
+    fn another_server_id() {
+        let b = [backend("plex", BackendKind::Plex, Some("1"), true)];
+        let d = [delivery(Some("plex"), PLEX_UA, plex_body("1", "srv-2"), 1)];
+        let f = diagnose("ana", &b, &d, &[], now());
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].kind, FindingKind::OtherServer);
+        assert_eq!(f[0].ids, vec!["srv-2".to_string()]);
+    }
+
+    #[test]
+    fn plex_webhook_on_a_jellyfin_backend() {
+        let b = [backend(
+            "jellyfin",
+            BackendKind::Jellyfin,
+            Some("u1"),
+            false,
+        )];
+        let mut d = delivery(Some("jellyfin"), PLEX_UA, plex_body("1", "srv-1"), 1);
+        d.status = "bad_payload".into();
+        let f = diagnose("ana", &b, &[d], &[], now());
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].kind, FindingKind::WrongServerType);
+        assert!(f[0]
+            .message
+            .starts_with("Plex webhooks arrive on 'jellyfin'"));
+    }
+
+    #[test]
+    fn quiet_and_never_delivered_backends() {
+        let b = [
+            backend("plex", BackendKind::Plex, Some("1"), true),
+            backend("emby", BackendKind::Emby, None, false),
+        ];
+        let d = [delivery(Some("plex"), PLEX_UA, plex_body("1", "srv-1"), 30)];
+        let f = diagnose("ana", &b, &d, &[], now());
+        let kinds: Vec<_> = f.iter().map(|f| (f.kind, f.backend.clone())).collect();
+        assert_eq!(
+            kinds,
+            vec![
+                (FindingKind::Quiet, Some("plex".into())),
+                (FindingKind::NeverDelivered, Some("emby".into()))
+            ]
+        );
+    }
+
+    #[test]
+    fn unknown_urls_of_the_last_day_only() {
+        let recent = delivery(None, PLEX_UA, String::new(), 2);
+        let old = delivery(None, "Jellyfin-Server/10.9", String::new(), 30);
+        let f = diagnose("ana", &[], &[], &[recent, old.clone()], now());
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].kind, FindingKind::UnknownUrl);
+        assert!(f[0].message.starts_with("1 request(s)"), "{}", f[0].message);
+        assert!(f[0].message.contains(PLEX_UA));
+        assert!(diagnose("ana", &[], &[], &[old], now()).is_empty());
     }
 }

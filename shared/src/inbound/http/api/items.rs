@@ -114,7 +114,7 @@ impl ApiService {
         };
         let pushed = match (&applied.change, &self.bus) {
             (Some(change), Some(bus)) => {
-                bus::publish_and_ack(self.store.as_ref(), bus.as_ref(), change).await
+                crate::app::outbox::publish_and_ack(self.store.as_ref(), bus.as_ref(), change).await
             }
             _ => false,
         };

@@ -22,8 +22,9 @@ use crate::domain::model::{
 };
 use crate::domain::sync;
 use crate::domain::token::{self, TokenSecret};
-use crate::ports::bus::{self, Bus};
+use crate::ports::bus::Bus;
 use crate::ports::store::{ItemQuery, Store, StoreError};
+use crate::ports::tasks::{TaskKind, TaskRequest, TaskRunner};
 
 mod backends;
 mod deliveries;
@@ -33,29 +34,6 @@ mod users;
 
 pub use backends::VERIFY_LIMIT;
 pub use items::item_view;
-
-/// Runs a task for `POST /v1/tasks/{import|export}` (the import/export functions'
-/// code, plugged in by the api function).
-#[async_trait::async_trait]
-pub trait TaskRunner: Send + Sync {
-    async fn run(&self, task: &str, request: TaskRequest) -> Result<Value, String>;
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TaskRequest {
-    pub user: Option<String>,
-    pub backend: Option<String>,
-    #[serde(default)]
-    pub dry_run: bool,
-    /// Export only: compare everything, not only what changed since the last export.
-    #[serde(default)]
-    pub full: bool,
-    /// The invocation's deadline (epoch ms, from Lambda), never from the body: the
-    /// task's budget is taken from it.
-    #[serde(skip)]
-    pub deadline_ms: Option<u64>,
-}
 
 #[derive(Clone)]
 pub struct ApiService {
@@ -190,9 +168,8 @@ impl ApiService {
             (&Method::GET, ["users", user, "deliveries"]) => self.deliveries(Some(user), &q).await,
             (&Method::GET, ["users", user, "deliveries", id]) => self.delivery(user, id).await,
             (&Method::GET, ["deliveries", "unclaimed"]) => self.deliveries(None, &q).await,
-            (&Method::POST, ["tasks", task @ ("import" | "export")]) => {
-                self.run_task(task, req).await
-            }
+            (&Method::POST, ["tasks", "import"]) => self.run_task(TaskKind::Import, req).await,
+            (&Method::POST, ["tasks", "export"]) => self.run_task(TaskKind::Export, req).await,
             (&Method::GET, ["tasks", "runs"]) => self.task_runs(&q).await,
             (_, rest) if known_route(rest) => Err(error_reply(
                 StatusCode::METHOD_NOT_ALLOWED,

@@ -4,7 +4,7 @@
 use super::*;
 
 impl ApiService {
-    pub(super) async fn run_task(&self, task: &str, req: &Request) -> ApiResult {
+    pub(super) async fn run_task(&self, task: TaskKind, req: &Request) -> ApiResult {
         let request: TaskRequest = if req.body().iter().all(u8::is_ascii_whitespace) {
             TaskRequest::default()
         } else {
