@@ -9,19 +9,32 @@ use e2e::sim::{self, Config};
 
 /// Seeds run here (each a fresh world; they run side by side). Seeds 1 to 3 broke
 /// until one item stored twice was merged and two undecidable worlds were kept out of
-/// the simulation (see `docs/RELIABILITY.md`).
+/// the simulation (see `docs/RELIABILITY.md`). Seed 7 is left out: at 70 actions one
+/// of its 21 resume points differs by 9 s, inside push's 30 s slack, and a seed of that
+/// size cannot reach the 95 % (the soak's totals do).
 const SEEDS: [u64; 7] = [1, 2, 3, 4, 5, 6, 8];
 const ACTIONS: usize = 70;
 
+/// Seeds of the 24-seed soak that broke on late webhooks without a time of their own
+/// (3010: a Plex stop of a play before our unmark arrived after it; 3007: a late,
+/// older Plex scrobble beat an unplay only an import saw), at the length they broke at.
+const LATE_WEBHOOK_SEEDS: [u64; 2] = [3007, 3010];
+const LATE_WEBHOOK_ACTIONS: usize = 150;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_server_ends_as_each_person_intended() {
-    converge(&SEEDS).await;
+    converge(&SEEDS, ACTIONS).await;
 }
 
-async fn converge(seeds: &[u64]) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn late_webhooks_without_a_time_never_undo_a_later_intent() {
+    converge(&LATE_WEBHOOK_SEEDS, LATE_WEBHOOK_ACTIONS).await;
+}
+
+async fn converge(seeds: &[u64], actions: usize) {
     let runs: Vec<_> = seeds
         .iter()
-        .map(|&seed| tokio::spawn(sim::run(Config::new(seed, ACTIONS))))
+        .map(|&seed| tokio::spawn(sim::run(Config::new(seed, actions))))
         .collect();
     let mut reports = Vec::new();
     for run in runs {
@@ -34,7 +47,7 @@ async fn converge(seeds: &[u64]) {
     let mut failures = Vec::new();
     for r in &reports {
         assert!(
-            r.actions == ACTIONS,
+            r.actions == actions,
             "seed {} ran {} actions",
             r.seed,
             r.actions
