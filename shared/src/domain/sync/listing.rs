@@ -254,7 +254,7 @@ pub fn merge(
 mod tests {
     use super::*;
     use crate::domain::model::ItemType;
-    use chrono::TimeZone;
+    use crate::domain::sync::test_support::{at, NOW};
 
     fn merge(
         existing: Option<&Item>,
@@ -264,12 +264,6 @@ mod tests {
     ) -> Merged {
         super::merge(existing, r, ctx, false, new_id)
     }
-
-    fn at(secs: i64) -> DateTime<Utc> {
-        Utc.timestamp_opt(secs, 0).single().unwrap()
-    }
-
-    const NOW: i64 = 1_750_000_000;
 
     fn ctx(backend: &str) -> Listed<'_> {
         Listed {

@@ -30,6 +30,8 @@ pub mod merge;
 mod properties;
 pub mod resume;
 pub mod target;
+#[cfg(test)]
+pub(crate) mod test_support;
 pub mod webhook;
 
 use chrono::{DateTime, TimeZone, Utc};
@@ -243,17 +245,7 @@ pub(crate) fn item_differs(a: &Item, b: &Item) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn ev_item() -> EventItem {
-        let mut guids = Guids::new();
-        guids.insert("imdb".into(), "tt0111161".into());
-        EventItem {
-            kind: Some(ItemType::Movie),
-            backend_item_id: "42".into(),
-            guids,
-            ..Default::default()
-        }
-    }
+    use crate::domain::sync::test_support::ev_item;
 
     #[test]
     fn unplay_evidence_and_play_times() {

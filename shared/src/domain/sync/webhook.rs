@@ -233,15 +233,9 @@ pub fn decide(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::model::{BackendState, ItemType, Source};
+    use crate::domain::model::{BackendState, Source};
     use crate::domain::sync::never;
-    use chrono::TimeZone;
-
-    fn at(secs: i64) -> DateTime<Utc> {
-        Utc.timestamp_opt(secs, 0).single().unwrap()
-    }
-
-    const NOW: i64 = 1_750_000_000;
+    use crate::domain::sync::test_support::{self, at, NOW};
 
     fn ctx(backend: &str) -> Context<'_> {
         Context {
@@ -252,16 +246,11 @@ mod tests {
     }
 
     fn ev_item() -> EventItem {
-        let mut guids = crate::domain::model::Guids::new();
-        guids.insert("imdb".into(), "tt0111161".into());
         EventItem {
-            kind: Some(ItemType::Movie),
-            backend_item_id: "42".into(),
             title: Some("The Film".into()),
             year: Some(1994),
-            guids,
             duration_ms: Some(8_000_000),
-            ..Default::default()
+            ..test_support::ev_item()
         }
     }
 
