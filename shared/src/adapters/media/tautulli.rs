@@ -201,21 +201,21 @@ mod tests {
         // lastViewedAt "" (first viewing): the rules use the time received.
         assert_eq!(e.occurred_at, None);
         let it = item(&e);
-        assert_eq!(it.kind, Some(ItemType::Episode));
-        assert_eq!(it.backend_item_id, "48213");
+        assert_ids(
+            it,
+            Some(ItemType::Episode),
+            "48213",
+            &[],
+            &[
+                ("imdb", "tt28104417"),
+                ("tvdb", "431877"),
+                ("tmdb", "227093"),
+            ],
+            (Some(1), Some(6)),
+        );
         assert_eq!(it.title.as_deref(), Some("Low Water Mark"));
         assert_eq!(it.series_title.as_deref(), Some("The Driftwood Inn"));
         assert_eq!(it.year, Some(2024));
-        assert_eq!((it.season, it.episode), (Some(1), Some(6)));
-        assert_eq!(it.guids, Guids::new());
-        assert_eq!(
-            it.series_guids,
-            guids(&[
-                ("imdb", "tt28104417"),
-                ("tvdb", "431877"),
-                ("tmdb", "227093")
-            ])
-        );
         assert_eq!(it.played, Some(true));
         assert_eq!(it.progress_ms, None);
         assert_eq!(it.duration_ms, Some(2652000));
@@ -237,18 +237,18 @@ mod tests {
         // A date-only lastViewedAt (an earlier viewing) is no event time.
         assert_eq!(e.occurred_at, None);
         let it = item(&e);
-        assert_eq!(it.kind, Some(ItemType::Movie));
-        assert_eq!(it.backend_item_id, "51377");
+        assert_ids(
+            it,
+            Some(ItemType::Movie),
+            "51377",
+            &[("imdb", "tt1587309"), ("tmdb", "62955"), ("tvdb", "24019")],
+            &[],
+            (None, None),
+        );
         assert_eq!(it.title.as_deref(), Some("Brass Lantern"));
         assert_eq!(it.series_title, None);
         // year "" and index/parentIndex "0".
         assert_eq!(it.year, None);
-        assert_eq!((it.season, it.episode), (None, None));
-        assert_eq!(
-            it.guids,
-            guids(&[("imdb", "tt1587309"), ("tmdb", "62955"), ("tvdb", "24019")])
-        );
-        assert_eq!(it.series_guids, Guids::new());
         assert_eq!(it.played, None);
         assert_eq!(it.progress_ms, Some(2700000));
         assert_eq!(it.duration_ms, Some(7740000));

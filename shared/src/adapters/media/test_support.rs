@@ -4,7 +4,7 @@
 use chrono::{DateTime, TimeZone, Utc};
 
 use crate::adapters::media::ParseError;
-use crate::domain::model::{Event, EventItem, Guids, Parsed, Source};
+use crate::domain::model::{Event, EventItem, Guids, ItemType, Parsed, Source};
 
 pub(crate) type ParseFn = fn(&[u8], DateTime<Utc>) -> Result<Parsed, ParseError>;
 
@@ -34,6 +34,24 @@ pub(crate) fn event(parsed: Parsed) -> Event {
 
 pub(crate) fn item(e: &Event) -> &EventItem {
     e.item.as_ref().expect("event has an item")
+}
+
+/// Checks what identifies an event's item: its type, the backend's id, its own and its
+/// show's guids, and its season and episode numbers.
+#[track_caller]
+pub(crate) fn assert_ids(
+    it: &EventItem,
+    kind: Option<ItemType>,
+    backend_item_id: &str,
+    own: &[(&str, &str)],
+    series: &[(&str, &str)],
+    season_episode: (Option<u32>, Option<u32>),
+) {
+    assert_eq!(it.kind, kind);
+    assert_eq!(it.backend_item_id, backend_item_id);
+    assert_eq!(it.guids, guids(own));
+    assert_eq!(it.series_guids, guids(series));
+    assert_eq!((it.season, it.episode), season_episode);
 }
 
 /// `(server_id, user_id)` of an event.

@@ -6,8 +6,8 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{change_from, flip, item_differs, Decision, NoChange};
-use crate::domain::model::{ChangeKind, Item};
+use super::{flip_pushed, item_differs, Decision, NoChange};
+use crate::domain::model::Item;
 
 /// The `via` of a state a person set in the console (no backend may take this name).
 pub const CONSOLE: &str = "console";
@@ -34,9 +34,7 @@ pub fn mark(old: &Item, user: &str, watched: bool, at: DateTime<Utc>) -> Decisio
             None,
         )
     } else {
-        flip(&mut item, watched, at, CONSOLE);
-        // The flip stamped `at` and cleared the position: the change carries both.
-        let mut change = change_from(&item, user, CONSOLE, ChangeKind::Watched);
+        let mut change = flip_pushed(&mut item, watched, at, user, CONSOLE);
         // The console is no backend: the change is pushed to every one of them.
         change.origin = None;
         (None, None, Some(change))
@@ -53,9 +51,9 @@ pub fn mark(old: &Item, user: &str, watched: bool, at: DateTime<Utc>) -> Decisio
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::model::ItemType;
-    use crate::domain::sync::has_unplay;
+    use crate::domain::model::{ChangeKind, ItemType};
     use crate::domain::sync::test_support::{at, item, NOW};
+    use crate::domain::sync::{flip, has_unplay};
 
     fn stored(watched: bool, at_secs: i64) -> Item {
         let mut item = item("item-1", ItemType::Movie, &[], &[], None);

@@ -123,6 +123,18 @@ pub(crate) fn flip(item: &mut Item, watched: bool, at: DateTime<Utc>, backend: &
     item.progress_at = None;
 }
 
+/// A flip on `backend`'s word, with the change that pushes it to the other backends.
+pub(crate) fn flip_pushed(
+    item: &mut Item,
+    watched: bool,
+    at: DateTime<Utc>,
+    user: &str,
+    backend: &str,
+) -> StateChange {
+    flip(item, watched, at, backend);
+    change_from(item, user, backend, ChangeKind::Watched)
+}
+
 /// A newer report of the play state the item already has (a play of a watched item,
 /// an unplay of an unmarked one) moves its stamp, so a late older report of the other
 /// state cannot flip it back.
@@ -227,6 +239,14 @@ pub fn change_from(item: &Item, user: &str, backend: &str, kind: ChangeKind) -> 
         progress_ms: item.progress_ms,
         state_updated_at: item.state_updated_at,
         kind,
+    }
+}
+
+/// Records when `backend` last spoke of the item; callers do it only alongside a real
+/// write, so a repeat of the same state never costs a write for a timestamp.
+pub(crate) fn seen(item: &mut Item, backend: &str, at: DateTime<Utc>) {
+    if let Some(s) = item.backends.get_mut(backend) {
+        s.seen_at = Some(at);
     }
 }
 

@@ -242,10 +242,10 @@ fn build(doc: Doc<'_>) -> Result<Parsed, ParseError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::model::{Guids, ItemType};
+    use crate::domain::model::ItemType;
 
     use crate::adapters::media::test_support::{self as support, event, guids, item, now};
-    use crate::adapters::media::test_support::{parse_file, who};
+    use crate::adapters::media::test_support::{assert_ids, parse_file, who};
 
     fn bad(json: &[u8]) -> String {
         support::bad(parse(json, now()))
@@ -276,16 +276,16 @@ mod tests {
         );
         assert_eq!(e.occurred_at, t("2023-05-07T15:29:57.5131927Z"));
         let i = item(&e);
-        assert_eq!(i.kind, Some(ItemType::Movie));
-        assert_eq!(i.backend_item_id, "7");
+        assert_ids(
+            i,
+            Some(ItemType::Movie),
+            "7",
+            &[("tmdb", "584"), ("imdb", "tt0322259"), ("tvdb", "20800")],
+            &[],
+            (None, None),
+        );
         assert_eq!(i.title.as_deref(), Some("2 Fast 2 Furious"));
         assert_eq!(i.year, Some(2003));
-        assert_eq!(
-            i.guids,
-            guids(&[("tmdb", "584"), ("imdb", "tt0322259"), ("tvdb", "20800")])
-        );
-        assert_eq!(i.series_guids, Guids::new());
-        assert_eq!((i.season, i.episode), (None, None));
         assert_eq!(i.played, None);
         assert_eq!(i.progress_ms, Some(482_496));
         assert_eq!(i.duration_ms, Some(6_455_872));
@@ -311,14 +311,14 @@ mod tests {
         // UserData.LastPlayedDate, not the notification's Date.
         assert_eq!(e.occurred_at, t("2025-03-15T20:38:41Z"));
         let i = item(&e);
-        assert_eq!(i.kind, Some(ItemType::Movie));
-        assert_eq!(i.backend_item_id, "5731");
-        assert_eq!(
-            i.guids,
-            guids(&[("tmdb", "255914"), ("imdb", "tt3170832"), ("tvdb", "4127")])
+        assert_ids(
+            i,
+            Some(ItemType::Movie),
+            "5731",
+            &[("tmdb", "255914"), ("imdb", "tt3170832"), ("tvdb", "4127")],
+            &[],
+            (None, None),
         );
-        assert_eq!(i.series_guids, Guids::new());
-        assert_eq!((i.season, i.episode), (None, None));
         assert_eq!(i.title.as_deref(), Some("Ledger of Ash"));
         assert_eq!(i.year, Some(2014));
         assert_eq!(i.played, Some(true));
@@ -341,15 +341,15 @@ mod tests {
         );
         assert_eq!(e.occurred_at, t("2025-03-15T20:42:37.1840552Z"));
         let i = item(&e);
-        assert_eq!(i.kind, Some(ItemType::Movie));
-        assert_eq!(i.backend_item_id, "5731");
         // "Official Website" is a URL, not an id.
-        assert_eq!(
-            i.guids,
-            guids(&[("tmdb", "255914"), ("imdb", "tt3170832"), ("tvdb", "4127")])
+        assert_ids(
+            i,
+            Some(ItemType::Movie),
+            "5731",
+            &[("tmdb", "255914"), ("imdb", "tt3170832"), ("tvdb", "4127")],
+            &[],
+            (None, None),
         );
-        assert_eq!(i.series_guids, Guids::new());
-        assert_eq!((i.season, i.episode), (None, None));
         assert_eq!(i.played, None);
         assert_eq!(i.progress_ms, Some(1_152_741));
         assert_eq!(i.duration_ms, Some(6_812_035));
@@ -371,12 +371,14 @@ mod tests {
             )
         );
         let i = item(&e);
-        assert_eq!(i.kind, Some(ItemType::Episode));
-        assert_eq!(i.backend_item_id, "318902");
-        assert_eq!(i.guids, guids(&[("tmdb", "4821907")]));
-        assert_eq!(i.series_guids, Guids::new());
-        assert_eq!(i.season, Some(1));
-        assert_eq!(i.episode, Some(7));
+        assert_ids(
+            i,
+            Some(ItemType::Episode),
+            "318902",
+            &[("tmdb", "4821907")],
+            &[],
+            (Some(1), Some(7)),
+        );
         assert_eq!(i.series_title.as_deref(), Some("青石巷"));
         assert_eq!(i.title.as_deref(), Some("第 7 集"));
         assert_eq!(i.played, None);
@@ -393,15 +395,14 @@ mod tests {
         assert_eq!(who(&e), (Some("de5e0a137c1cbb7d8e7d83302fb899f1"), None));
         assert_eq!(e.occurred_at, t("2024-11-03T08:41:17.5031246Z"));
         let i = item(&e);
-        assert_eq!(i.kind, Some(ItemType::Episode));
-        assert_eq!(i.backend_item_id, "2417");
-        assert_eq!(
-            i.guids,
-            guids(&[("tvdb", "10398127"), ("imdb", "tt32508841")])
+        assert_ids(
+            i,
+            Some(ItemType::Episode),
+            "2417",
+            &[("tvdb", "10398127"), ("imdb", "tt32508841")],
+            &[],
+            (Some(1), Some(3)),
         );
-        assert_eq!(i.series_guids, Guids::new());
-        assert_eq!(i.season, Some(1));
-        assert_eq!(i.episode, Some(3));
         assert_eq!(i.series_title.as_deref(), Some("归舟记 (2024)"));
         assert_eq!(i.title.as_deref(), Some("渡口夜话"));
         assert_eq!(i.year, Some(2024));

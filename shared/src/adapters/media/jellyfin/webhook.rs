@@ -325,7 +325,7 @@ mod tests {
     use crate::domain::model::ItemType;
 
     use crate::adapters::media::test_support::{self as support, event, guids, item, now};
-    use crate::adapters::media::test_support::{parse_file, who};
+    use crate::adapters::media::test_support::{assert_ids, parse_file, who};
 
     fn bad(json: &[u8]) -> String {
         support::bad(parse(json, now()))
@@ -354,13 +354,16 @@ mod tests {
             when::from_rfc3339("2023-01-04T06:36:12.853591Z")
         );
         let i = item(&e);
-        assert_eq!(i.kind, Some(ItemType::Movie));
-        assert_eq!(i.backend_item_id, "9871a124b152901edc3aafa0f374d14e");
+        assert_ids(
+            i,
+            Some(ItemType::Movie),
+            "9871a124b152901edc3aafa0f374d14e",
+            &[("tmdb", "593643"), ("imdb", "tt9764362")],
+            &[],
+            (None, None),
+        );
         assert_eq!(i.title.as_deref(), Some("The Menu"));
         assert_eq!(i.year, Some(2022));
-        assert_eq!(i.guids, guids(&[("tmdb", "593643"), ("imdb", "tt9764362")]));
-        assert_eq!(i.series_guids, Guids::new());
-        assert_eq!((i.season, i.episode), (None, None));
         assert_eq!(i.series_title, None);
         assert_eq!(i.played, Some(true));
         assert_eq!(i.progress_ms, None);
@@ -400,17 +403,17 @@ mod tests {
             when::from_rfc3339("2025-01-19T21:20:15.0134275Z")
         );
         let i = item(&e);
-        assert_eq!(i.kind, Some(ItemType::Movie));
-        assert_eq!(i.backend_item_id, "42685592c6a59cf2e88dfe5a6d584b1e");
+        assert_ids(
+            i,
+            Some(ItemType::Movie),
+            "42685592c6a59cf2e88dfe5a6d584b1e",
+            &[("tmdb", "940721"), ("imdb", "tt23289160")],
+            &[],
+            (None, None),
+        );
         assert_eq!(i.title.as_deref(), Some("Big Green Monster"));
         assert_eq!(i.year, Some(2020));
         // Provider_tmdbcollection is a collection, not this movie: left out.
-        assert_eq!(
-            i.guids,
-            guids(&[("tmdb", "940721"), ("imdb", "tt23289160")])
-        );
-        assert_eq!(i.series_guids, Guids::new());
-        assert_eq!((i.season, i.episode), (None, None));
         assert_eq!(i.played, None);
         assert_eq!(i.progress_ms, None);
         assert_eq!(i.duration_ms, Some(7_478_721));
@@ -438,12 +441,14 @@ mod tests {
             when::from_rfc3339("2025-09-02T19:38:51.4029186Z")
         );
         let i = item(&e);
-        assert_eq!(i.kind, Some(ItemType::Episode));
-        assert_eq!(i.backend_item_id, "d4092836b8a1db8e10d3e21f231ba38d");
-        assert_eq!(i.guids, guids(&[("anidb", "281407")]));
-        assert_eq!(i.series_guids, Guids::new());
-        assert_eq!(i.season, Some(1));
-        assert_eq!(i.episode, Some(3));
+        assert_ids(
+            i,
+            Some(ItemType::Episode),
+            "d4092836b8a1db8e10d3e21f231ba38d",
+            &[("anidb", "281407")],
+            &[],
+            (Some(1), Some(3)),
+        );
         assert_eq!(i.series_title.as_deref(), Some("Ninefold Orbit"));
         assert_eq!(i.title.as_deref(), Some("Signal Fire"));
         assert_eq!(i.played, Some(false));
@@ -459,11 +464,14 @@ mod tests {
         assert_eq!(e.action, Action::Added);
         assert_eq!(who(&e), (Some("946634189a0d7086bd2fcb18997d21a5"), None));
         let i = item(&e);
-        assert_eq!(i.kind, Some(ItemType::Movie));
-        assert_eq!(i.backend_item_id, "60bf293184cd22d9cb715c163db1453e");
-        assert_eq!(i.guids, guids(&[("tmdb", "80417"), ("imdb", "tt0471953")]));
-        assert_eq!(i.series_guids, Guids::new());
-        assert_eq!((i.season, i.episode), (None, None));
+        assert_ids(
+            i,
+            Some(ItemType::Movie),
+            "60bf293184cd22d9cb715c163db1453e",
+            &[("tmdb", "80417"), ("imdb", "tt0471953")],
+            &[],
+            (None, None),
+        );
         assert_eq!(i.title.as_deref(), Some("雾港疑云"));
         assert_eq!(i.year, Some(2006));
         assert_eq!(i.played, None);
@@ -486,15 +494,14 @@ mod tests {
             )
         );
         let i = item(&e);
-        assert_eq!(i.kind, Some(ItemType::Episode));
-        assert_eq!(i.backend_item_id, "3a39b04cc35adf7731ddb422d5627413");
-        assert_eq!(
-            i.guids,
-            guids(&[("tvdb", "10284163"), ("imdb", "tt27411094")])
+        assert_ids(
+            i,
+            Some(ItemType::Episode),
+            "3a39b04cc35adf7731ddb422d5627413",
+            &[("tvdb", "10284163"), ("imdb", "tt27411094")],
+            &[],
+            (Some(2), Some(5)),
         );
-        assert_eq!(i.series_guids, Guids::new());
-        assert_eq!(i.season, Some(2));
-        assert_eq!(i.episode, Some(5));
         assert_eq!(i.series_title.as_deref(), Some("Glasshouse"));
         // PlayedToCompletion false reports nothing.
         assert_eq!(i.played, None);

@@ -369,21 +369,21 @@ mod tests {
         );
         assert_eq!(e.occurred_at, when::from_unix(1741790412));
         let it = item(&e);
-        assert_eq!(it.kind, Some(ItemType::Episode));
-        assert_eq!(it.backend_item_id, "61587");
+        assert_ids(
+            it,
+            Some(ItemType::Episode),
+            "61587",
+            &[
+                ("imdb", "tt31847206"),
+                ("tmdb", "5218834"),
+                ("tvdb", "10594417"),
+            ],
+            &[],
+            (Some(2), Some(3)),
+        );
         assert_eq!(it.title.as_deref(), Some("The Lantern Keeper's Bargain"));
         assert_eq!(it.series_title.as_deref(), Some("灯守之城"));
         assert_eq!(it.year, Some(2024));
-        assert_eq!((it.season, it.episode), (Some(2), Some(3)));
-        assert_eq!(
-            it.guids,
-            guids(&[
-                ("imdb", "tt31847206"),
-                ("tmdb", "5218834"),
-                ("tvdb", "10594417")
-            ])
-        );
-        assert_eq!(it.series_guids, Guids::new());
         assert_eq!(it.played, Some(true));
         assert_eq!(it.progress_ms, None);
         assert_eq!(it.duration_ms, Some(1440000));
@@ -404,20 +404,20 @@ mod tests {
         // lastViewedAt dates an earlier viewing, not this resume.
         assert_eq!(e.occurred_at, None);
         let it = item(&e);
-        assert_eq!(it.kind, Some(ItemType::Episode));
-        assert_eq!(it.backend_item_id, "37106");
-        assert_eq!(it.title.as_deref(), Some("Lighthouse"));
-        assert_eq!(it.series_title.as_deref(), Some("Pip and Pebble"));
-        assert_eq!((it.season, it.episode), (Some(2), Some(9)));
-        assert_eq!(
-            it.guids,
-            guids(&[
+        assert_ids(
+            it,
+            Some(ItemType::Episode),
+            "37106",
+            &[
                 ("imdb", "tt12736418"),
                 ("tmdb", "2284917"),
-                ("tvdb", "7903362")
-            ])
+                ("tvdb", "7903362"),
+            ],
+            &[],
+            (Some(2), Some(9)),
         );
-        assert_eq!(it.series_guids, Guids::new());
+        assert_eq!(it.title.as_deref(), Some("Lighthouse"));
+        assert_eq!(it.series_title.as_deref(), Some("Pip and Pebble"));
         // No viewCount: Plex omits zero counts.
         assert_eq!(it.played, Some(false));
         assert_eq!(it.progress_ms, Some(318000));
@@ -435,17 +435,17 @@ mod tests {
         );
         assert_eq!(e.occurred_at, None);
         let it = item(&e);
-        assert_eq!(it.kind, Some(ItemType::Movie));
-        assert_eq!(it.backend_item_id, "38560");
+        assert_ids(
+            it,
+            Some(ItemType::Movie),
+            "38560",
+            &[("imdb", "tt8930465"), ("tmdb", "551207"), ("tvdb", "14806")],
+            &[],
+            (None, None),
+        );
         assert_eq!(it.title.as_deref(), Some("Quiet Meridian"));
         assert_eq!(it.series_title, None);
         assert_eq!(it.year, Some(2019));
-        assert_eq!((it.season, it.episode), (None, None));
-        assert_eq!(
-            it.guids,
-            guids(&[("imdb", "tt8930465"), ("tmdb", "551207"), ("tvdb", "14806")])
-        );
-        assert_eq!(it.series_guids, Guids::new());
         assert_eq!(it.played, Some(false));
         assert_eq!(it.progress_ms, None);
         assert_eq!(it.duration_ms, Some(6642000));
@@ -500,11 +500,14 @@ mod tests {
         assert_eq!(who(&e), (Some("test-server-uuid-12345"), Some("12345")));
         assert_eq!(e.occurred_at, when::from_unix(1767117106));
         let it = item(&e);
-        assert_eq!(it.kind, Some(ItemType::Episode));
-        assert_eq!(it.backend_item_id, "31444");
-        assert_eq!(it.guids, Guids::new());
-        assert_eq!(it.series_guids, guids(&[("tvdb", "81797")]));
-        assert_eq!((it.season, it.episode), (Some(22), Some(70)));
+        assert_ids(
+            it,
+            Some(ItemType::Episode),
+            "31444",
+            &[],
+            &[("tvdb", "81797")],
+            (Some(22), Some(70)),
+        );
         assert_eq!(it.series_title.as_deref(), Some("One Piece"));
         assert_eq!(it.title.as_deref(), Some("HDTV- - Please"));
         assert_eq!(it.played, Some(true));
@@ -526,17 +529,17 @@ mod tests {
         );
         assert_eq!(e.occurred_at, when::from_unix(1654975910));
         let it = item(&e);
-        assert_eq!(it.kind, Some(ItemType::Movie));
-        assert_eq!(it.backend_item_id, "26697");
+        assert_ids(
+            it,
+            Some(ItemType::Movie),
+            "26697",
+            &[("imdb", "tt0090728"), ("tmdb", "6978"), ("tvdb", "1876")],
+            &[],
+            (None, None),
+        );
         assert_eq!(it.title.as_deref(), Some("Big Trouble in Little China"));
         assert_eq!(it.year, Some(1986));
-        assert_eq!((it.season, it.episode), (None, None));
         // `plex://movie/..` is server-private; the `imdb:\/\/..` ids are real.
-        assert_eq!(
-            it.guids,
-            guids(&[("imdb", "tt0090728"), ("tmdb", "6978"), ("tvdb", "1876")])
-        );
-        assert_eq!(it.series_guids, Guids::new());
         assert_eq!(it.played, Some(true));
         assert_eq!(it.duration_ms, Some(5940000));
     }
