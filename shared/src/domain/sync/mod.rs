@@ -202,18 +202,19 @@ pub fn enrich(item: &mut Item, meta: Meta<'_>) {
     }
 }
 
-/// A new item made from a report's metadata, with no play state yet ("never").
+/// A new item made from a report's metadata (what [`enrich`] would add to an empty
+/// item), with no play state yet ("never").
 pub(crate) fn new_item(id: String, kind: ItemType, meta: Meta<'_>) -> Item {
-    let mut item = Item {
+    Item {
         id,
         kind,
-        title: None,
-        year: None,
-        series_title: None,
-        season: None,
-        episode: None,
-        guids: Guids::new(),
-        series_guids: Guids::new(),
+        title: meta.title.cloned(),
+        year: meta.year,
+        series_title: meta.series_title.cloned(),
+        season: meta.season,
+        episode: meta.episode,
+        guids: meta.guids.clone(),
+        series_guids: meta.series_guids.clone(),
         watched: false,
         state_updated_at: never(),
         unplayed_at: None,
@@ -222,9 +223,7 @@ pub(crate) fn new_item(id: String, kind: ItemType, meta: Meta<'_>) -> Item {
         via: None,
         backends: Default::default(),
         version: 0,
-    };
-    enrich(&mut item, meta);
-    item
+    }
 }
 
 /// The change record of an item's current state, coming from `backend`.
