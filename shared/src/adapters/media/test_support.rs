@@ -1,10 +1,13 @@
 //! What the webhook parsers' tests share: fixtures, a fixed time received, readers of a
-//! parse result, and the check of `tests/fixtures/written/cases.json`.
+//! parse result, the check of `tests/fixtures/written/cases.json`, and the check of the
+//! parses stated field by field in `tests/fixtures/expected/`.
 
 use chrono::{DateTime, TimeZone, Utc};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 
 use crate::adapters::media::ParseError;
-use crate::domain::model::{Event, EventItem, Guids, ItemType, Parsed, Source};
+use crate::domain::model::{Event, EventItem, Guids, Parsed, Source};
 
 pub(crate) type ParseFn = fn(&[u8], DateTime<Utc>) -> Result<Parsed, ParseError>;
 
@@ -34,24 +37,6 @@ pub(crate) fn event(parsed: Parsed) -> Event {
 
 pub(crate) fn item(e: &Event) -> &EventItem {
     e.item.as_ref().expect("event has an item")
-}
-
-/// Checks what identifies an event's item: its type, the backend's id, its own and its
-/// show's guids, and its season and episode numbers.
-#[track_caller]
-pub(crate) fn assert_ids(
-    it: &EventItem,
-    kind: Option<ItemType>,
-    backend_item_id: &str,
-    own: &[(&str, &str)],
-    series: &[(&str, &str)],
-    season_episode: (Option<u32>, Option<u32>),
-) {
-    assert_eq!(it.kind, kind);
-    assert_eq!(it.backend_item_id, backend_item_id);
-    assert_eq!(it.guids, guids(own));
-    assert_eq!(it.series_guids, guids(series));
-    assert_eq!((it.season, it.episode), season_episode);
 }
 
 /// `(server_id, user_id)` of an event.
@@ -157,4 +142,39 @@ pub(crate) fn check_cases(source: &str, parse: ParseFn) -> usize {
         }
     }
     checked
+}
+
+/// Checks every parse stated in `tests/fixtures/expected/{source}.json`: each field an
+/// entry names, of the event and of its item, is as stated (a field left out is not
+/// checked); returns how many entries were checked.
+pub(crate) fn check_expected(source: &str, parse: ParseFn) -> usize {
+    let path = format!("expected/{source}.json");
+    let cases: serde_json::Value =
+        serde_json::from_slice(&fixture(&path)).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let cases = cases.as_array().expect("a list of expected parses");
+    for case in cases {
+        let name = case["test"].as_str().expect("test name");
+        let file = case["fixture"].as_str().expect("fixture");
+        let e = event(parse_file(parse, file));
+        assert_fields(&e, &case["event"], name);
+        assert_fields(item(&e), &case["item"], name);
+    }
+    cases.len()
+}
+
+/// Each stated field, put in place of `got`'s own, leaves `got` unchanged: the stated
+/// values are read as the types read them (times, enums), not compared as text.
+fn assert_fields<T>(got: &T, want: &serde_json::Value, name: &str)
+where
+    T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug,
+{
+    let as_json = serde_json::to_value(got).expect("serializable");
+    for (field, value) in want.as_object().expect("fields by name") {
+        assert!(as_json.get(field).is_some(), "{name}: no field {field}");
+        let mut stated = as_json.clone();
+        stated[field] = value.clone();
+        let stated: T =
+            serde_json::from_value(stated).unwrap_or_else(|e| panic!("{name}: {field}: {e}"));
+        assert_eq!(&stated, got, "{name}: {field}");
+    }
 }
