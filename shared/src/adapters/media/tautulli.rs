@@ -183,23 +183,12 @@ mod tests {
     /// The parses stated field by field in `tests/fixtures/expected/tautulli.json`.
     #[test]
     fn expected_parses() {
-        assert_eq!(check_expected("tautulli", parse), 2);
+        assert_eq!(check_expected("tautulli", parse), 3);
     }
 
     #[test]
     fn written_cases() {
         assert_eq!(check_cases("tautulli", parse), 2);
-    }
-
-    #[test]
-    fn raw_template_is_ignored_as_unfilled() {
-        let (source, raw, reason) = ignored(parse_file(parse, "webhooks/tautulli/template.json"));
-        assert_eq!(source, Source::Tautulli);
-        assert_eq!(raw, "tautulli.{action}");
-        assert_eq!(
-            reason,
-            "event tautulli.{action} is not synced: it holds an unfilled template placeholder"
-        );
     }
 
     #[test]

@@ -7,7 +7,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::adapters::media::ParseError;
-use crate::domain::model::{Event, EventItem, Guids, Parsed, Source};
+use crate::domain::model::{Action, Event, EventItem, Guids, Parsed, Source};
 
 pub(crate) type ParseFn = fn(&[u8], DateTime<Utc>) -> Result<Parsed, ParseError>;
 
@@ -27,6 +27,14 @@ pub(crate) fn parse_file(parse: ParseFn, path: &str) -> Parsed {
 }
 
 pub(crate) use crate::domain::guid::from_pairs as guids;
+
+/// The action `body` parses to, or the reason it is ignored.
+pub(crate) fn action_of(parse: ParseFn, body: &[u8]) -> Result<Action, String> {
+    match parse(body, now()).unwrap() {
+        Parsed::Event(e) => Ok(e.action),
+        Parsed::Ignored { reason, .. } => Err(reason),
+    }
+}
 
 pub(crate) fn event(parsed: Parsed) -> Event {
     match parsed {
@@ -146,7 +154,8 @@ pub(crate) fn check_cases(source: &str, parse: ParseFn) -> usize {
 
 /// Checks every parse stated in `tests/fixtures/expected/{source}.json`: each field an
 /// entry names, of the event and of its item, is as stated (a field left out is not
-/// checked); returns how many entries were checked.
+/// checked); an `ignored` entry states the source, event name and reason (whole, or a
+/// part in `reason_contains`). Returns how many entries were checked.
 pub(crate) fn check_expected(source: &str, parse: ParseFn) -> usize {
     let path = format!("expected/{source}.json");
     let cases: serde_json::Value =
@@ -155,6 +164,21 @@ pub(crate) fn check_expected(source: &str, parse: ParseFn) -> usize {
     for case in cases {
         let name = case["test"].as_str().expect("test name");
         let file = case["fixture"].as_str().expect("fixture");
+        if let Some(want) = case.get("ignored") {
+            let (source, raw_event, reason) = ignored(parse_file(parse, file));
+            assert_eq!(
+                serde_json::to_value(source).expect("source"),
+                want["source"],
+                "{name}: source"
+            );
+            assert_eq!(raw_event, want["raw_event"], "{name}: raw_event");
+            match (want["reason"].as_str(), want["reason_contains"].as_str()) {
+                (Some(exact), _) => assert_eq!(reason, exact, "{name}: reason"),
+                (None, Some(part)) => assert!(reason.contains(part), "{name}: {reason}"),
+                (None, None) => panic!("{name}: states no reason"),
+            }
+            continue;
+        }
         let e = event(parse_file(parse, file));
         assert_fields(&e, &case["event"], name);
         assert_fields(item(&e), &case["item"], name);

@@ -254,9 +254,7 @@ mod tests {
         Some(when::from_rfc3339(s).unwrap())
     }
 
-    // ---- published capture ----
-
-    // ---- written fixtures (expectations from written/cases.json) ----
+    // ---- published captures and written fixtures ----
 
     /// The parses stated field by field in `tests/fixtures/expected/emby.json`.
     #[test]
@@ -287,10 +285,7 @@ mod tests {
     }
 
     fn action_of(json: &[u8]) -> Result<Action, String> {
-        match parse(json, now()).unwrap() {
-            Parsed::Event(e) => Ok(e.action),
-            Parsed::Ignored { reason, .. } => Err(reason),
-        }
+        support::action_of(parse, json)
     }
 
     #[test]

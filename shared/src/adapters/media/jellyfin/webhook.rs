@@ -330,7 +330,7 @@ mod tests {
         support::bad(parse(json, now()))
     }
 
-    // ---- published captures ----
+    // ---- published captures and written fixtures ----
 
     /// The parses stated field by field in `tests/fixtures/expected/jellyfin.json`.
     #[test]
@@ -357,8 +357,6 @@ mod tests {
         }
     }
 
-    // ---- written fixtures (expectations from written/cases.json) ----
-
     // ---- event table ----
 
     fn minimal(event: &str, extra: &str) -> Vec<u8> {
@@ -369,10 +367,7 @@ mod tests {
     }
 
     fn action_of(json: &[u8]) -> Result<Action, String> {
-        match parse(json, now()).unwrap() {
-            Parsed::Event(e) => Ok(e.action),
-            Parsed::Ignored { reason, .. } => Err(reason),
-        }
+        support::action_of(parse, json)
     }
 
     #[test]

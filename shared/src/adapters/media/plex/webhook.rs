@@ -349,51 +349,12 @@ mod tests {
     /// The parses stated field by field in `tests/fixtures/expected/plex.json`.
     #[test]
     fn expected_parses() {
-        assert_eq!(check_expected("plex", parse), 5);
+        assert_eq!(check_expected("plex", parse), 8);
     }
 
     #[test]
     fn written_cases() {
         assert_eq!(check_cases("plex", parse), 4);
-    }
-
-    #[test]
-    fn written_music_track_is_ignored() {
-        let (source, raw, reason) = ignored(parse_file(
-            parse,
-            "written/plex/media.play-track-music.json",
-        ));
-        assert_eq!(source, Source::Plex);
-        assert_eq!(raw, "media.play");
-        assert!(
-            reason.contains("item type track (music library)"),
-            "{reason}"
-        );
-    }
-
-    #[test]
-    fn published_music_track_is_ignored() {
-        let (source, raw, reason) = ignored(parse_file(
-            parse,
-            "webhooks/plex/media.play-track-plexdocs-telegraf.json",
-        ));
-        assert_eq!(source, Source::Plex);
-        assert_eq!(raw, "media.play");
-        assert!(
-            reason.contains("item type track (music library)"),
-            "{reason}"
-        );
-    }
-
-    #[test]
-    fn published_rate_is_ignored() {
-        let (source, raw, reason) = ignored(parse_file(
-            parse,
-            "webhooks/plex/media.rate-movie-plexguid-movary-edited.json",
-        ));
-        assert_eq!(source, Source::Plex);
-        assert_eq!(raw, "media.rate");
-        assert_eq!(reason, "event media.rate is not synced");
     }
 
     fn minimal(event: &str, metadata: &str) -> Vec<u8> {
