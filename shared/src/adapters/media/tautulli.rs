@@ -13,15 +13,11 @@
 //! - `tautulli.created` (recently added) is about no user: its user id is dropped.
 //! - For a movie `index`/`parentIndex` are `"0"` and `year` is `""`.
 
-use std::borrow::Cow;
-
 use chrono::{DateTime, Utc};
 
-use crate::adapters::media::lenient::{read_object, Scalar};
+use crate::adapters::media::lenient::read_object;
 use crate::adapters::media::plex::dto::Payload;
-use crate::adapters::media::plex::webhook::{
-    event_item, event_name, item_type, rating_key, AgentIds,
-};
+use crate::adapters::media::plex::webhook::{event_item, event_name, typed_item, AgentIds};
 use crate::adapters::media::{ParseError, Unread};
 use crate::domain::guid;
 use crate::domain::model::{Action, Event, ItemType, Parsed, Source};
@@ -72,7 +68,7 @@ pub fn parse(json: &[u8], received_at: DateTime<Utc>) -> Result<Parsed, ParseErr
     // The rules put the time received in place of a missing payload time.
     let _ = received_at;
     let source = Source::Tautulli;
-    let payload: Payload = read_object(source, json)?;
+    let mut payload: Payload = read_object(source, json)?;
     let event = event_name(source, &payload.event)?;
 
     let action = match action_of(&event) {
@@ -87,14 +83,12 @@ pub fn parse(json: &[u8], received_at: DateTime<Utc>) -> Result<Parsed, ParseErr
         }
     };
 
-    let md = payload
-        .metadata
-        .ok_or_else(|| ParseError::bad(format!("Tautulli {event} payload has no Metadata")))?;
-    let kind = match item_type(source, &event, &md.kind, &Scalar::Absent)? {
-        Ok(kind) => kind,
+    // The template carries no library section type: the item's type alone tells.
+    let typed = typed_item(source, "Tautulli", &event, payload.metadata.take(), false)?;
+    let (md, kind, backend_item_id) = match typed {
+        Ok(typed) => typed,
         Err(reason) => return Ok(Parsed::ignored(source, event, reason)),
     };
-    let backend_item_id = rating_key(source, &event, kind, &md.rating_key)?;
 
     let mut ids = AgentIds::default();
     // `{guid}` is the item's own Plex guid: a legacy agent guid counts like in Plex.
@@ -121,18 +115,14 @@ pub fn parse(json: &[u8], received_at: DateTime<Utc>) -> Result<Parsed, ParseErr
     // `Account` (empty, or whoever Tautulli puts there), which is not a viewer.
     let user_id = match action {
         Action::Added => None,
-        _ => payload
-            .account
-            .and_then(|a| a.id.filled().map(Cow::into_owned)),
+        _ => payload.account_id(),
     };
 
     Ok(Parsed::Event(Event {
         // The player paused or stopped: its position is a resume point.
         paused: matches!(event.as_ref(), "tautulli.pause" | "tautulli.stop"),
         source,
-        server_id: payload
-            .server
-            .and_then(|s| s.uuid.filled().map(Cow::into_owned)),
+        server_id: payload.server_id(),
         user_id,
         action,
         raw_event: event.into_owned(),

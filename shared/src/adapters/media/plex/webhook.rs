@@ -88,7 +88,7 @@ pub fn parse(json: &[u8], received_at: DateTime<Utc>) -> Result<Parsed, ParseErr
     // only reports the payload's own time.
     let _ = received_at;
     let source = Source::Plex;
-    let payload: Payload = read_object(source, json)?;
+    let mut payload: Payload = read_object(source, json)?;
     let event = event_name(source, &payload.event)?;
 
     let action = match action_of(&event) {
@@ -99,14 +99,11 @@ pub fn parse(json: &[u8], received_at: DateTime<Utc>) -> Result<Parsed, ParseErr
         }
     };
 
-    let md = payload
-        .metadata
-        .ok_or_else(|| ParseError::bad(format!("Plex {event} payload has no Metadata")))?;
-    let kind = match item_type(source, &event, &md.kind, &md.library_section_type)? {
-        Ok(kind) => kind,
-        Err(reason) => return Ok(Parsed::ignored(source, event, reason)),
-    };
-    let backend_item_id = rating_key(source, &event, kind, &md.rating_key)?;
+    let (md, kind, backend_item_id) =
+        match typed_item(source, "Plex", &event, payload.metadata.take(), true)? {
+            Ok(typed) => typed,
+            Err(reason) => return Ok(Parsed::ignored(source, event, reason)),
+        };
 
     let mut ids = AgentIds::default();
     // The legacy agent guid first, so the new agent's `Guid[]` wins where both name the
@@ -146,12 +143,8 @@ pub fn parse(json: &[u8], received_at: DateTime<Utc>) -> Result<Parsed, ParseErr
         // The player paused or stopped: its position is a resume point.
         paused: matches!(event.as_ref(), "media.pause" | "media.stop"),
         source,
-        server_id: payload
-            .server
-            .and_then(|s| s.uuid.filled().map(Cow::into_owned)),
-        user_id: payload
-            .account
-            .and_then(|a| a.id.filled().map(Cow::into_owned)),
+        server_id: payload.server_id(),
+        user_id: payload.account_id(),
         action,
         raw_event: event.into_owned(),
         occurred_at,
@@ -223,6 +216,31 @@ pub(crate) fn item_type(
         Some(lib) => format!("item type {t} ({lib}) is not synced; only movies and episodes are"),
         None => format!("item type {t} is not synced; only movies and episodes are"),
     }))
+}
+
+/// The item a Plex-shaped payload is about: its `Metadata` (required), its type (or
+/// why it is not synced) and its ratingKey. `vendor` names the sender in errors;
+/// `read_section` says whether `librarySectionType` may tell the library.
+pub(crate) fn typed_item<'a>(
+    source: Source,
+    vendor: &str,
+    event: &str,
+    metadata: Option<Metadata<'a>>,
+    read_section: bool,
+) -> Result<Result<(Metadata<'a>, ItemType, String), String>, ParseError> {
+    let md = metadata
+        .ok_or_else(|| ParseError::bad(format!("{vendor} {event} payload has no Metadata")))?;
+    let section = if read_section {
+        &md.library_section_type
+    } else {
+        &Scalar::Absent
+    };
+    let kind = match item_type(source, event, &md.kind, section)? {
+        Ok(kind) => kind,
+        Err(reason) => return Ok(Err(reason)),
+    };
+    let backend_item_id = rating_key(source, event, kind, &md.rating_key)?;
+    Ok(Ok((md, kind, backend_item_id)))
 }
 
 /// `Metadata.ratingKey`, the item's id on its server: required.
