@@ -492,33 +492,16 @@ mod tests {
 
     #[test]
     fn other_item_types_are_ignored_with_their_type() {
-        let (_, _, reason) = ignored(
-            parse(
-                &minimal("media.scrobble", r#"{"ratingKey":"1","type":"show"}"#),
-                now(),
-            )
-            .unwrap(),
-        );
-        assert!(reason.contains("item type show is not synced"), "{reason}");
-        let (_, _, reason) = ignored(
-            parse(
-                &minimal("media.play", r#"{"ratingKey":"1","type":"clip"}"#),
-                now(),
-            )
-            .unwrap(),
-        );
-        assert!(reason.contains("item type clip"), "{reason}");
-        let (_, _, reason) = ignored(
-            parse(
-                &minimal("library.new", r#"{"ratingKey":"1","type":"photo"}"#),
-                now(),
-            )
-            .unwrap(),
-        );
-        assert!(
-            reason.contains("item type photo (photo library)"),
-            "{reason}"
-        );
+        let cases = [
+            ("media.scrobble", "show", "item type show is not synced"),
+            ("media.play", "clip", "item type clip"),
+            ("library.new", "photo", "item type photo (photo library)"),
+        ];
+        for (event, kind, says) in cases {
+            let metadata = format!(r#"{{"ratingKey":"1","type":"{kind}"}}"#);
+            let (_, _, reason) = ignored(parse(&minimal(event, &metadata), now()).unwrap());
+            assert!(reason.contains(says), "{reason}");
+        }
     }
 
     #[test]
