@@ -17,51 +17,23 @@ use chrono::{DateTime, Utc};
 
 use crate::adapters::media::lenient::read_object;
 use crate::adapters::media::plex::dto::Payload;
-use crate::adapters::media::plex::webhook::{event_item, event_name, typed_item, AgentIds};
+use crate::adapters::media::plex::webhook::{
+    event_item, event_name, typed_item, AgentIds, PLEX_SHAPED_UNREAD,
+};
 use crate::adapters::media::{ParseError, Unread};
 use crate::domain::guid;
 use crate::domain::model::{Action, Event, ItemType, Parsed, Source};
 
 /// What the delivery log leaves out of a Tautulli payload ([`super::for_log`]): the
-/// template's texts, image paths, keys and dates, the file, the account's picture and
-/// the player. Unread.
+/// Plex-shaped part, and the template's file and slug. Unread.
 pub(crate) const UNREAD: &[Unread] = &[
     Unread {
         object: "Metadata",
-        names: &[
-            "summary",
-            "tagline",
-            "thumb",
-            "art",
-            "parentThumb",
-            "grandparentThumb",
-            "grandparentArt",
-            "grandparentTheme",
-            "file",
-            "file_size",
-            "key",
-            "parentKey",
-            "grandparentKey",
-            "librarySectionKey",
-            "grandparentSlug",
-            "contentRating",
-            "audienceRating",
-            "audienceRatingImage",
-            "userRating",
-            "skipCount",
-            "originallyAvailableAt",
-            "addedAt",
-            "updatedAt",
-        ],
+        names: &["file", "file_size", "grandparentSlug"],
     },
-    Unread {
-        object: "Account",
-        names: &["thumb"],
-    },
-    Unread {
-        object: "",
-        names: &["Player"],
-    },
+    PLEX_SHAPED_UNREAD[0],
+    PLEX_SHAPED_UNREAD[1],
+    PLEX_SHAPED_UNREAD[2],
 ];
 
 pub fn parse(json: &[u8], received_at: DateTime<Utc>) -> Result<Parsed, ParseError> {

@@ -19,11 +19,54 @@ use crate::domain::guid::{self, AgentGuid};
 use crate::domain::model::{Action, Event, EventItem, Guids, ItemType, Parsed, Source};
 use crate::domain::when;
 
-/// What the delivery log leaves out of a Plex payload ([`super::super::for_log`]):
-/// `Metadata`'s tag lists (cast and crew, genres, ratings, labels, chapters: the cast
-/// alone is half of a movie's payload), its texts, image paths, keys and dates, the
-/// account's picture and the player. The parser reads none of them.
+/// What a Plex-shaped payload (Plex's, or Tautulli's template of it) carries and no
+/// parser reads: `Metadata`'s texts, image paths, keys and dates, the account's
+/// picture and the player (a person's name and address). Each sender's `UNREAD` adds
+/// its own.
+pub(crate) const PLEX_SHAPED_UNREAD: [Unread; 3] = [
+    Unread {
+        object: "Metadata",
+        names: &[
+            "summary",
+            "tagline",
+            "thumb",
+            "art",
+            "parentThumb",
+            "grandparentThumb",
+            "grandparentArt",
+            "grandparentTheme",
+            "key",
+            "parentKey",
+            "grandparentKey",
+            "librarySectionKey",
+            "contentRating",
+            "audienceRating",
+            "audienceRatingImage",
+            "userRating",
+            "skipCount",
+            "originallyAvailableAt",
+            "addedAt",
+            "updatedAt",
+        ],
+    },
+    Unread {
+        object: "Account",
+        names: &["thumb"],
+    },
+    Unread {
+        object: "",
+        names: &["Player"],
+    },
+];
+
+/// What the delivery log leaves out of a Plex payload ([`super::super::for_log`]): the
+/// Plex-shaped part, and `Metadata`'s tag lists (cast and crew, genres, ratings,
+/// labels, chapters: the cast alone is half of a movie's payload) and Plex's own texts
+/// and keys. The parser reads none of them.
 pub(crate) const UNREAD: &[Unread] = &[
+    PLEX_SHAPED_UNREAD[0],
+    PLEX_SHAPED_UNREAD[1],
+    PLEX_SHAPED_UNREAD[2],
     Unread {
         object: "Metadata",
         names: &[
@@ -44,42 +87,13 @@ pub(crate) const UNREAD: &[Unread] = &[
             "UltraBlurColors",
             "Chapter",
             "Marker",
-            "summary",
-            "tagline",
-            "parentThumb",
-            "grandparentThumb",
-            "thumb",
-            "art",
-            "grandparentArt",
-            "grandparentTheme",
             "theme",
-            "audienceRatingImage",
             "ratingImage",
             "primaryExtraKey",
             "chapterSource",
-            "key",
-            "parentKey",
-            "grandparentKey",
-            "librarySectionKey",
             "librarySectionID",
             "studio",
-            "contentRating",
-            "audienceRating",
-            "userRating",
-            "skipCount",
-            "originallyAvailableAt",
-            "addedAt",
-            "updatedAt",
         ],
-    },
-    Unread {
-        object: "Account",
-        names: &["thumb"],
-    },
-    // The player's name and address (a person's IP): no parser reads it.
-    Unread {
-        object: "",
-        names: &["Player"],
     },
 ];
 
