@@ -79,30 +79,14 @@ impl RemoteItem {
 mod tests {
     use super::*;
     use chrono::TimeZone;
-    use std::collections::BTreeMap;
 
     use crate::domain::guid::from_pairs as guids;
 
     fn stored(kind: ItemType) -> Item {
-        Item {
-            id: "i1".into(),
-            kind,
-            title: Some("Title".into()),
-            year: None,
-            series_title: None,
-            season: None,
-            episode: None,
-            guids: Guids::new(),
-            series_guids: Guids::new(),
-            watched: false,
-            state_updated_at: Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap(),
-            unplayed_at: None,
-            progress_ms: None,
-            progress_at: None,
-            via: None,
-            backends: BTreeMap::new(),
-            version: 0,
-        }
+        let mut item = crate::domain::sync::test_support::item("i1", kind, &[], &[], None);
+        item.title = Some("Title".into());
+        item.state_updated_at = Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap();
+        item
     }
 
     #[test]

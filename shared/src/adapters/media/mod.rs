@@ -237,6 +237,7 @@ pub fn parse(
 /// source's delivery record fits one DynamoDB write unit (docs/PERFORMANCE.md, "Cost").
 /// `object` names the member that holds them (`""`: the top level); a name ending in
 /// `*` is a prefix. Each server's folder lists its own.
+#[derive(Clone, Copy)]
 pub(crate) struct Unread {
     pub object: &'static str,
     pub names: &'static [&'static str],

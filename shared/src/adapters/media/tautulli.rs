@@ -13,66 +13,34 @@
 //! - `tautulli.created` (recently added) is about no user: its user id is dropped.
 //! - For a movie `index`/`parentIndex` are `"0"` and `year` is `""`.
 
-use std::borrow::Cow;
-
 use chrono::{DateTime, Utc};
 
-use crate::adapters::media::lenient::{read_object, Scalar};
+use crate::adapters::media::lenient::read_object;
 use crate::adapters::media::plex::dto::Payload;
 use crate::adapters::media::plex::webhook::{
-    event_item, event_name, item_type, rating_key, AgentIds,
+    event_item, event_name, typed_item, AgentIds, PLEX_SHAPED_UNREAD,
 };
 use crate::adapters::media::{ParseError, Unread};
 use crate::domain::guid;
 use crate::domain::model::{Action, Event, ItemType, Parsed, Source};
 
 /// What the delivery log leaves out of a Tautulli payload ([`super::for_log`]): the
-/// template's texts, image paths, keys and dates, the file, the account's picture and
-/// the player. Unread.
+/// Plex-shaped part, and the template's file and slug. Unread.
 pub(crate) const UNREAD: &[Unread] = &[
     Unread {
         object: "Metadata",
-        names: &[
-            "summary",
-            "tagline",
-            "thumb",
-            "art",
-            "parentThumb",
-            "grandparentThumb",
-            "grandparentArt",
-            "grandparentTheme",
-            "file",
-            "file_size",
-            "key",
-            "parentKey",
-            "grandparentKey",
-            "librarySectionKey",
-            "grandparentSlug",
-            "contentRating",
-            "audienceRating",
-            "audienceRatingImage",
-            "userRating",
-            "skipCount",
-            "originallyAvailableAt",
-            "addedAt",
-            "updatedAt",
-        ],
+        names: &["file", "file_size", "grandparentSlug"],
     },
-    Unread {
-        object: "Account",
-        names: &["thumb"],
-    },
-    Unread {
-        object: "",
-        names: &["Player"],
-    },
+    PLEX_SHAPED_UNREAD[0],
+    PLEX_SHAPED_UNREAD[1],
+    PLEX_SHAPED_UNREAD[2],
 ];
 
 pub fn parse(json: &[u8], received_at: DateTime<Utc>) -> Result<Parsed, ParseError> {
     // The rules put the time received in place of a missing payload time.
     let _ = received_at;
     let source = Source::Tautulli;
-    let payload: Payload = read_object(source, json)?;
+    let mut payload: Payload = read_object(source, json)?;
     let event = event_name(source, &payload.event)?;
 
     let action = match action_of(&event) {
@@ -87,14 +55,12 @@ pub fn parse(json: &[u8], received_at: DateTime<Utc>) -> Result<Parsed, ParseErr
         }
     };
 
-    let md = payload
-        .metadata
-        .ok_or_else(|| ParseError::bad(format!("Tautulli {event} payload has no Metadata")))?;
-    let kind = match item_type(source, &event, &md.kind, &Scalar::Absent)? {
-        Ok(kind) => kind,
+    // The template carries no library section type: the item's type alone tells.
+    let typed = typed_item(source, "Tautulli", &event, payload.metadata.take(), false)?;
+    let (md, kind, backend_item_id) = match typed {
+        Ok(typed) => typed,
         Err(reason) => return Ok(Parsed::ignored(source, event, reason)),
     };
-    let backend_item_id = rating_key(source, &event, kind, &md.rating_key)?;
 
     let mut ids = AgentIds::default();
     // `{guid}` is the item's own Plex guid: a legacy agent guid counts like in Plex.
@@ -121,18 +87,14 @@ pub fn parse(json: &[u8], received_at: DateTime<Utc>) -> Result<Parsed, ParseErr
     // `Account` (empty, or whoever Tautulli puts there), which is not a viewer.
     let user_id = match action {
         Action::Added => None,
-        _ => payload
-            .account
-            .and_then(|a| a.id.filled().map(Cow::into_owned)),
+        _ => payload.account_id(),
     };
 
     Ok(Parsed::Event(Event {
         // The player paused or stopped: its position is a resume point.
         paused: matches!(event.as_ref(), "tautulli.pause" | "tautulli.stop"),
         source,
-        server_id: payload
-            .server
-            .and_then(|s| s.uuid.filled().map(Cow::into_owned)),
+        server_id: payload.server_id(),
         user_id,
         action,
         raw_event: event.into_owned(),
@@ -180,89 +142,15 @@ mod tests {
         s.into_bytes()
     }
 
+    /// The parses stated field by field in `tests/fixtures/expected/tautulli.json`.
+    #[test]
+    fn expected_parses() {
+        assert_eq!(check_expected("tautulli", parse), 3);
+    }
+
     #[test]
     fn written_cases() {
         assert_eq!(check_cases("tautulli", parse), 2);
-    }
-
-    #[test]
-    fn watched_episode_guids_are_the_shows() {
-        let e = event(parse_file(parse, "written/tautulli/watched-episode.json"));
-        assert_eq!(e.source, Source::Tautulli);
-        assert_eq!(e.action, Action::Played);
-        assert_eq!(e.raw_event, "tautulli.watched");
-        assert_eq!(
-            who(&e),
-            (
-                Some("1f0184d07827a52e10bd3a36bcd71244c8b9d7a2"),
-                Some("28475019")
-            )
-        );
-        // lastViewedAt "" (first viewing): the rules use the time received.
-        assert_eq!(e.occurred_at, None);
-        let it = item(&e);
-        assert_eq!(it.kind, Some(ItemType::Episode));
-        assert_eq!(it.backend_item_id, "48213");
-        assert_eq!(it.title.as_deref(), Some("Low Water Mark"));
-        assert_eq!(it.series_title.as_deref(), Some("The Driftwood Inn"));
-        assert_eq!(it.year, Some(2024));
-        assert_eq!((it.season, it.episode), (Some(1), Some(6)));
-        assert_eq!(it.guids, Guids::new());
-        assert_eq!(
-            it.series_guids,
-            guids(&[
-                ("imdb", "tt28104417"),
-                ("tvdb", "431877"),
-                ("tmdb", "227093")
-            ])
-        );
-        assert_eq!(it.played, Some(true));
-        assert_eq!(it.progress_ms, None);
-        assert_eq!(it.duration_ms, Some(2652000));
-    }
-
-    #[test]
-    fn pause_movie() {
-        let e = event(parse_file(parse, "written/tautulli/pause-movie.json"));
-        assert_eq!(e.source, Source::Tautulli);
-        assert_eq!(e.action, Action::Progress);
-        assert_eq!(e.raw_event, "tautulli.pause");
-        assert_eq!(
-            who(&e),
-            (
-                Some("1f0184d07827a52e10bd3a36bcd71244c8b9d7a2"),
-                Some("28475019")
-            )
-        );
-        // A date-only lastViewedAt (an earlier viewing) is no event time.
-        assert_eq!(e.occurred_at, None);
-        let it = item(&e);
-        assert_eq!(it.kind, Some(ItemType::Movie));
-        assert_eq!(it.backend_item_id, "51377");
-        assert_eq!(it.title.as_deref(), Some("Brass Lantern"));
-        assert_eq!(it.series_title, None);
-        // year "" and index/parentIndex "0".
-        assert_eq!(it.year, None);
-        assert_eq!((it.season, it.episode), (None, None));
-        assert_eq!(
-            it.guids,
-            guids(&[("imdb", "tt1587309"), ("tmdb", "62955"), ("tvdb", "24019")])
-        );
-        assert_eq!(it.series_guids, Guids::new());
-        assert_eq!(it.played, None);
-        assert_eq!(it.progress_ms, Some(2700000));
-        assert_eq!(it.duration_ms, Some(7740000));
-    }
-
-    #[test]
-    fn raw_template_is_ignored_as_unfilled() {
-        let (source, raw, reason) = ignored(parse_file(parse, "webhooks/tautulli/template.json"));
-        assert_eq!(source, Source::Tautulli);
-        assert_eq!(raw, "tautulli.{action}");
-        assert_eq!(
-            reason,
-            "event tautulli.{action} is not synced: it holds an unfilled template placeholder"
-        );
     }
 
     #[test]

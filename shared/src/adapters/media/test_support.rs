@@ -1,10 +1,13 @@
 //! What the webhook parsers' tests share: fixtures, a fixed time received, readers of a
-//! parse result, and the check of `tests/fixtures/written/cases.json`.
+//! parse result, the check of `tests/fixtures/written/cases.json`, and the check of the
+//! parses stated field by field in `tests/fixtures/expected/`.
 
 use chrono::{DateTime, TimeZone, Utc};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 
 use crate::adapters::media::ParseError;
-use crate::domain::model::{Event, EventItem, Guids, Parsed, Source};
+use crate::domain::model::{Action, Event, EventItem, Guids, Parsed, Source};
 
 pub(crate) type ParseFn = fn(&[u8], DateTime<Utc>) -> Result<Parsed, ParseError>;
 
@@ -24,6 +27,14 @@ pub(crate) fn parse_file(parse: ParseFn, path: &str) -> Parsed {
 }
 
 pub(crate) use crate::domain::guid::from_pairs as guids;
+
+/// The action `body` parses to, or the reason it is ignored.
+pub(crate) fn action_of(parse: ParseFn, body: &[u8]) -> Result<Action, String> {
+    match parse(body, now()).unwrap() {
+        Parsed::Event(e) => Ok(e.action),
+        Parsed::Ignored { reason, .. } => Err(reason),
+    }
+}
 
 pub(crate) fn event(parsed: Parsed) -> Event {
     match parsed {
@@ -139,4 +150,55 @@ pub(crate) fn check_cases(source: &str, parse: ParseFn) -> usize {
         }
     }
     checked
+}
+
+/// Checks every parse stated in `tests/fixtures/expected/{source}.json`: each field an
+/// entry names, of the event and of its item, is as stated (a field left out is not
+/// checked); an `ignored` entry states the source, event name and reason (whole, or a
+/// part in `reason_contains`). Returns how many entries were checked.
+pub(crate) fn check_expected(source: &str, parse: ParseFn) -> usize {
+    let path = format!("expected/{source}.json");
+    let cases: serde_json::Value =
+        serde_json::from_slice(&fixture(&path)).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let cases = cases.as_array().expect("a list of expected parses");
+    for case in cases {
+        let name = case["test"].as_str().expect("test name");
+        let file = case["fixture"].as_str().expect("fixture");
+        if let Some(want) = case.get("ignored") {
+            let (source, raw_event, reason) = ignored(parse_file(parse, file));
+            assert_eq!(
+                serde_json::to_value(source).expect("source"),
+                want["source"],
+                "{name}: source"
+            );
+            assert_eq!(raw_event, want["raw_event"], "{name}: raw_event");
+            match (want["reason"].as_str(), want["reason_contains"].as_str()) {
+                (Some(exact), _) => assert_eq!(reason, exact, "{name}: reason"),
+                (None, Some(part)) => assert!(reason.contains(part), "{name}: {reason}"),
+                (None, None) => panic!("{name}: states no reason"),
+            }
+            continue;
+        }
+        let e = event(parse_file(parse, file));
+        assert_fields(&e, &case["event"], name);
+        assert_fields(item(&e), &case["item"], name);
+    }
+    cases.len()
+}
+
+/// Each stated field, put in place of `got`'s own, leaves `got` unchanged: the stated
+/// values are read as the types read them (times, enums), not compared as text.
+fn assert_fields<T>(got: &T, want: &serde_json::Value, name: &str)
+where
+    T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug,
+{
+    let as_json = serde_json::to_value(got).expect("serializable");
+    for (field, value) in want.as_object().expect("fields by name") {
+        assert!(as_json.get(field).is_some(), "{name}: no field {field}");
+        let mut stated = as_json.clone();
+        stated[field] = value.clone();
+        let stated: T =
+            serde_json::from_value(stated).unwrap_or_else(|e| panic!("{name}: {field}: {e}"));
+        assert_eq!(&stated, got, "{name}: {field}");
+    }
 }

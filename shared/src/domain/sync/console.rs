@@ -6,8 +6,8 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{flip, item_differs, Decision, NoChange};
-use crate::domain::model::{ChangeKind, Item, StateChange};
+use super::{flip_pushed, item_differs, Decision, NoChange};
+use crate::domain::model::Item;
 
 /// The `via` of a state a person set in the console (no backend may take this name).
 pub const CONSOLE: &str = "console";
@@ -34,18 +34,9 @@ pub fn mark(old: &Item, user: &str, watched: bool, at: DateTime<Utc>) -> Decisio
             None,
         )
     } else {
-        flip(&mut item, watched, at, CONSOLE);
-        let change = StateChange {
-            // Time-ordered, so the outbox reads oldest first by its key.
-            id: crate::domain::ids::time_ordered_id(Utc::now()),
-            user: user.to_string(),
-            item_id: item.id.clone(),
-            origin: None,
-            watched,
-            progress_ms: None,
-            state_updated_at: at,
-            kind: ChangeKind::Watched,
-        };
+        let mut change = flip_pushed(&mut item, watched, at, user, CONSOLE);
+        // The console is no backend: the change is pushed to every one of them.
+        change.origin = None;
         (None, None, Some(change))
     };
     Decision {
@@ -60,31 +51,12 @@ pub fn mark(old: &Item, user: &str, watched: bool, at: DateTime<Utc>) -> Decisio
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::model::{Guids, ItemType};
-    use crate::domain::sync::{has_unplay, new_item, Meta};
-    use chrono::TimeZone;
-
-    fn at(secs: i64) -> DateTime<Utc> {
-        Utc.timestamp_opt(secs, 0).single().unwrap()
-    }
-
-    const NOW: i64 = 1_750_000_000;
+    use crate::domain::model::{ChangeKind, ItemType};
+    use crate::domain::sync::test_support::{at, item, NOW};
+    use crate::domain::sync::{flip, has_unplay};
 
     fn stored(watched: bool, at_secs: i64) -> Item {
-        let g = Guids::new();
-        let mut item = new_item(
-            "item-1".into(),
-            ItemType::Movie,
-            Meta {
-                guids: &g,
-                series_guids: &g,
-                title: None,
-                year: None,
-                series_title: None,
-                season: None,
-                episode: None,
-            },
-        );
+        let mut item = item("item-1", ItemType::Movie, &[], &[], None);
         flip(&mut item, watched, at(at_secs), "plex");
         item.version = 3;
         item

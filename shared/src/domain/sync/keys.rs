@@ -149,17 +149,7 @@ fn relative_keys(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn ev_item() -> EventItem {
-        let mut guids = Guids::new();
-        guids.insert("imdb".into(), "tt0111161".into());
-        EventItem {
-            kind: Some(ItemType::Movie),
-            backend_item_id: "42".into(),
-            guids,
-            ..Default::default()
-        }
-    }
+    use crate::domain::sync::test_support::ev_item;
 
     #[test]
     fn keys_are_typed_and_relative_for_episodes() {

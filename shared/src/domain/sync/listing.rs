@@ -27,7 +27,8 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{change_from, confirm, enrich, flip, item_differs, never, new_item, resume, Meta};
+use super::{change_from, confirm, enrich, flip, flip_pushed, item_differs, never};
+use super::{new_item, resume, seen, Meta};
 use crate::domain::model::{BackendState, ChangeKind, Item, StateChange};
 use crate::domain::remote::RemoteItem;
 use crate::domain::when;
@@ -218,13 +219,7 @@ pub fn merge(
     }
     let mut change = None;
     if let Some((watched, at)) = flipped {
-        flip(&mut item, watched, at, ctx.backend);
-        change = Some(change_from(
-            &item,
-            ctx.user,
-            ctx.backend,
-            ChangeKind::Watched,
-        ));
+        change = Some(flip_pushed(&mut item, watched, at, ctx.user, ctx.backend));
     } else if position_moved {
         change = Some(change_from(
             &item,
@@ -239,9 +234,7 @@ pub fn merge(
         None => Effect::Unchanged,
     };
     if effect != Effect::Unchanged && primary && !stale {
-        if let Some(s) = item.backends.get_mut(ctx.backend) {
-            s.seen_at = Some(ctx.fetched_at);
-        }
+        seen(&mut item, ctx.backend, ctx.fetched_at);
     }
     Merged {
         item,
@@ -254,28 +247,47 @@ pub fn merge(
 mod tests {
     use super::*;
     use crate::domain::model::ItemType;
-    use chrono::TimeZone;
+    use crate::domain::sync::test_support::{at, NOW};
 
-    fn merge(
-        existing: Option<&Item>,
-        r: &RemoteItem,
-        ctx: Listed<'_>,
-        new_id: impl FnOnce() -> String,
-    ) -> Merged {
-        super::merge(existing, r, ctx, false, new_id)
+    /// A listing's merge of one entry; a new item gets the id "i".
+    fn merge(existing: Option<&Item>, r: &RemoteItem, ctx: Listed<'_>) -> Merged {
+        super::merge(existing, r, ctx, false, || "i".into())
     }
-
-    fn at(secs: i64) -> DateTime<Utc> {
-        Utc.timestamp_opt(secs, 0).single().unwrap()
-    }
-
-    const NOW: i64 = 1_750_000_000;
 
     fn ctx(backend: &str) -> Listed<'_> {
         Listed {
             user: "ana",
             backend,
             fetched_at: at(NOW),
+        }
+    }
+
+    /// An item unwatched since 500 s before [`NOW`], last set by `via`.
+    fn unwatched_via(via: &str) -> Item {
+        let mut item = first("plex", &remote("1", false, None));
+        item.watched = false;
+        item.state_updated_at = at(NOW - 500);
+        item.via = Some(via.into());
+        item
+    }
+
+    /// Records that jf's entry `j1` was last seen `watched`.
+    fn known_on_jf(item: &mut Item, watched: bool) {
+        item.backends.insert(
+            "jf".into(),
+            BackendState {
+                item_id: Some("j1".into()),
+                watched: Some(watched),
+                ..Default::default()
+            },
+        );
+    }
+
+    /// A listing of `backend` fetched `secs` after [`NOW`].
+    fn ctx_after(backend: &str, secs: i64) -> Listed<'_> {
+        Listed {
+            fetched_at: at(NOW + secs),
+            ..ctx(backend)
         }
     }
 
@@ -289,19 +301,14 @@ mod tests {
     }
 
     fn first(backend: &str, r: &RemoteItem) -> Item {
-        let mut m = merge(None, r, ctx(backend), || "item-1".into());
+        let mut m = super::merge(None, r, ctx(backend), false, || "item-1".into());
         m.item.version = 1;
         m.item
     }
 
     #[test]
     fn first_seen_takes_reported_state() {
-        let m = merge(
-            None,
-            &remote("1", true, Some(NOW - 100)),
-            ctx("plex"),
-            || "i".into(),
-        );
+        let m = merge(None, &remote("1", true, Some(NOW - 100)), ctx("plex"));
         assert_eq!(m.effect, Effect::Created);
         assert!(m.item.watched);
         assert_eq!(m.item.state_updated_at, at(NOW - 100));
@@ -311,20 +318,15 @@ mod tests {
         let c = m.change.expect("a new watched item is pushed");
         assert_eq!((c.watched, c.origin.as_deref()), (true, Some("plex")));
 
-        let m = merge(None, &remote("1", false, None), ctx("plex"), || "i".into());
+        let m = merge(None, &remote("1", false, None), ctx("plex"));
         assert!(!m.item.watched);
         assert_eq!(m.item.state_updated_at, never());
         assert_eq!(m.change, None, "unwatched is what every backend assumes");
 
-        let m = merge(None, &remote("1", true, None), ctx("plex"), || "i".into());
+        let m = merge(None, &remote("1", true, None), ctx("plex"));
         assert!(m.item.watched, "watched without a time");
         assert_eq!(m.item.state_updated_at, never());
-        let m = merge(
-            None,
-            &remote("1", true, Some(NOW + 3600)),
-            ctx("plex"),
-            || "i".into(),
-        );
+        let m = merge(None, &remote("1", true, Some(NOW + 3600)), ctx("plex"));
         assert_eq!(
             m.item.state_updated_at,
             never(),
@@ -335,43 +337,22 @@ mod tests {
     #[test]
     fn unchanged_is_not_written() {
         let item = first("plex", &remote("1", true, Some(NOW - 100)));
-        let later = Listed {
-            fetched_at: at(NOW + 3600),
-            ..ctx("plex")
-        };
-        let m = merge(
-            Some(&item),
-            &remote("1", true, Some(NOW - 100)),
-            later,
-            || "x".into(),
-        );
+        let later = ctx_after("plex", 3600);
+        let m = merge(Some(&item), &remote("1", true, Some(NOW - 100)), later);
         assert_eq!(m.effect, Effect::Unchanged);
         assert_eq!(m.item, item, "not even a seen_at moves");
     }
 
     #[test]
     fn newer_play_flips_older_is_recorded_only() {
-        let mut item = first("plex", &remote("1", false, None));
-        item.watched = false;
-        item.state_updated_at = at(NOW - 500);
-        item.via = Some("emby".into());
-        let m = merge(
-            Some(&item),
-            &remote("j1", true, Some(NOW - 10)),
-            ctx("jf"),
-            || "x".into(),
-        );
+        let item = unwatched_via("emby");
+        let m = merge(Some(&item), &remote("j1", true, Some(NOW - 10)), ctx("jf"));
         assert_eq!(m.effect, Effect::Changed { watched: true });
         assert_eq!(m.item.state_updated_at, at(NOW - 10));
         assert_eq!(m.item.via.as_deref(), Some("jf"));
         assert_eq!(m.change.as_ref().unwrap().origin.as_deref(), Some("jf"));
 
-        let m = merge(
-            Some(&item),
-            &remote("j1", true, Some(NOW - 900)),
-            ctx("jf"),
-            || "x".into(),
-        );
+        let m = merge(Some(&item), &remote("j1", true, Some(NOW - 900)), ctx("jf"));
         assert_eq!(
             m.effect,
             Effect::Updated,
@@ -386,9 +367,7 @@ mod tests {
     fn unplay_is_a_transition_on_the_same_backend() {
         let item = first("plex", &remote("1", true, Some(NOW - 1000)));
         // Plex had it watched at the last import; now it says unwatched.
-        let m = merge(Some(&item), &remote("1", false, None), ctx("plex"), || {
-            "x".into()
-        });
+        let m = merge(Some(&item), &remote("1", false, None), ctx("plex"));
         assert_eq!(m.effect, Effect::Changed { watched: false });
         assert!(!m.item.watched);
         assert_eq!(
@@ -401,9 +380,7 @@ mod tests {
         assert_eq!(c.origin.as_deref(), Some("plex"));
 
         // A backend that simply never had it watched is not an unplay.
-        let m = merge(Some(&item), &remote("e1", false, None), ctx("emby"), || {
-            "x".into()
-        });
+        let m = merge(Some(&item), &remote("e1", false, None), ctx("emby"));
         assert_eq!(m.effect, Effect::Updated);
         assert!(m.item.watched);
         assert_eq!(m.change, None);
@@ -413,7 +390,6 @@ mod tests {
             Some(&seen_unwatched),
             &remote("e1", false, None),
             ctx("emby"),
-            || "x".into(),
         );
         assert_eq!(
             m.effect,
@@ -427,69 +403,38 @@ mod tests {
         // Plex unplayed (import), push marked jf unplayed and recorded it; jf still
         // reports its old play time: older than the unplay, so nothing flips back.
         let mut item = first("plex", &remote("1", true, Some(NOW - 1000)));
-        let m = merge(Some(&item), &remote("1", false, None), ctx("plex"), || {
-            "x".into()
-        });
+        let m = merge(Some(&item), &remote("1", false, None), ctx("plex"));
         item = m.item;
-        item.backends.insert(
-            "jf".into(),
-            BackendState {
-                item_id: Some("j1".into()),
-                watched: Some(true),
-                ..Default::default()
-            },
-        );
+        known_on_jf(&mut item, true);
         // jf's unmark failed, so jf still says watched with its old date.
-        let later = Listed {
-            fetched_at: at(NOW + 60),
-            ..ctx("jf")
-        };
-        let m = merge(
-            Some(&item),
-            &remote("j1", true, Some(NOW - 1000)),
-            later,
-            || "x".into(),
-        );
+        let later = ctx_after("jf", 60);
+        let m = merge(Some(&item), &remote("j1", true, Some(NOW - 1000)), later);
         assert!(!m.item.watched, "an old play never beats a newer unplay");
         assert_eq!(m.change, None);
         // A newer last-viewed time alone is a partial play, not a play.
         item.backends.get_mut("jf").unwrap().play_count = Some(1);
         let mut partial = remote("j1", true, Some(NOW + 30));
         partial.play_count = Some(1);
-        let m = merge(Some(&item), &partial, later, || "x".into());
+        let m = merge(Some(&item), &partial, later);
         assert!(!m.item.watched, "a moved last-viewed time is not a play");
         assert_eq!(m.change, None);
         // A genuinely new play on jf (its play count went up) does.
         let mut replay = partial.clone();
         replay.play_count = Some(2);
-        let m = merge(Some(&item), &replay, later, || "x".into());
+        let m = merge(Some(&item), &replay, later);
         assert_eq!(m.effect, Effect::Changed { watched: true });
     }
 
     #[test]
     fn timeless_play_counts_only_as_observed_transition() {
-        let mut item = first("plex", &remote("1", false, None));
-        item.watched = false;
-        item.state_updated_at = at(NOW - 500);
-        item.via = Some("plex".into());
+        let mut item = unwatched_via("plex");
         // jf seen unwatched before, watched now without a date: played since.
-        item.backends.insert(
-            "jf".into(),
-            BackendState {
-                item_id: Some("j1".into()),
-                watched: Some(false),
-                ..Default::default()
-            },
-        );
-        let m = merge(Some(&item), &remote("j1", true, None), ctx("jf"), || {
-            "x".into()
-        });
+        known_on_jf(&mut item, false);
+        let m = merge(Some(&item), &remote("j1", true, None), ctx("jf"));
         assert_eq!(m.effect, Effect::Changed { watched: true });
         assert_eq!(m.item.state_updated_at, at(NOW));
         // First sight of emby, watched without a date, item has a real state: no flip.
-        let m = merge(Some(&item), &remote("e1", true, None), ctx("emby"), || {
-            "x".into()
-        });
+        let m = merge(Some(&item), &remote("e1", true, None), ctx("emby"));
         assert_eq!(m.effect, Effect::Updated);
         assert!(!m.item.watched);
     }
@@ -497,9 +442,7 @@ mod tests {
     #[test]
     fn duplicates_do_not_speak_for_play_state() {
         let item = first("plex", &remote("1", true, Some(NOW - 100)));
-        let m = merge(Some(&item), &remote("2", false, None), ctx("plex"), || {
-            "x".into()
-        });
+        let m = merge(Some(&item), &remote("2", false, None), ctx("plex"));
         assert_eq!(m.effect, Effect::Unchanged);
         assert!(m.item.watched);
     }
@@ -511,7 +454,7 @@ mod tests {
         r.guids.insert("imdb".into(), "tt9999999".into());
         r.guids.insert("tmdb".into(), "278".into());
         r.title = Some("Other title".into());
-        let m = merge(Some(&item), &r, ctx("emby"), || "x".into());
+        let m = merge(Some(&item), &r, ctx("emby"));
         assert_eq!(m.item.guids["imdb"], "tt0111161");
         assert_eq!(m.item.guids["tmdb"], "278");
         assert_eq!(m.item.title.as_deref(), Some("The Film"));
@@ -528,9 +471,7 @@ mod tests {
         let s = item.backends.get_mut("plex").unwrap();
         s.watched = Some(true);
         s.seen_at = Some(at(NOW + 5));
-        let m = merge(Some(&item), &remote("1", false, None), ctx("plex"), || {
-            "x".into()
-        });
+        let m = merge(Some(&item), &remote("1", false, None), ctx("plex"));
         assert!(m.item.watched, "a stale page invents no unplay");
         assert_eq!(m.effect, Effect::Unchanged);
     }
@@ -538,13 +479,8 @@ mod tests {
     #[test]
     fn unplay_is_stamped_when_the_fetch_started() {
         let item = first("plex", &remote("1", true, Some(NOW - 1000)));
-        let started = Listed {
-            fetched_at: at(NOW + 7),
-            ..ctx("plex")
-        };
-        let m = merge(Some(&item), &remote("1", false, None), started, || {
-            "x".into()
-        });
+        let started = ctx_after("plex", 7);
+        let m = merge(Some(&item), &remote("1", false, None), started);
         assert_eq!(m.item.state_updated_at, at(NOW + 7));
         assert_eq!(m.item.unplayed_at, Some(at(NOW + 7)));
         assert_eq!(m.item.backends["plex"].unplayed_at, Some(at(NOW + 7)));
@@ -556,9 +492,7 @@ mod tests {
         // then unmarked on plex too, seen by this import started at NOW.
         let mut item = first("plex", &remote("1", true, Some(NOW - 1000)));
         super::super::flip(&mut item, false, at(NOW - 20), "jellyfin");
-        let m = merge(Some(&item), &remote("1", false, None), ctx("plex"), || {
-            "x".into()
-        });
+        let m = merge(Some(&item), &remote("1", false, None), ctx("plex"));
         assert_eq!(m.change, None, "already unwatched: nothing to push");
         assert_eq!(m.item.state_updated_at, at(NOW));
         assert_eq!(m.item.unplayed_at, Some(at(NOW)));
@@ -605,7 +539,7 @@ mod tests {
         let item = first("plex", &remote("1", false, None));
         let mut paused = remote("j1", false, Some(NOW - 50));
         paused.progress_ms = Some(1_800_000);
-        let m = merge(Some(&item), &paused, ctx("jf"), || "x".into());
+        let m = merge(Some(&item), &paused, ctx("jf"));
         assert_eq!(m.item.progress_ms, Some(1_800_000));
         assert_eq!(m.item.progress_at, Some(at(NOW - 50)));
         assert_eq!(
@@ -615,17 +549,17 @@ mod tests {
         // An older position listed on another backend loses.
         let mut older = remote("e1", false, Some(NOW - 500));
         older.progress_ms = Some(600_000);
-        let m2 = merge(Some(&m.item), &older, ctx("emby"), || "x".into());
+        let m2 = merge(Some(&m.item), &older, ctx("emby"));
         assert_eq!(m2.item.progress_ms, Some(1_800_000));
         assert_eq!(m2.change, None);
         // Listed again unchanged: no write.
         let mut again = m.item.clone();
         again.version = 2;
-        let m3 = merge(Some(&again), &paused, ctx("jf"), || "x".into());
+        let m3 = merge(Some(&again), &paused, ctx("jf"));
         assert_eq!(m3.effect, Effect::Unchanged);
         // A watched item keeps no position.
         let w = first("plex", &remote("1", true, Some(NOW - 10)));
-        let m4 = merge(Some(&w), &paused, ctx("jf"), || "x".into());
+        let m4 = merge(Some(&w), &paused, ctx("jf"));
         assert_eq!(m4.item.progress_ms, None);
     }
 
@@ -634,17 +568,10 @@ mod tests {
         // A webhook recorded jf as watched (no play count) while the item has no
         // play state at all: the listing's watched is the first report, and stands.
         let mut item = first("plex", &remote("1", false, None));
-        item.backends.insert(
-            "jf".into(),
-            BackendState {
-                item_id: Some("j1".into()),
-                watched: Some(true),
-                ..Default::default()
-            },
-        );
+        known_on_jf(&mut item, true);
         let mut r = remote("j1", true, Some(NOW - 30));
         r.play_count = Some(1);
-        let m = merge(Some(&item), &r, ctx("jf"), || "x".into());
+        let m = merge(Some(&item), &r, ctx("jf"));
         assert_eq!(m.effect, Effect::Changed { watched: true });
         assert_eq!(m.item.state_updated_at, at(NOW - 30));
     }

@@ -54,30 +54,11 @@ pub fn same_item(item: &Item, candidate: Identity<'_>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::sync::{new_item, Meta};
-
-    fn guids(pairs: &[(&str, &str)]) -> Guids {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::domain::guid::from_pairs as guids;
+    use crate::domain::sync::test_support::item;
 
     fn episode(own: &[(&str, &str)], series: &[(&str, &str)], s: u32, e: u32) -> Item {
-        let (g, sg) = (guids(own), guids(series));
-        new_item(
-            "i".into(),
-            ItemType::Episode,
-            Meta {
-                guids: &g,
-                series_guids: &sg,
-                title: None,
-                year: None,
-                series_title: None,
-                season: Some(s),
-                episode: Some(e),
-            },
-        )
+        item("i", ItemType::Episode, own, series, Some((s, e)))
     }
 
     fn id<'a>(g: &'a Guids, sg: &'a Guids, s: u32, e: u32) -> Identity<'a> {
@@ -122,19 +103,7 @@ mod tests {
     #[test]
     fn movies_match_by_guid_only_and_remakes_differ() {
         let g = guids(&[("imdb", "tt0111161")]);
-        let movie = new_item(
-            "m".into(),
-            ItemType::Movie,
-            Meta {
-                guids: &g,
-                series_guids: &Guids::new(),
-                title: None,
-                year: None,
-                series_title: None,
-                season: None,
-                episode: None,
-            },
-        );
+        let movie = item("m", ItemType::Movie, &[("imdb", "tt0111161")], &[], None);
         let remake = guids(&[("imdb", "tt9999999")]);
         let none = Guids::new();
         let ident = |g| Identity {

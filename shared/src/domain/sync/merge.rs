@@ -151,16 +151,10 @@ pub fn merge_change(merged: &Item, a: &Item, b: &Item, user: &str) -> Option<Sta
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::model::Guids;
-    use crate::domain::sync::{flip, never, new_item, Meta};
+    use crate::domain::guid::from_pairs as guids;
+    use crate::domain::sync::test_support::item;
+    use crate::domain::sync::{flip, never};
     use chrono::{TimeZone, Utc};
-
-    fn guids(pairs: &[(&str, &str)]) -> Guids {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
 
     fn episode(
         id: &str,
@@ -168,20 +162,7 @@ mod tests {
         series: &[(&str, &str)],
         se: Option<(u32, u32)>,
     ) -> Item {
-        let (g, sg) = (guids(own), guids(series));
-        new_item(
-            id.into(),
-            ItemType::Episode,
-            Meta {
-                guids: &g,
-                series_guids: &sg,
-                title: None,
-                year: None,
-                series_title: None,
-                season: se.map(|x| x.0),
-                episode: se.map(|x| x.1),
-            },
-        )
+        item(id, ItemType::Episode, own, series, se)
     }
 
     fn on(mut item: Item, backend: &str, id: &str) -> Item {

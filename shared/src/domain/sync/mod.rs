@@ -30,6 +30,8 @@ pub mod merge;
 mod properties;
 pub mod resume;
 pub mod target;
+#[cfg(test)]
+pub(crate) mod test_support;
 pub mod webhook;
 
 use chrono::{DateTime, TimeZone, Utc};
@@ -121,6 +123,18 @@ pub(crate) fn flip(item: &mut Item, watched: bool, at: DateTime<Utc>, backend: &
     item.progress_at = None;
 }
 
+/// A flip on `backend`'s word, with the change that pushes it to the other backends.
+pub(crate) fn flip_pushed(
+    item: &mut Item,
+    watched: bool,
+    at: DateTime<Utc>,
+    user: &str,
+    backend: &str,
+) -> StateChange {
+    flip(item, watched, at, backend);
+    change_from(item, user, backend, ChangeKind::Watched)
+}
+
 /// A newer report of the play state the item already has (a play of a watched item,
 /// an unplay of an unmarked one) moves its stamp, so a late older report of the other
 /// state cannot flip it back.
@@ -188,18 +202,19 @@ pub fn enrich(item: &mut Item, meta: Meta<'_>) {
     }
 }
 
-/// A new item made from a report's metadata, with no play state yet ("never").
+/// A new item made from a report's metadata (what [`enrich`] would add to an empty
+/// item), with no play state yet ("never").
 pub(crate) fn new_item(id: String, kind: ItemType, meta: Meta<'_>) -> Item {
-    let mut item = Item {
+    Item {
         id,
         kind,
-        title: None,
-        year: None,
-        series_title: None,
-        season: None,
-        episode: None,
-        guids: Guids::new(),
-        series_guids: Guids::new(),
+        title: meta.title.cloned(),
+        year: meta.year,
+        series_title: meta.series_title.cloned(),
+        season: meta.season,
+        episode: meta.episode,
+        guids: meta.guids.clone(),
+        series_guids: meta.series_guids.clone(),
         watched: false,
         state_updated_at: never(),
         unplayed_at: None,
@@ -208,9 +223,7 @@ pub(crate) fn new_item(id: String, kind: ItemType, meta: Meta<'_>) -> Item {
         via: None,
         backends: Default::default(),
         version: 0,
-    };
-    enrich(&mut item, meta);
-    item
+    }
 }
 
 /// The change record of an item's current state, coming from `backend`.
@@ -225,6 +238,14 @@ pub fn change_from(item: &Item, user: &str, backend: &str, kind: ChangeKind) -> 
         progress_ms: item.progress_ms,
         state_updated_at: item.state_updated_at,
         kind,
+    }
+}
+
+/// Records when `backend` last spoke of the item; callers do it only alongside a real
+/// write, so a repeat of the same state never costs a write for a timestamp.
+pub(crate) fn seen(item: &mut Item, backend: &str, at: DateTime<Utc>) {
+    if let Some(s) = item.backends.get_mut(backend) {
+        s.seen_at = Some(at);
     }
 }
 
@@ -243,17 +264,7 @@ pub(crate) fn item_differs(a: &Item, b: &Item) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn ev_item() -> EventItem {
-        let mut guids = Guids::new();
-        guids.insert("imdb".into(), "tt0111161".into());
-        EventItem {
-            kind: Some(ItemType::Movie),
-            backend_item_id: "42".into(),
-            guids,
-            ..Default::default()
-        }
-    }
+    use crate::domain::sync::test_support::ev_item;
 
     #[test]
     fn unplay_evidence_and_play_times() {

@@ -184,30 +184,11 @@ pub fn needs_compare(item: &Item, target: &str, full: bool) -> bool {
 mod tests {
     use super::*;
     use crate::domain::model::ItemType;
-    use crate::domain::sync::{flip, never, new_item, Meta};
-    use chrono::TimeZone;
-
-    fn at(s: i64) -> DateTime<Utc> {
-        Utc.timestamp_opt(s, 0).single().unwrap()
-    }
-
-    const NOW: i64 = 1_750_000_000;
+    use crate::domain::sync::test_support::{self, at, NOW};
+    use crate::domain::sync::{flip, never};
 
     fn item() -> Item {
-        let g = crate::domain::model::Guids::new();
-        new_item(
-            "i".into(),
-            ItemType::Movie,
-            Meta {
-                guids: &g,
-                series_guids: &g,
-                title: None,
-                year: None,
-                series_title: None,
-                season: None,
-                episode: None,
-            },
-        )
+        test_support::item("i", ItemType::Movie, &[], &[], None)
     }
 
     fn remote(watched: bool, count: u32, last: Option<i64>) -> RemoteItem {

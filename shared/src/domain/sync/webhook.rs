@@ -14,8 +14,8 @@
 use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
 
 use super::{
-    change_from, confirm, enrich, flip, item_differs, new_item, nothing_known, resume, Context,
-    Decision, Meta, NoChange,
+    change_from, confirm, enrich, flip, flip_pushed, item_differs, new_item, nothing_known, resume,
+    seen, Context, Decision, Meta, NoChange,
 };
 use crate::domain::model::{Action, BackendState, ChangeKind, Event, EventItem, Item};
 use crate::domain::when;
@@ -132,13 +132,7 @@ pub fn decide(
                 flip(&mut item, false, t, ctx.backend);
                 no_change = Some(NoChange::SameState);
             } else if first || first_unplay || (item.watched != want && t > item.state_updated_at) {
-                flip(&mut item, want, t, ctx.backend);
-                change = Some(change_from(
-                    &item,
-                    ctx.user,
-                    ctx.backend,
-                    ChangeKind::Watched,
-                ));
+                change = Some(flip_pushed(&mut item, want, t, ctx.user, ctx.backend));
             } else if item.watched == want {
                 no_change = Some(NoChange::SameState);
                 confirm(&mut item, t);
@@ -217,9 +211,7 @@ pub fn decide(
     // the same state must not cost a write just to move a timestamp.
     let write = first || existing.is_some_and(|old| item_differs(old, &item));
     if write {
-        if let Some(r) = item.backends.get_mut(ctx.backend) {
-            r.seen_at = Some(ctx.received_at);
-        }
+        seen(&mut item, ctx.backend, ctx.received_at);
     }
     Decision {
         item,
@@ -233,15 +225,9 @@ pub fn decide(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::model::{BackendState, ItemType, Source};
+    use crate::domain::model::{BackendState, Source};
     use crate::domain::sync::never;
-    use chrono::TimeZone;
-
-    fn at(secs: i64) -> DateTime<Utc> {
-        Utc.timestamp_opt(secs, 0).single().unwrap()
-    }
-
-    const NOW: i64 = 1_750_000_000;
+    use crate::domain::sync::test_support::{self, at, NOW};
 
     fn ctx(backend: &str) -> Context<'_> {
         Context {
@@ -252,16 +238,11 @@ mod tests {
     }
 
     fn ev_item() -> EventItem {
-        let mut guids = crate::domain::model::Guids::new();
-        guids.insert("imdb".into(), "tt0111161".into());
         EventItem {
-            kind: Some(ItemType::Movie),
-            backend_item_id: "42".into(),
             title: Some("The Film".into()),
             year: Some(1994),
-            guids,
             duration_ms: Some(8_000_000),
-            ..Default::default()
+            ..test_support::ev_item()
         }
     }
 

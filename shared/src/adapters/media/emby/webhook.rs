@@ -242,7 +242,6 @@ fn build(doc: Doc<'_>) -> Result<Parsed, ParseError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::model::{Guids, ItemType};
 
     use crate::adapters::media::test_support::{self as support, event, guids, item, now};
     use crate::adapters::media::test_support::{parse_file, who};
@@ -255,158 +254,12 @@ mod tests {
         Some(when::from_rfc3339(s).unwrap())
     }
 
-    // ---- published capture ----
+    // ---- published captures and written fixtures ----
 
+    /// The parses stated field by field in `tests/fixtures/expected/emby.json`.
     #[test]
-    fn movary_playback_stop_not_completed_is_progress() {
-        // PlaybackInfo.PlayedToCompletion is false: 482 s into a 1 h 47 min movie.
-        let e = event(parse_file(
-            parse,
-            "webhooks/emby/playback.stop-movie-4.7.11-formdata-movary.json",
-        ));
-        assert_eq!(e.source, Source::Emby);
-        assert_eq!(e.action, Action::Progress);
-        assert_eq!(e.raw_event, "playback.stop");
-        assert_eq!(
-            who(&e),
-            (
-                Some("b331a858360e4cbebd2b3d5a02fbabef"),
-                Some("3541d84b0f1b4ea4a1327b8bf2de3419")
-            )
-        );
-        assert_eq!(e.occurred_at, t("2023-05-07T15:29:57.5131927Z"));
-        let i = item(&e);
-        assert_eq!(i.kind, Some(ItemType::Movie));
-        assert_eq!(i.backend_item_id, "7");
-        assert_eq!(i.title.as_deref(), Some("2 Fast 2 Furious"));
-        assert_eq!(i.year, Some(2003));
-        assert_eq!(
-            i.guids,
-            guids(&[("tmdb", "584"), ("imdb", "tt0322259"), ("tvdb", "20800")])
-        );
-        assert_eq!(i.series_guids, Guids::new());
-        assert_eq!((i.season, i.episode), (None, None));
-        assert_eq!(i.played, None);
-        assert_eq!(i.progress_ms, Some(482_496));
-        assert_eq!(i.duration_ms, Some(6_455_872));
-    }
-
-    // ---- written fixtures (expectations from written/cases.json) ----
-
-    #[test]
-    fn written_markplayed_movie() {
-        let e = event(parse_file(
-            parse,
-            "written/emby/item.markplayed-movie-4.8.json",
-        ));
-        assert_eq!(e.action, Action::Played);
-        assert_eq!(e.raw_event, "item.markplayed");
-        assert_eq!(
-            who(&e),
-            (
-                Some("6cdebba5efa8782da4c16dad7654e457"),
-                Some("5a58f7ea4b290e8d9481791ee8b4e855")
-            )
-        );
-        // UserData.LastPlayedDate, not the notification's Date.
-        assert_eq!(e.occurred_at, t("2025-03-15T20:38:41Z"));
-        let i = item(&e);
-        assert_eq!(i.kind, Some(ItemType::Movie));
-        assert_eq!(i.backend_item_id, "5731");
-        assert_eq!(
-            i.guids,
-            guids(&[("tmdb", "255914"), ("imdb", "tt3170832"), ("tvdb", "4127")])
-        );
-        assert_eq!(i.series_guids, Guids::new());
-        assert_eq!((i.season, i.episode), (None, None));
-        assert_eq!(i.title.as_deref(), Some("Ledger of Ash"));
-        assert_eq!(i.year, Some(2014));
-        assert_eq!(i.played, Some(true));
-        assert_eq!(i.progress_ms, None);
-    }
-
-    #[test]
-    fn written_pause_movie_is_progress() {
-        let e = event(parse_file(
-            parse,
-            "written/emby/playback.pause-movie-4.8.json",
-        ));
-        assert_eq!(e.action, Action::Progress);
-        assert_eq!(
-            who(&e),
-            (
-                Some("6cdebba5efa8782da4c16dad7654e457"),
-                Some("5a58f7ea4b290e8d9481791ee8b4e855")
-            )
-        );
-        assert_eq!(e.occurred_at, t("2025-03-15T20:42:37.1840552Z"));
-        let i = item(&e);
-        assert_eq!(i.kind, Some(ItemType::Movie));
-        assert_eq!(i.backend_item_id, "5731");
-        // "Official Website" is a URL, not an id.
-        assert_eq!(
-            i.guids,
-            guids(&[("tmdb", "255914"), ("imdb", "tt3170832"), ("tvdb", "4127")])
-        );
-        assert_eq!(i.series_guids, Guids::new());
-        assert_eq!((i.season, i.episode), (None, None));
-        assert_eq!(i.played, None);
-        assert_eq!(i.progress_ms, Some(1_152_741));
-        assert_eq!(i.duration_ms, Some(6_812_035));
-    }
-
-    #[test]
-    fn written_start_episode_resume_is_progress() {
-        let e = event(parse_file(
-            parse,
-            "written/emby/playback.start-episode-4.7-resume.json",
-        ));
-        assert_eq!(e.action, Action::Progress);
-        assert_eq!(e.raw_event, "playback.start");
-        assert_eq!(
-            who(&e),
-            (
-                Some("7e54a8f58d90bda58e05223cc84da835"),
-                Some("b7fd392106b201a9ed4c0045dacb0329")
-            )
-        );
-        let i = item(&e);
-        assert_eq!(i.kind, Some(ItemType::Episode));
-        assert_eq!(i.backend_item_id, "318902");
-        assert_eq!(i.guids, guids(&[("tmdb", "4821907")]));
-        assert_eq!(i.series_guids, Guids::new());
-        assert_eq!(i.season, Some(1));
-        assert_eq!(i.episode, Some(7));
-        assert_eq!(i.series_title.as_deref(), Some("青石巷"));
-        assert_eq!(i.title.as_deref(), Some("第 7 集"));
-        assert_eq!(i.played, None);
-        assert_eq!(i.progress_ms, Some(918_224));
-    }
-
-    #[test]
-    fn written_library_new_episode_localized_is_added() {
-        let e = event(parse_file(
-            parse,
-            "written/emby/library.new-episode-4.8-localized.json",
-        ));
-        assert_eq!(e.action, Action::Added);
-        assert_eq!(who(&e), (Some("de5e0a137c1cbb7d8e7d83302fb899f1"), None));
-        assert_eq!(e.occurred_at, t("2024-11-03T08:41:17.5031246Z"));
-        let i = item(&e);
-        assert_eq!(i.kind, Some(ItemType::Episode));
-        assert_eq!(i.backend_item_id, "2417");
-        assert_eq!(
-            i.guids,
-            guids(&[("tvdb", "10398127"), ("imdb", "tt32508841")])
-        );
-        assert_eq!(i.series_guids, Guids::new());
-        assert_eq!(i.season, Some(1));
-        assert_eq!(i.episode, Some(3));
-        assert_eq!(i.series_title.as_deref(), Some("归舟记 (2024)"));
-        assert_eq!(i.title.as_deref(), Some("渡口夜话"));
-        assert_eq!(i.year, Some(2024));
-        assert_eq!(i.played, None);
-        assert_eq!(i.progress_ms, None);
+    fn expected_parses() {
+        assert_eq!(support::check_expected("emby", parse), 5);
     }
 
     #[test]
@@ -432,10 +285,7 @@ mod tests {
     }
 
     fn action_of(json: &[u8]) -> Result<Action, String> {
-        match parse(json, now()).unwrap() {
-            Parsed::Event(e) => Ok(e.action),
-            Parsed::Ignored { reason, .. } => Err(reason),
-        }
+        support::action_of(parse, json)
     }
 
     #[test]

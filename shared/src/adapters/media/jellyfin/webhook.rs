@@ -322,49 +322,20 @@ fn build(doc: Doc<'_>) -> Result<Parsed, ParseError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::model::ItemType;
 
+    use crate::adapters::media::test_support::parse_file;
     use crate::adapters::media::test_support::{self as support, event, guids, item, now};
-    use crate::adapters::media::test_support::{parse_file, who};
 
     fn bad(json: &[u8]) -> String {
         support::bad(parse(json, now()))
     }
 
-    // ---- published captures ----
+    // ---- published captures and written fixtures ----
 
+    /// The parses stated field by field in `tests/fixtures/expected/jellyfin.json`.
     #[test]
-    fn movary_playback_stop_completed_is_played() {
-        let e = event(parse_file(
-            parse,
-            "webhooks/jellyfin/playbackstop-movie-completed-10.8.8-movary.json",
-        ));
-        assert_eq!(e.source, Source::Jellyfin);
-        assert_eq!(e.action, Action::Played);
-        assert_eq!(e.raw_event, "PlaybackStop");
-        assert_eq!(
-            who(&e),
-            (
-                Some("e7f44197df844fc4a503f7366b746adc"),
-                Some("50e1109a03fd4e13a3a5dd9bb27e08ec")
-            )
-        );
-        assert_eq!(
-            e.occurred_at,
-            when::from_rfc3339("2023-01-04T06:36:12.853591Z")
-        );
-        let i = item(&e);
-        assert_eq!(i.kind, Some(ItemType::Movie));
-        assert_eq!(i.backend_item_id, "9871a124b152901edc3aafa0f374d14e");
-        assert_eq!(i.title.as_deref(), Some("The Menu"));
-        assert_eq!(i.year, Some(2022));
-        assert_eq!(i.guids, guids(&[("tmdb", "593643"), ("imdb", "tt9764362")]));
-        assert_eq!(i.series_guids, Guids::new());
-        assert_eq!((i.season, i.episode), (None, None));
-        assert_eq!(i.series_title, None);
-        assert_eq!(i.played, Some(true));
-        assert_eq!(i.progress_ms, None);
-        assert_eq!(i.duration_ms, Some(6_427_423));
+    fn expected_parses() {
+        assert_eq!(support::check_expected("jellyfin", parse), 5);
     }
 
     #[test]
@@ -386,122 +357,6 @@ mod tests {
         }
     }
 
-    #[test]
-    fn jellyhook_item_added_is_added_without_user() {
-        let e = event(parse_file(
-            parse,
-            "webhooks/jellyfin/itemadded-movie-10.10.3-jellyhook.json",
-        ));
-        assert_eq!(e.action, Action::Added);
-        assert_eq!(e.raw_event, "ItemAdded");
-        assert_eq!(who(&e), (Some("42e65bbd52bc4bc38e7bf14fd760b9dd"), None));
-        assert_eq!(
-            e.occurred_at,
-            when::from_rfc3339("2025-01-19T21:20:15.0134275Z")
-        );
-        let i = item(&e);
-        assert_eq!(i.kind, Some(ItemType::Movie));
-        assert_eq!(i.backend_item_id, "42685592c6a59cf2e88dfe5a6d584b1e");
-        assert_eq!(i.title.as_deref(), Some("Big Green Monster"));
-        assert_eq!(i.year, Some(2020));
-        // Provider_tmdbcollection is a collection, not this movie: left out.
-        assert_eq!(
-            i.guids,
-            guids(&[("tmdb", "940721"), ("imdb", "tt23289160")])
-        );
-        assert_eq!(i.series_guids, Guids::new());
-        assert_eq!((i.season, i.episode), (None, None));
-        assert_eq!(i.played, None);
-        assert_eq!(i.progress_ms, None);
-        assert_eq!(i.duration_ms, Some(7_478_721));
-    }
-
-    // ---- written fixtures (expectations from written/cases.json) ----
-
-    #[test]
-    fn written_userdatasaved_toggle_unplayed() {
-        let e = event(parse_file(
-            parse,
-            "written/jellyfin/userdatasaved-episode-toggleplayed-unplayed.json",
-        ));
-        assert_eq!(e.action, Action::Unplayed);
-        assert_eq!(e.raw_event, "UserDataSaved");
-        assert_eq!(
-            who(&e),
-            (
-                Some("f609e82f7e65762c1914518c58756dab"),
-                Some("a816dac5b5c13a4b69c067705b627949")
-            )
-        );
-        assert_eq!(
-            e.occurred_at,
-            when::from_rfc3339("2025-09-02T19:38:51.4029186Z")
-        );
-        let i = item(&e);
-        assert_eq!(i.kind, Some(ItemType::Episode));
-        assert_eq!(i.backend_item_id, "d4092836b8a1db8e10d3e21f231ba38d");
-        assert_eq!(i.guids, guids(&[("anidb", "281407")]));
-        assert_eq!(i.series_guids, Guids::new());
-        assert_eq!(i.season, Some(1));
-        assert_eq!(i.episode, Some(3));
-        assert_eq!(i.series_title.as_deref(), Some("Ninefold Orbit"));
-        assert_eq!(i.title.as_deref(), Some("Signal Fire"));
-        assert_eq!(i.played, Some(false));
-        assert_eq!(i.progress_ms, None);
-    }
-
-    #[test]
-    fn written_itemadded_movie_collection() {
-        let e = event(parse_file(
-            parse,
-            "written/jellyfin/itemadded-movie-collection.json",
-        ));
-        assert_eq!(e.action, Action::Added);
-        assert_eq!(who(&e), (Some("946634189a0d7086bd2fcb18997d21a5"), None));
-        let i = item(&e);
-        assert_eq!(i.kind, Some(ItemType::Movie));
-        assert_eq!(i.backend_item_id, "60bf293184cd22d9cb715c163db1453e");
-        assert_eq!(i.guids, guids(&[("tmdb", "80417"), ("imdb", "tt0471953")]));
-        assert_eq!(i.series_guids, Guids::new());
-        assert_eq!((i.season, i.episode), (None, None));
-        assert_eq!(i.title.as_deref(), Some("雾港疑云"));
-        assert_eq!(i.year, Some(2006));
-        assert_eq!(i.played, None);
-        assert_eq!(i.progress_ms, None);
-    }
-
-    #[test]
-    fn written_playbackstop_midway_is_progress() {
-        let e = event(parse_file(
-            parse,
-            "written/jellyfin/playbackstop-episode-midway.json",
-        ));
-        assert_eq!(e.action, Action::Progress);
-        assert_eq!(e.raw_event, "PlaybackStop");
-        assert_eq!(
-            who(&e),
-            (
-                Some("f609e82f7e65762c1914518c58756dab"),
-                Some("a816dac5b5c13a4b69c067705b627949")
-            )
-        );
-        let i = item(&e);
-        assert_eq!(i.kind, Some(ItemType::Episode));
-        assert_eq!(i.backend_item_id, "3a39b04cc35adf7731ddb422d5627413");
-        assert_eq!(
-            i.guids,
-            guids(&[("tvdb", "10284163"), ("imdb", "tt27411094")])
-        );
-        assert_eq!(i.series_guids, Guids::new());
-        assert_eq!(i.season, Some(2));
-        assert_eq!(i.episode, Some(5));
-        assert_eq!(i.series_title.as_deref(), Some("Glasshouse"));
-        // PlayedToCompletion false reports nothing.
-        assert_eq!(i.played, None);
-        assert_eq!(i.progress_ms, Some(1_234_567));
-        assert_eq!(i.duration_ms, Some(2_618_000));
-    }
-
     // ---- event table ----
 
     fn minimal(event: &str, extra: &str) -> Vec<u8> {
@@ -512,10 +367,7 @@ mod tests {
     }
 
     fn action_of(json: &[u8]) -> Result<Action, String> {
-        match parse(json, now()).unwrap() {
-            Parsed::Event(e) => Ok(e.action),
-            Parsed::Ignored { reason, .. } => Err(reason),
-        }
+        support::action_of(parse, json)
     }
 
     #[test]

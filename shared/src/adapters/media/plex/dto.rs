@@ -2,6 +2,7 @@
 //! template is Plex-shaped) and the API client: borrowed structs whose values are read
 //! leniently ([`Scalar`]); everything else in a document is skipped unread.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::marker::PhantomData;
 
@@ -21,6 +22,20 @@ pub(crate) struct Payload<'a> {
     pub server: Option<Server<'a>>,
     #[serde(borrow, default, rename = "Metadata")]
     pub metadata: Option<Metadata<'a>>,
+}
+
+impl Payload<'_> {
+    /// `Server.uuid`, when filled.
+    pub fn server_id(&self) -> Option<String> {
+        let server = self.server.as_ref()?;
+        server.uuid.filled().map(Cow::into_owned)
+    }
+
+    /// `Account.id`, when filled.
+    pub fn account_id(&self) -> Option<String> {
+        let account = self.account.as_ref()?;
+        account.id.filled().map(Cow::into_owned)
+    }
 }
 
 /// `Account` of a payload: `id` is a number in Plex, a string in Tautulli.

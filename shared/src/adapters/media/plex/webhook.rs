@@ -19,11 +19,54 @@ use crate::domain::guid::{self, AgentGuid};
 use crate::domain::model::{Action, Event, EventItem, Guids, ItemType, Parsed, Source};
 use crate::domain::when;
 
-/// What the delivery log leaves out of a Plex payload ([`super::super::for_log`]):
-/// `Metadata`'s tag lists (cast and crew, genres, ratings, labels, chapters: the cast
-/// alone is half of a movie's payload), its texts, image paths, keys and dates, the
-/// account's picture and the player. The parser reads none of them.
+/// What a Plex-shaped payload (Plex's, or Tautulli's template of it) carries and no
+/// parser reads: `Metadata`'s texts, image paths, keys and dates, the account's
+/// picture and the player (a person's name and address). Each sender's `UNREAD` adds
+/// its own.
+pub(crate) const PLEX_SHAPED_UNREAD: [Unread; 3] = [
+    Unread {
+        object: "Metadata",
+        names: &[
+            "summary",
+            "tagline",
+            "thumb",
+            "art",
+            "parentThumb",
+            "grandparentThumb",
+            "grandparentArt",
+            "grandparentTheme",
+            "key",
+            "parentKey",
+            "grandparentKey",
+            "librarySectionKey",
+            "contentRating",
+            "audienceRating",
+            "audienceRatingImage",
+            "userRating",
+            "skipCount",
+            "originallyAvailableAt",
+            "addedAt",
+            "updatedAt",
+        ],
+    },
+    Unread {
+        object: "Account",
+        names: &["thumb"],
+    },
+    Unread {
+        object: "",
+        names: &["Player"],
+    },
+];
+
+/// What the delivery log leaves out of a Plex payload ([`super::super::for_log`]): the
+/// Plex-shaped part, and `Metadata`'s tag lists (cast and crew, genres, ratings,
+/// labels, chapters: the cast alone is half of a movie's payload) and Plex's own texts
+/// and keys. The parser reads none of them.
 pub(crate) const UNREAD: &[Unread] = &[
+    PLEX_SHAPED_UNREAD[0],
+    PLEX_SHAPED_UNREAD[1],
+    PLEX_SHAPED_UNREAD[2],
     Unread {
         object: "Metadata",
         names: &[
@@ -44,42 +87,13 @@ pub(crate) const UNREAD: &[Unread] = &[
             "UltraBlurColors",
             "Chapter",
             "Marker",
-            "summary",
-            "tagline",
-            "parentThumb",
-            "grandparentThumb",
-            "thumb",
-            "art",
-            "grandparentArt",
-            "grandparentTheme",
             "theme",
-            "audienceRatingImage",
             "ratingImage",
             "primaryExtraKey",
             "chapterSource",
-            "key",
-            "parentKey",
-            "grandparentKey",
-            "librarySectionKey",
             "librarySectionID",
             "studio",
-            "contentRating",
-            "audienceRating",
-            "userRating",
-            "skipCount",
-            "originallyAvailableAt",
-            "addedAt",
-            "updatedAt",
         ],
-    },
-    Unread {
-        object: "Account",
-        names: &["thumb"],
-    },
-    // The player's name and address (a person's IP): no parser reads it.
-    Unread {
-        object: "",
-        names: &["Player"],
     },
 ];
 
@@ -88,7 +102,7 @@ pub fn parse(json: &[u8], received_at: DateTime<Utc>) -> Result<Parsed, ParseErr
     // only reports the payload's own time.
     let _ = received_at;
     let source = Source::Plex;
-    let payload: Payload = read_object(source, json)?;
+    let mut payload: Payload = read_object(source, json)?;
     let event = event_name(source, &payload.event)?;
 
     let action = match action_of(&event) {
@@ -99,14 +113,11 @@ pub fn parse(json: &[u8], received_at: DateTime<Utc>) -> Result<Parsed, ParseErr
         }
     };
 
-    let md = payload
-        .metadata
-        .ok_or_else(|| ParseError::bad(format!("Plex {event} payload has no Metadata")))?;
-    let kind = match item_type(source, &event, &md.kind, &md.library_section_type)? {
-        Ok(kind) => kind,
-        Err(reason) => return Ok(Parsed::ignored(source, event, reason)),
-    };
-    let backend_item_id = rating_key(source, &event, kind, &md.rating_key)?;
+    let (md, kind, backend_item_id) =
+        match typed_item(source, "Plex", &event, payload.metadata.take(), true)? {
+            Ok(typed) => typed,
+            Err(reason) => return Ok(Parsed::ignored(source, event, reason)),
+        };
 
     let mut ids = AgentIds::default();
     // The legacy agent guid first, so the new agent's `Guid[]` wins where both name the
@@ -146,12 +157,8 @@ pub fn parse(json: &[u8], received_at: DateTime<Utc>) -> Result<Parsed, ParseErr
         // The player paused or stopped: its position is a resume point.
         paused: matches!(event.as_ref(), "media.pause" | "media.stop"),
         source,
-        server_id: payload
-            .server
-            .and_then(|s| s.uuid.filled().map(Cow::into_owned)),
-        user_id: payload
-            .account
-            .and_then(|a| a.id.filled().map(Cow::into_owned)),
+        server_id: payload.server_id(),
+        user_id: payload.account_id(),
         action,
         raw_event: event.into_owned(),
         occurred_at,
@@ -223,6 +230,31 @@ pub(crate) fn item_type(
         Some(lib) => format!("item type {t} ({lib}) is not synced; only movies and episodes are"),
         None => format!("item type {t} is not synced; only movies and episodes are"),
     }))
+}
+
+/// The item a Plex-shaped payload is about: its `Metadata` (required), its type (or
+/// why it is not synced) and its ratingKey. `vendor` names the sender in errors;
+/// `read_section` says whether `librarySectionType` may tell the library.
+pub(crate) fn typed_item<'a>(
+    source: Source,
+    vendor: &str,
+    event: &str,
+    metadata: Option<Metadata<'a>>,
+    read_section: bool,
+) -> Result<Result<(Metadata<'a>, ItemType, String), String>, ParseError> {
+    let md = metadata
+        .ok_or_else(|| ParseError::bad(format!("{vendor} {event} payload has no Metadata")))?;
+    let section = if read_section {
+        &md.library_section_type
+    } else {
+        &Scalar::Absent
+    };
+    let kind = match item_type(source, event, &md.kind, section)? {
+        Ok(kind) => kind,
+        Err(reason) => return Ok(Err(reason)),
+    };
+    let backend_item_id = rating_key(source, event, kind, &md.rating_key)?;
+    Ok(Ok((md, kind, backend_item_id)))
 }
 
 /// `Metadata.ratingKey`, the item's id on its server: required.
@@ -346,199 +378,15 @@ mod tests {
     use super::*;
     use crate::adapters::media::test_support::*;
 
+    /// The parses stated field by field in `tests/fixtures/expected/plex.json`.
+    #[test]
+    fn expected_parses() {
+        assert_eq!(check_expected("plex", parse), 8);
+    }
+
     #[test]
     fn written_cases() {
         assert_eq!(check_cases("plex", parse), 4);
-    }
-
-    #[test]
-    fn scrobble_episode_localized() {
-        let e = event(parse_file(
-            parse,
-            "written/plex/media.scrobble-episode-localized.json",
-        ));
-        assert_eq!(e.source, Source::Plex);
-        assert_eq!(e.action, Action::Played);
-        assert_eq!(e.raw_event, "media.scrobble");
-        assert_eq!(
-            who(&e),
-            (
-                Some("fff68c26af6ad5f25f1901280d1d40fd5ec560d3"),
-                Some("58203317")
-            )
-        );
-        assert_eq!(e.occurred_at, when::from_unix(1741790412));
-        let it = item(&e);
-        assert_eq!(it.kind, Some(ItemType::Episode));
-        assert_eq!(it.backend_item_id, "61587");
-        assert_eq!(it.title.as_deref(), Some("The Lantern Keeper's Bargain"));
-        assert_eq!(it.series_title.as_deref(), Some("灯守之城"));
-        assert_eq!(it.year, Some(2024));
-        assert_eq!((it.season, it.episode), (Some(2), Some(3)));
-        assert_eq!(
-            it.guids,
-            guids(&[
-                ("imdb", "tt31847206"),
-                ("tmdb", "5218834"),
-                ("tvdb", "10594417")
-            ])
-        );
-        assert_eq!(it.series_guids, Guids::new());
-        assert_eq!(it.played, Some(true));
-        assert_eq!(it.progress_ms, None);
-        assert_eq!(it.duration_ms, Some(1440000));
-    }
-
-    #[test]
-    fn resume_episode_reports_offset_and_unplayed() {
-        let e = event(parse_file(
-            parse,
-            "written/plex/media.resume-episode-offset.json",
-        ));
-        assert_eq!(e.action, Action::Progress);
-        assert_eq!(e.raw_event, "media.resume");
-        assert_eq!(
-            who(&e),
-            (Some("3ea35937a5a210a30818e321487cb76e9c76511b"), Some("7"))
-        );
-        // lastViewedAt dates an earlier viewing, not this resume.
-        assert_eq!(e.occurred_at, None);
-        let it = item(&e);
-        assert_eq!(it.kind, Some(ItemType::Episode));
-        assert_eq!(it.backend_item_id, "37106");
-        assert_eq!(it.title.as_deref(), Some("Lighthouse"));
-        assert_eq!(it.series_title.as_deref(), Some("Pip and Pebble"));
-        assert_eq!((it.season, it.episode), (Some(2), Some(9)));
-        assert_eq!(
-            it.guids,
-            guids(&[
-                ("imdb", "tt12736418"),
-                ("tmdb", "2284917"),
-                ("tvdb", "7903362")
-            ])
-        );
-        assert_eq!(it.series_guids, Guids::new());
-        // No viewCount: Plex omits zero counts.
-        assert_eq!(it.played, Some(false));
-        assert_eq!(it.progress_ms, Some(318000));
-        assert_eq!(it.duration_ms, Some(450000));
-    }
-
-    #[test]
-    fn library_new_movie_is_added() {
-        let e = event(parse_file(parse, "written/plex/library.new-movie.json"));
-        assert_eq!(e.action, Action::Added);
-        assert_eq!(e.raw_event, "library.new");
-        assert_eq!(
-            who(&e),
-            (Some("3ea35937a5a210a30818e321487cb76e9c76511b"), Some("7"))
-        );
-        assert_eq!(e.occurred_at, None);
-        let it = item(&e);
-        assert_eq!(it.kind, Some(ItemType::Movie));
-        assert_eq!(it.backend_item_id, "38560");
-        assert_eq!(it.title.as_deref(), Some("Quiet Meridian"));
-        assert_eq!(it.series_title, None);
-        assert_eq!(it.year, Some(2019));
-        assert_eq!((it.season, it.episode), (None, None));
-        assert_eq!(
-            it.guids,
-            guids(&[("imdb", "tt8930465"), ("tmdb", "551207"), ("tvdb", "14806")])
-        );
-        assert_eq!(it.series_guids, Guids::new());
-        assert_eq!(it.played, Some(false));
-        assert_eq!(it.progress_ms, None);
-        assert_eq!(it.duration_ms, Some(6642000));
-    }
-
-    #[test]
-    fn written_music_track_is_ignored() {
-        let (source, raw, reason) = ignored(parse_file(
-            parse,
-            "written/plex/media.play-track-music.json",
-        ));
-        assert_eq!(source, Source::Plex);
-        assert_eq!(raw, "media.play");
-        assert!(
-            reason.contains("item type track (music library)"),
-            "{reason}"
-        );
-    }
-
-    #[test]
-    fn published_music_track_is_ignored() {
-        let (source, raw, reason) = ignored(parse_file(
-            parse,
-            "webhooks/plex/media.play-track-plexdocs-telegraf.json",
-        ));
-        assert_eq!(source, Source::Plex);
-        assert_eq!(raw, "media.play");
-        assert!(
-            reason.contains("item type track (music library)"),
-            "{reason}"
-        );
-    }
-
-    #[test]
-    fn published_rate_is_ignored() {
-        let (source, raw, reason) = ignored(parse_file(
-            parse,
-            "webhooks/plex/media.rate-movie-plexguid-movary-edited.json",
-        ));
-        assert_eq!(source, Source::Plex);
-        assert_eq!(raw, "media.rate");
-        assert_eq!(reason, "event media.rate is not synced");
-    }
-
-    #[test]
-    fn published_hama_scrobble() {
-        let e = event(parse_file(
-            parse,
-            "webhooks/plex/media.scrobble-episode-hama-shinkro.json",
-        ));
-        assert_eq!(e.action, Action::Played);
-        assert_eq!(who(&e), (Some("test-server-uuid-12345"), Some("12345")));
-        assert_eq!(e.occurred_at, when::from_unix(1767117106));
-        let it = item(&e);
-        assert_eq!(it.kind, Some(ItemType::Episode));
-        assert_eq!(it.backend_item_id, "31444");
-        assert_eq!(it.guids, Guids::new());
-        assert_eq!(it.series_guids, guids(&[("tvdb", "81797")]));
-        assert_eq!((it.season, it.episode), (Some(22), Some(70)));
-        assert_eq!(it.series_title.as_deref(), Some("One Piece"));
-        assert_eq!(it.title.as_deref(), Some("HDTV- - Please"));
-        assert_eq!(it.played, Some(true));
-        assert_eq!(it.progress_ms, None);
-        assert_eq!(it.duration_ms, None);
-    }
-
-    #[test]
-    fn published_movie_scrobble_with_escaped_slashes() {
-        let e = event(parse_file(
-            parse,
-            "webhooks/plex/media.scrobble-movie-plexguid-movary.json",
-        ));
-        assert_eq!(e.action, Action::Played);
-        assert_eq!(e.raw_event, "media.scrobble");
-        assert_eq!(
-            who(&e),
-            (Some("27a04b118b1bf1f25f8e99306785453623e18b67"), Some("1"))
-        );
-        assert_eq!(e.occurred_at, when::from_unix(1654975910));
-        let it = item(&e);
-        assert_eq!(it.kind, Some(ItemType::Movie));
-        assert_eq!(it.backend_item_id, "26697");
-        assert_eq!(it.title.as_deref(), Some("Big Trouble in Little China"));
-        assert_eq!(it.year, Some(1986));
-        assert_eq!((it.season, it.episode), (None, None));
-        // `plex://movie/..` is server-private; the `imdb:\/\/..` ids are real.
-        assert_eq!(
-            it.guids,
-            guids(&[("imdb", "tt0090728"), ("tmdb", "6978"), ("tvdb", "1876")])
-        );
-        assert_eq!(it.series_guids, Guids::new());
-        assert_eq!(it.played, Some(true));
-        assert_eq!(it.duration_ms, Some(5940000));
     }
 
     fn minimal(event: &str, metadata: &str) -> Vec<u8> {
@@ -658,33 +506,16 @@ mod tests {
 
     #[test]
     fn other_item_types_are_ignored_with_their_type() {
-        let (_, _, reason) = ignored(
-            parse(
-                &minimal("media.scrobble", r#"{"ratingKey":"1","type":"show"}"#),
-                now(),
-            )
-            .unwrap(),
-        );
-        assert!(reason.contains("item type show is not synced"), "{reason}");
-        let (_, _, reason) = ignored(
-            parse(
-                &minimal("media.play", r#"{"ratingKey":"1","type":"clip"}"#),
-                now(),
-            )
-            .unwrap(),
-        );
-        assert!(reason.contains("item type clip"), "{reason}");
-        let (_, _, reason) = ignored(
-            parse(
-                &minimal("library.new", r#"{"ratingKey":"1","type":"photo"}"#),
-                now(),
-            )
-            .unwrap(),
-        );
-        assert!(
-            reason.contains("item type photo (photo library)"),
-            "{reason}"
-        );
+        let cases = [
+            ("media.scrobble", "show", "item type show is not synced"),
+            ("media.play", "clip", "item type clip"),
+            ("library.new", "photo", "item type photo (photo library)"),
+        ];
+        for (event, kind, says) in cases {
+            let metadata = format!(r#"{{"ratingKey":"1","type":"{kind}"}}"#);
+            let (_, _, reason) = ignored(parse(&minimal(event, &metadata), now()).unwrap());
+            assert!(reason.contains(says), "{reason}");
+        }
     }
 
     #[test]
