@@ -27,8 +27,6 @@
 //!   unmarks an item on a server whose account no import has looked at yet, that
 //!   import runs (logged as "forced"): a watched nobody ever reported, then unmarked,
 //!   leaves no trace any rule could read (a real setup runs its first import first).
-//!   The same holds for a replaced file's new entry no import has looked at yet: a
-//!   mark played there (no webhook) then an unmark leaves no trace either.
 //! - **Actions** ([`PlayerAction`]): watch to the end, pause or stop midway, mark
 //!   played (only where the server shows it unplayed), mark unplayed (only where the
 //!   server shows it played), on a random server of a random person and item. At
@@ -547,10 +545,6 @@ pub struct World {
     unseen_position: Vec<Vec<Option<usize>>>,
     /// Per person and server: whether an import of that account has run yet.
     imported: Vec<[bool; 3]>,
-    /// Per person, item and server: a replaced file's new entry that no import of that
-    /// account has looked at yet (a play state set there without a webhook, then
-    /// unmarked, would leave no trace: the same as "the first look" above).
-    unlooked_entry: Vec<Vec<[bool; 3]>>,
     late: Vec<Delivery>,
     tasks_log: Vec<Entry>,
     report: Report,
@@ -670,7 +664,6 @@ impl World {
             quiet_until: now,
             unseen_unplay: vec![vec![None; items.len()]; PEOPLE.len()],
             imported: vec![[false; 3]; PEOPLE.len()],
-            unlooked_entry: vec![vec![[false; 3]; items.len()]; PEOPLE.len()],
             unseen_position: vec![vec![None; items.len()]; PEOPLE.len()],
             next_id: 9000,
             intent,
@@ -792,9 +785,7 @@ impl World {
         // History before watchstate: a watched nobody reported (no webhook, no import
         // yet), then unmarked there. Nothing could ever show it was watched, so the
         // unmark is undecidable; a real setup runs its first import first.
-        if action == PlayerAction::MarkUnplayed
-            && (!self.imported[p][s] || self.unlooked_entry[p][i][s])
-        {
+        if action == PlayerAction::MarkUnplayed && !self.imported[p][s] {
             let payload = TaskPayload {
                 user: Some(PEOPLE[p].into()),
                 backend: Some(SERVERS[s].as_str().into()),
@@ -870,9 +861,6 @@ impl World {
             return;
         };
         self.report.replaced += 1;
-        for p in 0..PEOPLE.len() {
-            self.unlooked_entry[p][i][s] = true;
-        }
         self.items[i].on[s] = Some(item);
         self.by_id.insert((s, new_id.clone()), i);
         for p in 0..PEOPLE.len() {
@@ -1109,17 +1097,6 @@ impl World {
                         .backend
                         .as_deref()
                         .is_none_or(|b| b == SERVERS[s].as_str());
-            }
-        }
-        for (p, items) in self.unlooked_entry.iter_mut().enumerate() {
-            for entry in items.iter_mut() {
-                for (s, cell) in entry.iter_mut().enumerate() {
-                    *cell &= !(payload.user.as_deref().is_none_or(|u| u == PEOPLE[p])
-                        && payload
-                            .backend
-                            .as_deref()
-                            .is_none_or(|b| b == SERVERS[s].as_str()));
-                }
             }
         }
         for (p, row) in self
