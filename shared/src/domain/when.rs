@@ -51,13 +51,18 @@ pub fn year_2000() -> DateTime<Utc> {
         .unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
-/// The event time the rules use: the payload's own time when it is believable
-/// (not in the future, not before 2000), else the time received.
+/// The payload's own time, when it is believable (not in the future, not before 2000).
+pub fn own_time(
+    payload: Option<DateTime<Utc>>,
+    received_at: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    payload.filter(|t| believable(*t, received_at))
+}
+
+/// The event time the rules use: the payload's own time ([`own_time`]), else the time
+/// received.
 pub fn event_time(payload: Option<DateTime<Utc>>, received_at: DateTime<Utc>) -> DateTime<Utc> {
-    match payload {
-        Some(t) if believable(t, received_at) => t,
-        _ => received_at,
-    }
+    own_time(payload, received_at).unwrap_or(received_at)
 }
 
 pub fn believable(t: DateTime<Utc>, received_at: DateTime<Utc>) -> bool {

@@ -1,6 +1,7 @@
 //! Delivery bodies at rest: deflate-compressed (`flate2` over the pure-Rust
-//! `miniz_oxide`), so a 15 KB Plex payload costs a few DynamoDB write units, not
-//! fifteen. The api inflates them again (`?body=true` returns the payload as received).
+//! `miniz_oxide`), so a 15 KB Plex payload costs one DynamoDB write unit, not fifteen.
+//! The api inflates them again (`?body=true` returns the payload as the log kept it: as
+//! received, less what no parser reads, `adapters::media::for_log`).
 
 use std::io::{Read, Write};
 

@@ -66,13 +66,10 @@ pub fn decide(
     ctx: Context<'_>,
     new_id: impl FnOnce() -> String,
 ) -> Decision {
-    let t = when::event_time(event.occurred_at, ctx.received_at);
-    let timed = event
-        .occurred_at
-        .is_some_and(|at| when::believable(at, ctx.received_at));
-    let last_played = ev
-        .last_played_at
-        .filter(|at| when::believable(*at, ctx.received_at));
+    let own = when::own_time(event.occurred_at, ctx.received_at);
+    let t = own.unwrap_or(ctx.received_at);
+    let timed = own.is_some();
+    let last_played = when::own_time(ev.last_played_at, ctx.received_at);
     // Without a user id we cannot tell whose play state this is: metadata only.
     let action = if event.user_id.is_none() {
         Action::Added
