@@ -43,6 +43,8 @@ test-browser: tools-browser
 
 ## Crates that must not come back (`make lint`): a second TLS stack, a C crypto build.
 FORBIDDEN_CRATES := aws-lc-sys aws-lc-rs openssl-sys openssl
+LAMBDA_FORBIDDEN_CRATES := aws-config aws-sdk-sts aws-sdk-sso regex-automata
+space := $(subst ,, )
 
 ## fmt, clippy (warnings are errors), one TLS stack, and the SAM template checks.
 lint: tools-lint
@@ -60,6 +62,13 @@ lint: tools-lint
 	    cargo tree --workspace --all-features --target all -e all -i $$crate; exit 1; \
 	  fi; \
 	done; echo "lint: none of $(FORBIDDEN_CRATES) in the dependency tree"
+	# What a Lambda build must not carry (size and init, docs/PERFORMANCE.md): the
+	# SDK's default credential chain (STS, SSO, IMDS, profiles) and a regex engine.
+	@for fn in $(FUNCTIONS); do \
+	  found=$$(cargo tree -p $$fn --no-default-features -e normal --prefix none 2>/dev/null \
+	    | grep -oE "^($(subst $(space),|,$(LAMBDA_FORBIDDEN_CRATES))) v" | sed 's/ v$$//' | sort -u | tr '\n' ' '); \
+	  if [ -n "$$found" ]; then echo "lint: the $$fn Lambda build carries $$found"; exit 1; fi; \
+	done; echo "lint: no Lambda build carries $(LAMBDA_FORBIDDEN_CRATES)"
 	SAM_CLI_TELEMETRY=0 sam validate --lint --template-file infra/template.yaml --region us-east-1
 	cfn-lint infra/template.yaml
 

@@ -210,6 +210,7 @@ async fn deliveries_are_small_and_strangers_store_no_body() {
             let guard = tracing::subscriber::set_default(watchstate::inbound::lambda::subscriber(
                 true,
                 None,
+                None,
                 move || writer.clone(),
             ));
             let r = webhook

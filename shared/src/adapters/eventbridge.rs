@@ -48,7 +48,7 @@ impl EventBridgeBus {
 
     /// A bus from shared AWS config (region, credentials, endpoint), with this
     /// adapter's short timeouts and quick retries on top.
-    pub fn from_sdk_config(sdk: &aws_config::SdkConfig, bus_name: impl Into<String>) -> Self {
+    pub fn from_sdk_config(sdk: &aws_types::SdkConfig, bus_name: impl Into<String>) -> Self {
         let config = aws_sdk_eventbridge::config::Builder::from(sdk)
             .timeout_config(timeouts())
             .retry_config(retries())
@@ -75,7 +75,7 @@ pub struct EventBridgeContinuations(EventBridgeBus);
 
 impl EventBridgeContinuations {
     /// On the bus `bus_name`, with the bus adapter's timeouts and retries.
-    pub fn from_sdk_config(sdk: &aws_config::SdkConfig, bus_name: impl Into<String>) -> Self {
+    pub fn from_sdk_config(sdk: &aws_types::SdkConfig, bus_name: impl Into<String>) -> Self {
         EventBridgeContinuations(EventBridgeBus::from_sdk_config(sdk, bus_name))
     }
 }

@@ -28,7 +28,7 @@ impl SqsDeadLetters {
     }
 
     /// The queue at `url`, over the process's AWS configuration.
-    pub fn from_sdk_config(sdk: &aws_config::SdkConfig, url: impl Into<String>) -> Self {
+    pub fn from_sdk_config(sdk: &aws_types::SdkConfig, url: impl Into<String>) -> Self {
         SqsDeadLetters::new(aws_sdk_sqs::Client::new(sdk), url)
     }
 }

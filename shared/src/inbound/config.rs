@@ -2,16 +2,16 @@
 //! once into a [`Config`], and the adapters chosen from it ([`store`], [`bus`],
 //! [`deps`], [`continuations`], [`dead_letters`], [`api_secrets`]).
 //!
-//! Every AWS client of a process is built from one [`sdk_config`], loaded once: region,
-//! credentials and endpoint come from the environment (the SDK reads `AWS_REGION`,
-//! `AWS_ENDPOINT_URL` and the credential chain itself), nothing is called over the
-//! network until a client makes its first request (`docs/PERFORMANCE.md`, "Cold start
-//! and size": no network call at init).
+//! Every AWS client of a process is built from one [`sdk_config`], made once from the
+//! [`AwsSettings`] of the environment (`AWS_REGION`, `AWS_ENDPOINT_URL` and the keys
+//! Lambda puts there): no credential chain, no profile files, no instance metadata, and
+//! nothing called over the network until a client makes its first request
+//! (`docs/PERFORMANCE.md`, "Cold start and size").
 //!
 //! Read elsewhere, on purpose: `WATCHSTATE_DEPLOYMENT` (`aws` on AWS: backend URLs must
 //! be https and public, metrics are emitted) is read where it is used, per call, by
 //! [`crate::app::metrics`] and the media adapters' URL rules (a test switches it while
-//! a process runs); `RUST_LOG`'s per-module directives by tracing's `EnvFilter`.
+//! a process runs).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -66,9 +66,40 @@ pub struct Config {
     pub export_budget: Duration,
     /// `AWS_LAMBDA_LOG_FORMAT` = `JSON` (any case): log lines as JSON (Lambda sets it).
     pub log_json: bool,
-    /// `AWS_LAMBDA_LOG_LEVEL`, else `RUST_LOG` (default INFO): the log level.
-    /// `RUST_LOG`'s per-module directives apply on top (tracing's `EnvFilter` reads it).
+    /// `AWS_LAMBDA_LOG_LEVEL` (Lambda's log level setting): the level of every line
+    /// `RUST_LOG` does not say otherwise of (default INFO).
     pub log_level: Option<String>,
+    /// `RUST_LOG`: a level, or `target=level` directives separated by commas
+    /// (`watchstate=debug,info`); directives that do not read are skipped.
+    pub log_directives: Option<String>,
+    /// Where the AWS clients go and who they are.
+    pub aws: AwsSettings,
+}
+
+/// The AWS side of the environment, as Lambda sets it (and the tests, for moto).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AwsSettings {
+    /// `AWS_REGION`, else `AWS_DEFAULT_REGION`.
+    pub region: Option<String>,
+    /// `AWS_ENDPOINT_URL`: one endpoint for every service (moto, LocalStack).
+    pub endpoint_url: Option<String>,
+    /// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN`: the
+    /// function role's keys. Unset: every AWS call fails with "no credentials".
+    pub keys: Option<AwsKeys>,
+}
+
+/// An access key pair with its session token. Its `Debug` shows none of them.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AwsKeys {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: Option<String>,
+}
+
+impl std::fmt::Debug for AwsKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AwsKeys(..)")
+    }
 }
 
 /// A task's time cap when its variable is unset or unreadable.
@@ -105,26 +136,70 @@ impl Config {
             import_budget: budget("IMPORT_BUDGET_SECONDS"),
             export_budget: budget("EXPORT_BUDGET_SECONDS"),
             log_json: get("AWS_LAMBDA_LOG_FORMAT").is_some_and(|f| f.eq_ignore_ascii_case("json")),
-            log_level: get("AWS_LAMBDA_LOG_LEVEL").or_else(|| get("RUST_LOG")),
+            log_level: get("AWS_LAMBDA_LOG_LEVEL"),
+            log_directives: get("RUST_LOG"),
+            aws: AwsSettings {
+                region: get("AWS_REGION").or_else(|| get("AWS_DEFAULT_REGION")),
+                endpoint_url: get("AWS_ENDPOINT_URL"),
+                keys: match (get("AWS_ACCESS_KEY_ID"), get("AWS_SECRET_ACCESS_KEY")) {
+                    (Some(access_key_id), Some(secret_access_key)) => Some(AwsKeys {
+                        access_key_id,
+                        secret_access_key,
+                        session_token: get("AWS_SESSION_TOKEN"),
+                    }),
+                    _ => None,
+                },
+            },
         }
     }
 }
 
-static SDK_CONFIG: tokio::sync::OnceCell<aws_config::SdkConfig> =
-    tokio::sync::OnceCell::const_new();
+static SDK_CONFIG: std::sync::OnceLock<aws_types::SdkConfig> = std::sync::OnceLock::new();
 
-/// The process's AWS configuration (region, credential chain, `AWS_ENDPOINT_URL` for
-/// moto), shared by the DynamoDB, EventBridge, SSM and SQS clients. Loading reads the
-/// environment only; credentials are resolved lazily at the first request. One per
-/// process: its HTTP connection pool belongs to the runtime that first used it.
-pub async fn sdk_config() -> &'static aws_config::SdkConfig {
-    SDK_CONFIG
-        .get_or_init(|| {
-            aws_config::defaults(aws_config::BehaviorVersion::latest())
-                .http_client(sdk_http_client())
-                .load()
-        })
-        .await
+/// The process's AWS configuration, shared by the DynamoDB, EventBridge, KMS, SSM and
+/// SQS clients: [`aws_sdk_config`] of the first `config` asked with. One per process:
+/// its HTTP connection pool belongs to the runtime that first used it.
+pub fn sdk_config(config: &Config) -> &'static aws_types::SdkConfig {
+    SDK_CONFIG.get_or_init(|| aws_sdk_config(&config.aws))
+}
+
+/// An `SdkConfig` of `aws` alone, with what `aws_config::defaults` would give a Lambda:
+/// standard retries (3 attempts), a 3.1 s connect timeout, tokio's sleep, the system
+/// clock, the latest behaviour version, and [`sdk_http_client`]. Builds nothing and
+/// calls nothing; the tests make theirs for moto with it too.
+pub fn aws_sdk_config(aws: &AwsSettings) -> aws_types::SdkConfig {
+    use aws_credential_types::provider::SharedCredentialsProvider;
+    use aws_smithy_types::{retry::RetryConfig, timeout::TimeoutConfig};
+    let mut builder = aws_types::SdkConfig::builder()
+        .behavior_version(
+            aws_smithy_runtime_api::client::behavior_version::BehaviorVersion::latest(),
+        )
+        .http_client(sdk_http_client())
+        .time_source(aws_smithy_async::time::SystemTimeSource::new())
+        .retry_config(RetryConfig::standard())
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_millis(3100))
+                .build(),
+        )
+        .region(aws.region.clone().map(aws_types::region::Region::new));
+    if let Some(sleep) = aws_smithy_async::rt::sleep::default_async_sleep() {
+        builder = builder.sleep_impl(sleep);
+    }
+    if let Some(url) = &aws.endpoint_url {
+        builder = builder.endpoint_url(url.clone());
+    }
+    if let Some(keys) = &aws.keys {
+        let credentials = aws_credential_types::Credentials::new(
+            keys.access_key_id.clone(),
+            keys.secret_access_key.clone(),
+            keys.session_token.clone(),
+            None,
+            "environment",
+        );
+        builder = builder.credentials_provider(SharedCredentialsProvider::new(credentials));
+    }
+    builder.build()
 }
 
 /// The SDK's own HTTPS client (hyper, rustls with ring: the same TLS stack as the
@@ -179,7 +254,7 @@ fn compiled_in_roots_pem() -> Vec<u8> {
 /// [`Config::token_key_id`], locally with the key file in the data dir.
 pub async fn store(config: &Config) -> Result<Arc<dyn Store>, StoreError> {
     if let Some(table) = &config.table_name {
-        let conf = sdk_config().await;
+        let conf = sdk_config(config);
         tracing::info!(
             table = %table,
             endpoint = conf.endpoint_url().unwrap_or("AWS"),
@@ -227,7 +302,7 @@ pub async fn event_bridge_bus(
     let name = config.event_bus_name.as_ref()?;
     Some(
         crate::adapters::eventbridge::EventBridgeBus::from_sdk_config(
-            sdk_config().await,
+            sdk_config(config),
             name.clone(),
         ),
     )
@@ -282,7 +357,7 @@ pub async fn continuations(config: &Config) -> Option<Arc<dyn crate::ports::bus:
     let name = config.event_bus_name.as_ref()?;
     Some(Arc::new(
         crate::adapters::eventbridge::EventBridgeContinuations::from_sdk_config(
-            sdk_config().await,
+            sdk_config(config),
             name.clone(),
         ),
     ))
@@ -294,7 +369,7 @@ pub async fn dead_letters(
 ) -> Option<Arc<dyn crate::ports::dead_letters::DeadLetters>> {
     let url = config.dead_letter_queue_url.as_ref()?;
     Some(Arc::new(
-        crate::adapters::sqs::SqsDeadLetters::from_sdk_config(sdk_config().await, url.clone()),
+        crate::adapters::sqs::SqsDeadLetters::from_sdk_config(sdk_config(config), url.clone()),
     ))
 }
 
@@ -309,7 +384,7 @@ pub async fn api_secrets(config: &Config) -> Result<(String, TokenSecret), Strin
     let needs_ssm = (config.admin_key.is_none() && config.admin_key_parameter.is_some())
         || (config.token_secret.is_none() && config.token_secret_parameter.is_some());
     let ssm = if needs_ssm {
-        Some(aws_sdk_ssm::Client::new(sdk_config().await))
+        Some(aws_sdk_ssm::Client::new(sdk_config(config)))
     } else {
         None
     };
@@ -413,17 +488,19 @@ mod tests {
     async fn the_sdk_client_speaks_tls_to_an_https_endpoint() {
         use crate::adapters::media::client::tests::{first_bytes_of_a_connection, is_client_hello};
         let (port, seen) = first_bytes_of_a_connection();
-        let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .http_client(super::sdk_http_client())
-            .region(aws_config::Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-                "x", "x", None, None, "test",
-            ))
-            .retry_config(aws_config::retry::RetryConfig::disabled())
-            .endpoint_url(format!("https://127.0.0.1:{port}"))
-            .load()
-            .await;
-        let err = aws_sdk_dynamodb::Client::new(&conf)
+        let conf = super::aws_sdk_config(&super::AwsSettings {
+            region: Some("us-east-1".into()),
+            endpoint_url: Some(format!("https://127.0.0.1:{port}")),
+            keys: Some(super::AwsKeys {
+                access_key_id: "x".into(),
+                secret_access_key: "x".into(),
+                session_token: None,
+            }),
+        });
+        let conf = aws_sdk_dynamodb::config::Builder::from(&conf)
+            .retry_config(aws_smithy_types::retry::RetryConfig::disabled())
+            .build();
+        let err = aws_sdk_dynamodb::Client::from_conf(conf)
             .list_tables()
             .send()
             .await

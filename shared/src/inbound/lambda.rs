@@ -22,38 +22,59 @@ pub fn init_tracing(config: &crate::inbound::config::Config) {
     let sub = subscriber(
         config.log_json,
         config.log_level.as_deref(),
+        config.log_directives.as_deref(),
         std::io::stdout,
     );
     let _ = tracing::subscriber::set_global_default(sub);
 }
 
-/// The subscriber [`init_tracing`] installs, writing to `writer`: `level` by default
-/// (INFO when unset or unreadable), with `RUST_LOG`'s directives on top.
+/// The subscriber [`init_tracing`] installs, writing to `writer`, filtered by
+/// [`log_filter`].
 pub fn subscriber<W>(
     json: bool,
     level: Option<&str>,
+    directives: Option<&str>,
     writer: W,
 ) -> Box<dyn tracing::Subscriber + Send + Sync>
 where
     W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
 {
-    use tracing_subscriber::filter::{EnvFilter, LevelFilter};
-    let level = level
-        .and_then(|l| l.parse::<LevelFilter>().ok())
-        .unwrap_or(LevelFilter::INFO);
+    use tracing_subscriber::layer::SubscriberExt;
+    let filter = log_filter(level, directives);
     let builder = tracing_subscriber::fmt()
         .with_target(false)
-        .with_env_filter(
-            EnvFilter::builder()
-                .with_default_directive(level.into())
-                .from_env_lossy(),
-        )
         .with_writer(writer);
     if json {
-        Box::new(builder.json().finish())
+        Box::new(builder.json().finish().with(filter))
     } else {
-        Box::new(builder.finish())
+        Box::new(builder.finish().with(filter))
     }
+}
+
+/// Which lines are written: `RUST_LOG`'s `target=level` directives (`directives`), and
+/// for every other line `RUST_LOG`'s bare level, else `level` (Lambda's log level),
+/// else INFO. A directive that does not read is skipped, as is an unreadable level.
+/// A plain target filter, not tracing's `EnvFilter`: that one links a regex engine
+/// into every function for span-field filters nobody here uses.
+pub fn log_filter(
+    level: Option<&str>,
+    directives: Option<&str>,
+) -> tracing_subscriber::filter::Targets {
+    use tracing_subscriber::filter::{LevelFilter, Targets};
+    let mut targets = Targets::new();
+    let mut bare = None;
+    let readable = directives
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .filter_map(|d| d.parse::<Targets>().ok());
+    for directive in readable {
+        bare = directive.default_level().or(bare);
+        targets = targets.with_targets(directive.iter().map(|(t, l)| (t.to_string(), l)));
+    }
+    let level = level.and_then(|l| l.trim().parse::<LevelFilter>().ok());
+    targets.with_default(bare.or(level).unwrap_or(LevelFilter::INFO))
 }
 
 /// A Lambda HTTP request as the handlers take it.
@@ -438,10 +459,42 @@ mod tests {
     }
 
     #[test]
+    fn the_log_filter_reads_lambdas_level_and_rust_logs_directives() {
+        use tracing::Level;
+        use tracing_subscriber::filter::Targets;
+        let on = |f: &Targets, target: &str, level: Level| f.would_enable(target, &level);
+        let default = super::log_filter(None, None);
+        assert!(on(&default, "watchstate", Level::INFO));
+        assert!(!on(&default, "watchstate", Level::DEBUG));
+        // Lambda's setting, in its own spelling.
+        let warn = super::log_filter(Some("WARN"), None);
+        assert!(on(&warn, "watchstate::app", Level::WARN));
+        assert!(!on(&warn, "watchstate::app", Level::INFO));
+        // RUST_LOG: per-target directives over Lambda's level; a bad one is skipped.
+        let mixed = super::log_filter(
+            Some("WARN"),
+            Some("watchstate::app=debug, nonsense=loud ,hyper=error"),
+        );
+        assert!(on(&mixed, "watchstate::app::push", Level::DEBUG));
+        assert!(!on(&mixed, "watchstate::adapters", Level::INFO));
+        assert!(!on(&mixed, "hyper::client", Level::WARN));
+        assert!(on(&mixed, "other", Level::WARN));
+        // RUST_LOG's bare level wins over Lambda's, as before.
+        let bare = super::log_filter(Some("ERROR"), Some("debug"));
+        assert!(on(&bare, "watchstate", Level::DEBUG));
+        assert!(!on(&bare, "watchstate", Level::TRACE));
+        assert!(!on(
+            &super::log_filter(Some("loud"), None),
+            "x",
+            Level::DEBUG
+        ));
+    }
+
+    #[test]
     fn json_log_lines_carry_a_timestamp() {
         let buf = Buf::default();
         let writer = buf.clone();
-        let sub = super::subscriber(true, None, move || writer.clone());
+        let sub = super::subscriber(true, None, None, move || writer.clone());
         tracing::subscriber::with_default(sub, || tracing::warn!(backend = "jf", "push failed"));
         let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
         let line: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
