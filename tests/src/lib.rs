@@ -199,6 +199,7 @@ impl Local {
                 token_secret: TokenSecret::new("test-secret"),
                 tasks: None,
                 bus: None,
+                url_rules: Default::default(),
             },
             store,
             base: WebhookBase("http://test.local/webhook/".into()),

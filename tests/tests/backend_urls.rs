@@ -1,13 +1,13 @@
 //! Backend urls on AWS (`WATCHSTATE_DEPLOYMENT=aws`, as the template sets it): https
 //! and public addresses, unless the backend allows otherwise; each refusal is a 400
-//! saying what to do. One test in this binary: it sets the process environment.
+//! saying what to do.
 
 use e2e::Local;
 use serde_json::json;
 
 #[tokio::test]
 async fn on_aws_backend_urls_must_be_https_and_public_unless_allowed() {
-    let l = Local::new();
+    let mut l = Local::new();
     assert_eq!(l.api("PUT", "/v1/users/ana", None).await.0 / 100, 2);
     // Locally (no WATCHSTATE_DEPLOYMENT) a LAN server over http is the normal case.
     let lan = json!({"type": "jellyfin", "url": "http://192.168.1.20:8096", "token": "t"});
@@ -16,7 +16,11 @@ async fn on_aws_backend_urls_must_be_https_and_public_unless_allowed() {
         .await;
     assert_eq!(s / 100, 2, "{v}");
 
-    std::env::set_var("WATCHSTATE_DEPLOYMENT", "aws");
+    // The rules the api function takes from its `Config` on AWS.
+    let on_aws = watchstate::inbound::config::Config::from_lookup(|name| {
+        (name == "WATCHSTATE_DEPLOYMENT").then(|| "aws".to_string())
+    });
+    l.api.url_rules = on_aws.deployment.into();
     let (s, v) = l
         .api("PUT", "/v1/users/ana/backends/jf", Some(lan.clone()))
         .await;
@@ -62,5 +66,4 @@ async fn on_aws_backend_urls_must_be_https_and_public_unless_allowed() {
         .await;
     assert_eq!(s / 100, 2, "{v}");
     assert_eq!(v["options"]["allow_private_address"], true);
-    std::env::remove_var("WATCHSTATE_DEPLOYMENT");
 }

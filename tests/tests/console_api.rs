@@ -58,6 +58,7 @@ impl House {
             token_secret: TokenSecret::new("console-secret"),
             tasks: Some(Arc::new(Tasks::new(deps))),
             bus: Some(bus.clone()),
+            url_rules: Default::default(),
         };
         let webhook = WebhookService {
             store,

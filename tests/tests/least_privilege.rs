@@ -208,8 +208,13 @@ async fn every_call_a_function_makes_is_granted_to_it() {
         store: c.store.clone(),
         admin_key: key,
         token_secret: TokenSecret::new("lp-secret"),
-        tasks: Some(Arc::new(tasks::Tasks::new(deps(&c)))),
+        // As the api function builds it on AWS: its export sweeps the dead letters.
+        tasks: Some(Arc::new(tasks::Tasks {
+            dead_letters: Some(Arc::new(SqsDeadLetters::new(c.sqs.clone(), dlq.clone()))),
+            ..tasks::Tasks::new(deps(&c))
+        })),
         bus: None,
+        url_rules: Default::default(),
     };
     assert_eq!(api(&service, "PUT", "/v1/users/ana", None).await.0 / 100, 2);
     let mut pb = plex.backend_body();
@@ -254,7 +259,15 @@ async fn every_call_a_function_makes_is_granted_to_it() {
             / 100,
         2
     );
-    assert_eq!(api(&service, "POST", "/v1/tasks/export", None).await.0, 200);
+    sqs.send_message()
+        .queue_url(&dlq)
+        .message_body("not a change")
+        .send()
+        .await
+        .unwrap();
+    let (s, exported) = api(&service, "POST", "/v1/tasks/export", None).await;
+    assert_eq!(s, 200, "{exported}");
+    assert_eq!(exported["dead_letters"]["dropped"], 1, "{exported}");
     let api_calls = c.rec.take();
     let webhook_path = p["webhook_url"]
         .as_str()

@@ -67,6 +67,7 @@ impl House {
             token_secret: TokenSecret::new("push-secret"),
             tasks: None,
             bus: None,
+            url_rules: Default::default(),
         };
         let served = serve(webhook, api).await;
         let mut h = House {

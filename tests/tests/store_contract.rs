@@ -1017,7 +1017,7 @@ fn delivery(user: Option<&str>, secs: i64, status: &str) -> Delivery {
         backend: user.map(|_| "plex".to_string()),
         received_at,
         http_status: 200,
-        status: status.into(),
+        status: status.parse().expect("a delivery status"),
         reason: None,
         event: Some("media.scrobble".into()),
         item_id: None,
@@ -1145,7 +1145,11 @@ async fn task_runs_are_listed_newest_first(h: Harness) {
         let started = at(T0 + i);
         let run = TaskRun {
             id: watchstate::domain::ids::time_ordered_id(started),
-            task: if i % 2 == 0 { "import" } else { "export" }.into(),
+            task: if i % 2 == 0 {
+                watchstate::ports::tasks::TaskKind::Import
+            } else {
+                watchstate::ports::tasks::TaskKind::Export
+            },
             user: Some("ana".into()),
             backend: None,
             started_at: Some(started),
@@ -1153,7 +1157,12 @@ async fn task_runs_are_listed_newest_first(h: Harness) {
             dry_run: i == 1,
             pages: 1,
             items_seen: 10 * i as u64,
-            ..Default::default()
+            created: 0,
+            changed: 0,
+            pushed: 0,
+            failed: 0,
+            errors: Vec::new(),
+            cursor: None,
         };
         s.record_task_run(&run).await.unwrap();
         runs.push(run);

@@ -230,6 +230,8 @@ export class Watchstate extends Construct {
         WATCHSTATE_TOKEN_SECRET_PARAMETER: tokenSecret,
         WATCHSTATE_PUBLIC_URL: props.publicUrl ?? DEFAULTS.publicUrl,
         ...tokenKeyEnv,
+        // POST /v1/tasks/export sweeps it first, as the export's schedule does.
+        DEAD_LETTER_QUEUE_URL: this.deadLetterQueue.queueUrl,
       },
     });
     decryptTokens(api, ["kms:Decrypt", "kms:Encrypt"]);
@@ -252,6 +254,17 @@ export class Watchstate extends Construct {
         },
       }),
     );
+
+    // The export and `POST /v1/tasks/export` sweep the push dead-letter queue.
+    const sweepsDeadLetters = (f: lambda.Function) =>
+      f.addToRolePolicy(
+        new iam.PolicyStatement({
+          sid: "DeadLetters",
+          actions: ["sqs:DeleteMessage", "sqs:ReceiveMessage"],
+          resources: [this.deadLetterQueue.queueArn],
+        }),
+      );
+    sweepsDeadLetters(api);
 
     const push = fn("PushFunction", "push", {
       description: "Pushes batches of StateChanges from the push queue to the users' other backends",
@@ -292,13 +305,7 @@ export class Watchstate extends Construct {
       environment: { DEAD_LETTER_QUEUE_URL: this.deadLetterQueue.queueUrl, ...tokenKeyEnv },
     });
     decryptTokens(exportFn);
-    exportFn.addToRolePolicy(
-      new iam.PolicyStatement({
-        sid: "DeadLetters",
-        actions: ["sqs:DeleteMessage", "sqs:ReceiveMessage"],
-        resources: [this.deadLetterQueue.queueArn],
-      }),
-    );
+    sweepsDeadLetters(exportFn);
     this.invokeConfig("ExportFunctionEventInvokeConfig", exportFn, { maximumRetryAttempts: 0 });
 
     this.functions = { webhook, api, push, import: importFn, export: exportFn };

@@ -1,7 +1,8 @@
 //! CloudWatch metrics as log lines (Embedded Metric Format): one JSON object per line
 //! on stdout, which CloudWatch Logs turns into metrics of namespace `watchstate`, no
-//! API call, no extra permission. Emitted on AWS only (`WATCHSTATE_DEPLOYMENT=aws`);
-//! the local emulation's terminal stays readable.
+//! API call, no extra permission. Emitted on AWS only: a process's entry point calls
+//! [`install`] with its deployment (`WATCHSTATE_DEPLOYMENT=aws`); until then, and
+//! locally, nothing is written and the emulation's terminal stays readable.
 //!
 //! Metrics: `Deliveries` by `Status` (webhook), `Pushes` by `Outcome` (push),
 //! `OutboxDepth` (what a drain found waiting, up to its limit), `DeadLettersSwept` by
@@ -29,8 +30,17 @@ pub fn record(metric: &str, dimension: (&str, &str), value: f64, at_ms: i64) -> 
     v
 }
 
+static ENABLED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Write metrics from now on if `deployment` is AWS (once per process, with the log
+/// subscriber).
+pub fn install(deployment: crate::domain::model::Deployment) {
+    let on = deployment == crate::domain::model::Deployment::Aws;
+    ENABLED.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
 fn enabled() -> bool {
-    std::env::var("WATCHSTATE_DEPLOYMENT").as_deref() == Ok("aws")
+    ENABLED.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 fn emit(metric: &str, dimension: (&str, &str), value: f64) {
@@ -48,8 +58,8 @@ fn emit(metric: &str, dimension: (&str, &str), value: f64) {
 }
 
 /// A webhook delivery ended with `status` (`stored`, `ignored`, an error code).
-pub fn delivery(status: &str) {
-    emit("Deliveries", ("Status", status), 1.0);
+pub fn delivery(status: crate::domain::model::DeliveryStatus) {
+    emit("Deliveries", ("Status", status.as_str()), 1.0);
 }
 
 /// Push reached a backend with `outcome` (`applied`, `in_sync`, `failed`, ...).
@@ -74,6 +84,17 @@ pub fn dead_letters_swept(result: &str, n: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn metrics_are_written_only_once_installed_on_aws() {
+        use crate::domain::model::Deployment;
+        assert!(!enabled(), "off until the entry point says where it runs");
+        install(Deployment::Aws);
+        let on_aws = enabled();
+        install(Deployment::Local);
+        assert!(on_aws);
+        assert!(!enabled());
+    }
 
     #[test]
     fn records_are_embedded_metric_format() {

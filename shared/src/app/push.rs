@@ -199,7 +199,7 @@ impl Pusher {
                     backend: Some(backend.clone()),
                     received_at: now,
                     http_status: 0,
-                    status: "push_failed".into(),
+                    status: crate::domain::model::DeliveryStatus::PushFailed,
                     reason: Some(reason.clone()),
                     event: Some(format!("push {:?}", change.kind).to_lowercase()),
                     item_id: Some(change.item_id.clone()),

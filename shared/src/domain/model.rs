@@ -339,6 +339,105 @@ pub struct User {
     pub created_at: DateTime<Utc>,
 }
 
+/// Where this process runs: the rules that differ between a laptop and AWS (which
+/// backend urls are accepted, whether metrics are written) decide on it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Deployment {
+    /// The local emulation (`make run`, `cargo lambda watch`, the tests).
+    #[default]
+    Local,
+    /// AWS Lambda, as the SAM template and the CDK app deploy it.
+    Aws,
+}
+
+/// How a delivery ended: the `status` of the delivery log and, for a refusal, the
+/// `code` of the JSON error the media server was answered. Stored in this spelling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryStatus {
+    /// Read and stored (changed or not).
+    Stored,
+    /// Read, and about nothing watchstate keeps (a test event, a library scan...).
+    Ignored,
+    /// The token matched no backend.
+    UnknownWebhook,
+    MethodNotAllowed,
+    PayloadTooLarge,
+    /// The body could not be read as this backend's webhook.
+    BadPayload,
+    UnsupportedMediaType,
+    /// `match_user`: the event is another account's.
+    UserMismatch,
+    /// `match_server`: the event is another server's.
+    ServerMismatch,
+    /// The store could not be reached; the media server retries.
+    Unavailable,
+    /// Not a webhook: push could not reach this backend (kept in the same log so a
+    /// person sees it next to the webhooks).
+    PushFailed,
+    /// A status this version does not know (written by a later one).
+    #[serde(other)]
+    Other,
+}
+
+impl DeliveryStatus {
+    const ALL: [DeliveryStatus; 12] = [
+        DeliveryStatus::Stored,
+        DeliveryStatus::Ignored,
+        DeliveryStatus::UnknownWebhook,
+        DeliveryStatus::MethodNotAllowed,
+        DeliveryStatus::PayloadTooLarge,
+        DeliveryStatus::BadPayload,
+        DeliveryStatus::UnsupportedMediaType,
+        DeliveryStatus::UserMismatch,
+        DeliveryStatus::ServerMismatch,
+        DeliveryStatus::Unavailable,
+        DeliveryStatus::PushFailed,
+        DeliveryStatus::Other,
+    ];
+
+    /// The stored and answered spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryStatus::Stored => "stored",
+            DeliveryStatus::Ignored => "ignored",
+            DeliveryStatus::UnknownWebhook => "unknown_webhook",
+            DeliveryStatus::MethodNotAllowed => "method_not_allowed",
+            DeliveryStatus::PayloadTooLarge => "payload_too_large",
+            DeliveryStatus::BadPayload => "bad_payload",
+            DeliveryStatus::UnsupportedMediaType => "unsupported_media_type",
+            DeliveryStatus::UserMismatch => "user_mismatch",
+            DeliveryStatus::ServerMismatch => "server_mismatch",
+            DeliveryStatus::Unavailable => "unavailable",
+            DeliveryStatus::PushFailed => "push_failed",
+            DeliveryStatus::Other => "other",
+        }
+    }
+}
+
+impl fmt::Display for DeliveryStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for DeliveryStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<DeliveryStatus, String> {
+        DeliveryStatus::ALL
+            .into_iter()
+            .find(|d| d.as_str() == s)
+            .ok_or_else(|| format!("'{s}' is not a delivery status"))
+    }
+}
+
+/// Compared with its spelling, as the delivery log shows it.
+impl PartialEq<&str> for DeliveryStatus {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 /// How one webhook delivery ended, as kept in the delivery log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Delivery {
@@ -350,7 +449,7 @@ pub struct Delivery {
     /// HTTP status answered.
     pub http_status: u16,
     /// `stored`, `ignored`, or the error code.
-    pub status: String,
+    pub status: DeliveryStatus,
     pub reason: Option<String>,
     /// The media server's event name, when the body could be read that far.
     pub event: Option<String>,

@@ -7,11 +7,6 @@
 //! Lambda puts there): no credential chain, no profile files, no instance metadata, and
 //! nothing called over the network until a client makes its first request
 //! (`docs/PERFORMANCE.md`, "Cold start and size").
-//!
-//! Read elsewhere, on purpose: `WATCHSTATE_DEPLOYMENT` (`aws` on AWS: backend URLs must
-//! be https and public, metrics are emitted) is read where it is used, per call, by
-//! [`crate::app::metrics`] and the media adapters' URL rules (a test switches it while
-//! a process runs).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -19,6 +14,7 @@ use std::time::Duration;
 
 use crate::adapters::secrets::SealedStore;
 use crate::adapters::store::dynamo::DynamoStore;
+use crate::domain::model::Deployment;
 use crate::domain::token::TokenSecret;
 use crate::ports::bus::Bus;
 use crate::ports::store::{Store, StoreError};
@@ -27,6 +23,9 @@ use crate::ports::store::{Store, StoreError};
 /// or blank value counts as unset). The SAM template and the CDK app set these names.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Config {
+    /// `WATCHSTATE_DEPLOYMENT` = `aws` (the template and the CDK app set it): backend
+    /// urls must be https and public, and metrics are written. Anything else: local.
+    pub deployment: Deployment,
     /// `TABLE_NAME`: the DynamoDB table (honouring `AWS_ENDPOINT_URL`). Unset: the
     /// embedded SQLite store, in a build with the `local` feature.
     pub table_name: Option<String>,
@@ -121,6 +120,10 @@ impl Config {
                 .unwrap_or(DEFAULT_BUDGET)
         };
         Config {
+            deployment: match get("WATCHSTATE_DEPLOYMENT").as_deref().map(str::trim) {
+                Some(d) if d.eq_ignore_ascii_case("aws") => Deployment::Aws,
+                _ => Deployment::Local,
+            },
             table_name: get("TABLE_NAME"),
             data_dir: get("WATCHSTATE_DATA_DIR")
                 .map(PathBuf::from)
@@ -447,12 +450,20 @@ mod tests {
         assert_eq!(empty.data_dir, std::path::PathBuf::from(".watchstate"));
         assert_eq!(empty.import_budget, std::time::Duration::from_secs(600));
         assert_eq!(empty.table_name, None);
+        assert_eq!(empty.deployment, super::Deployment::Local);
+        assert_eq!(empty.aws, super::AwsSettings::default());
         let vars = [
             ("TABLE_NAME", "t"),
             ("EVENT_BUS_NAME", " "),
             ("WATCHSTATE_PUBLIC_URL", "https://w.example/"),
             ("EXPORT_BUDGET_SECONDS", "30"),
             ("IMPORT_BUDGET_SECONDS", "soon"),
+            ("WATCHSTATE_DEPLOYMENT", "aws"),
+            ("AWS_DEFAULT_REGION", "eu-west-1"),
+            ("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"),
+            ("AWS_SECRET_ACCESS_KEY", "very-secret"),
+            ("AWS_SESSION_TOKEN", "session-secret"),
+            ("RUST_LOG", "watchstate=debug"),
         ];
         let c = super::Config::from_lookup(|n| {
             vars.iter()
@@ -464,6 +475,17 @@ mod tests {
         assert_eq!(c.public_url.as_deref(), Some("https://w.example"));
         assert_eq!(c.export_budget, std::time::Duration::from_secs(30));
         assert_eq!(c.import_budget, std::time::Duration::from_secs(600));
+        assert_eq!(c.deployment, super::Deployment::Aws);
+        assert_eq!(c.aws.region.as_deref(), Some("eu-west-1"));
+        assert_eq!(c.log_directives.as_deref(), Some("watchstate=debug"));
+        let keys = c.aws.keys.as_ref().expect("keys");
+        assert_eq!(keys.session_token.as_deref(), Some("session-secret"));
+        // The keys never reach a log line through Debug.
+        let shown = format!("{c:?}");
+        assert!(
+            !shown.contains("very-secret") && !shown.contains("session-secret"),
+            "{shown}"
+        );
     }
 
     #[test]

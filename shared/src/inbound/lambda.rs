@@ -17,8 +17,10 @@ use crate::inbound::http::Reply;
 
 /// Install the tracing subscriber: as lambda_runtime's default (level and format from
 /// the [`Config`](crate::inbound::config::Config)'s log settings), but every line
-/// carries its timestamp (RFC 3339, UTC): with JSON logs Lambda adds none.
+/// carries its timestamp (RFC 3339, UTC): with JSON logs Lambda adds none. Metrics,
+/// log lines too, are switched on for the deployment.
 pub fn init_tracing(config: &crate::inbound::config::Config) {
+    crate::app::metrics::install(config.deployment);
     let sub = subscriber(
         config.log_json,
         config.log_level.as_deref(),
@@ -174,6 +176,7 @@ impl LazyApi {
                     token_secret,
                     bus: self.deps.bus.clone(),
                     tasks: Some(std::sync::Arc::new(tasks)),
+                    url_rules: self.config.deployment.into(),
                 }))
             })
             .await

@@ -58,11 +58,14 @@ pub fn calls(f: Function) -> Vec<&'static str> {
         // A webhook never lists: one token read, one item read, one write.
         Function::Webhook => {}
         // It seals the tokens it is given and opens them to verify and run tasks.
+        // `POST /v1/tasks/export` sweeps the dead-letter queue as the schedule does.
         Function::Api => v.extend([
             "dynamodb:Query",
             "ssm:GetParameter",
             "kms:Encrypt",
             "kms:Decrypt",
+            "sqs:ReceiveMessage",
+            "sqs:DeleteMessage",
         ]),
         // The event source mapping receives and deletes on push's behalf.
         Function::Push => v.extend([

@@ -65,10 +65,10 @@ pub struct Page<T> {
 }
 
 /// What an import or export run did, kept for `GET /v1/tasks/runs`.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TaskRun {
     pub id: String,
-    pub task: String,
+    pub task: crate::ports::tasks::TaskKind,
     pub user: Option<String>,
     pub backend: Option<String>,
     pub started_at: Option<DateTime<Utc>>,

@@ -1,5 +1,5 @@
-//! Which backend urls a deployment accepts. On AWS (`WATCHSTATE_DEPLOYMENT=aws`, set by
-//! the template) a url must be `https` unless the backend sets `allow_insecure_http`
+//! Which backend urls a deployment accepts. On AWS ([`Deployment::Aws`]:
+//! `WATCHSTATE_DEPLOYMENT=aws`, set by the template) a url must be `https` unless the backend sets `allow_insecure_http`
 //! (the media server token travels with every call), and must not name a loopback,
 //! link-local or private address unless it sets `allow_private_address` (such an
 //! address reaches nothing from Lambda, or something of AWS's own, like the instance
@@ -11,25 +11,28 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use crate::domain::model::BackendOptions;
+use crate::domain::model::{BackendOptions, Deployment};
 
 /// The rules of this deployment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum UrlRules {
+    #[default]
     /// The local emulation: anything http(s).
     Local,
     /// AWS: https and public addresses, unless the backend allows otherwise.
     Aws,
 }
 
-impl UrlRules {
-    pub fn from_env() -> UrlRules {
-        match std::env::var("WATCHSTATE_DEPLOYMENT").as_deref() {
-            Ok("aws") => UrlRules::Aws,
-            _ => UrlRules::Local,
+impl From<Deployment> for UrlRules {
+    fn from(deployment: Deployment) -> UrlRules {
+        match deployment {
+            Deployment::Aws => UrlRules::Aws,
+            Deployment::Local => UrlRules::Local,
         }
     }
+}
 
+impl UrlRules {
     /// `Err` holds the message of the 400 answer.
     pub fn check(self, url: &str, options: &BackendOptions) -> Result<(), String> {
         if url.is_empty() {

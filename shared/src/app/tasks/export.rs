@@ -35,7 +35,7 @@ use crate::ports::bus::Bus;
 use crate::ports::store::{ItemQuery, Page, Store, StoreError, TaskRun};
 
 /// The task's name in run records.
-pub const TASK: &str = "export";
+pub const TASK: crate::ports::tasks::TaskKind = crate::ports::tasks::TaskKind::Export;
 const MAX_SAMPLES: usize = 50;
 /// Runs looked at for an unfinished one to go on from.
 const RUNS_SCANNED: usize = 200;
@@ -101,7 +101,7 @@ pub struct UserExport {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ExportReport {
-    pub task: String,
+    pub task: crate::ports::tasks::TaskKind,
     pub dry_run: bool,
     pub full: bool,
     /// Outbox entries published (and failed to publish) before comparing.
@@ -138,7 +138,7 @@ impl Exporter {
     ) -> Result<ExportReport, StoreError> {
         let started = Instant::now();
         let mut report = ExportReport {
-            task: TASK.into(),
+            task: TASK,
             dry_run: payload.dry_run,
             full: payload.full,
             drained: 0,
@@ -176,7 +176,7 @@ impl Exporter {
         }
         report.duration_ms = started.elapsed().as_millis() as u64;
         tracing::info!(
-            task = TASK,
+            task = %TASK,
             users = report.users.len(),
             drained = report.drained,
             duration_ms = report.duration_ms,
@@ -342,7 +342,7 @@ impl Exporter {
         }
         let run = TaskRun {
             id: run_id,
-            task: TASK.into(),
+            task: TASK,
             user: Some(user.to_string()),
             backend: payload.backend.clone(),
             started_at: Some(run_started),
@@ -360,7 +360,7 @@ impl Exporter {
         };
         self.store.record_task_run(&run).await?;
         tracing::info!(
-            task = TASK, user = %user, run = %run.id, dry_run = payload.dry_run, full = payload.full,
+            task = %TASK, user = %user, run = %run.id, dry_run = payload.dry_run, full = payload.full,
             items_seen = out.items_seen, candidates = out.candidates, pushed = out.pushed,
             failed = out.failed, complete = out.complete,
             duration_ms = clock.elapsed().as_millis() as u64,

@@ -10,7 +10,7 @@ use serde_json::json;
 use super::{error_reply, header_str, json_reply, Reply, Request};
 use crate::adapters::media::{self, Incoming, ParseError, Payload};
 use crate::app::ingest;
-use crate::domain::model::{Action, Backend, Delivery, Event, Parsed, Source};
+use crate::domain::model::{Action, Backend, Delivery, DeliveryStatus, Event, Parsed, Source};
 use crate::domain::sync::Context;
 use crate::domain::token;
 use crate::ports::bus::Bus;
@@ -34,7 +34,8 @@ struct Log {
     event: Option<String>,
     item_id: Option<String>,
     changed: Option<bool>,
-    status: String,
+    /// Set by every way `respond` ends.
+    status: Option<DeliveryStatus>,
     reason: Option<String>,
     payload: Option<Payload>,
     source: Option<Source>,
@@ -67,7 +68,7 @@ impl WebhookService {
             return fail(
                 log,
                 StatusCode::UNAUTHORIZED,
-                "unknown_webhook",
+                DeliveryStatus::UnknownWebhook,
                 "unknown webhook",
             );
         }
@@ -77,7 +78,7 @@ impl WebhookService {
                 return fail(
                     log,
                     StatusCode::UNAUTHORIZED,
-                    "unknown_webhook",
+                    DeliveryStatus::UnknownWebhook,
                     "unknown webhook",
                 )
             }
@@ -89,7 +90,7 @@ impl WebhookService {
             return fail(
                 log,
                 StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
+                DeliveryStatus::MethodNotAllowed,
                 format!(
                     "{} is not accepted; media servers POST or PUT webhooks",
                     req.method()
@@ -101,7 +102,7 @@ impl WebhookService {
             return fail(
                 log,
                 StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
+                DeliveryStatus::PayloadTooLarge,
                 format!("body of {} bytes is over the 6 MiB limit", body.len()),
             );
         }
@@ -135,7 +136,7 @@ impl WebhookService {
             return fail(
                 log,
                 StatusCode::BAD_REQUEST,
-                "bad_payload",
+                DeliveryStatus::BadPayload,
                 format!(
                     "this is a {source} webhook but backend '{}' is a {} backend",
                     backend.name, backend.kind
@@ -162,7 +163,7 @@ impl WebhookService {
             return fail(
                 log,
                 StatusCode::BAD_REQUEST,
-                "bad_payload",
+                DeliveryStatus::BadPayload,
                 "event names no item",
             );
         };
@@ -180,7 +181,7 @@ impl WebhookService {
             crate::app::outbox::publish_and_ack(self.store.as_ref(), bus.as_ref(), change).await;
         }
         let changed = applied.no_change.is_none();
-        log.status = "stored".into();
+        log.status = Some(DeliveryStatus::Stored);
         log.item_id = Some(applied.item.id.clone());
         log.changed = Some(changed);
         log.reason = applied
@@ -188,7 +189,7 @@ impl WebhookService {
             .map(|r| r.as_str().to_string())
             .or(applied.detail.clone());
         let mut body = json!({
-            "status": "stored",
+            "status": DeliveryStatus::Stored,
             "item_id": applied.item.id,
             "changed": changed,
         });
@@ -221,7 +222,8 @@ impl WebhookService {
             backend: log.backend.as_ref().map(|b| b.name.clone()),
             received_at,
             http_status: reply.status().as_u16(),
-            status: log.status,
+            // Every way `respond` ends sets it; a path that forgot is a store failure.
+            status: log.status.unwrap_or(DeliveryStatus::Unavailable),
             reason: log.reason,
             event: log.event,
             item_id: log.item_id,
@@ -242,7 +244,7 @@ impl WebhookService {
             reason = delivery.reason.as_deref().unwrap_or("-"),
             "webhook delivery"
         );
-        crate::app::metrics::delivery(&delivery.status);
+        crate::app::metrics::delivery(delivery.status);
         if let Err(e) = self.store.record_delivery(&delivery).await {
             tracing::error!(error = %e, "delivery log write failed");
         }
@@ -262,13 +264,13 @@ fn capped(bytes: &[u8]) -> (Option<String>, bool) {
 
 /// `match_user` / `match_server`, with the exact messages the delivery log shows
 /// (`tests/tests/http_contract.rs`).
-fn check_identity(backend: &Backend, event: &Event) -> Option<(&'static str, String)> {
+fn check_identity(backend: &Backend, event: &Event) -> Option<(DeliveryStatus, String)> {
     if backend.options.match_user {
         let want = backend.user_id.as_deref().unwrap_or("");
         let got = event.user_id.as_deref().unwrap_or("");
         if got != want {
             return Some((
-                "user_mismatch",
+                DeliveryStatus::UserMismatch,
                 format!("Request user id '{got}' does not match configured value '{want}'"),
             ));
         }
@@ -278,7 +280,7 @@ fn check_identity(backend: &Backend, event: &Event) -> Option<(&'static str, Str
         let got = event.server_id.as_deref().unwrap_or("");
         if got != want {
             return Some((
-                "server_mismatch",
+                DeliveryStatus::ServerMismatch,
                 format!("Request server id '{got}' does not match configured value '{want}'"),
             ));
         }
@@ -286,29 +288,36 @@ fn check_identity(backend: &Backend, event: &Event) -> Option<(&'static str, Str
     None
 }
 
-fn fail(log: &mut Log, status: StatusCode, code: &str, message: impl Into<String>) -> Reply {
+fn fail(
+    log: &mut Log,
+    status: StatusCode,
+    code: DeliveryStatus,
+    message: impl Into<String>,
+) -> Reply {
     let message = message.into();
-    log.status = code.to_string();
+    log.status = Some(code);
     log.reason = Some(message.clone());
-    error_reply(status, code, message)
+    error_reply(status, code.as_str(), message)
 }
 
 fn ignored(log: &mut Log, reason: String) -> Reply {
-    log.status = "ignored".into();
+    log.status = Some(DeliveryStatus::Ignored);
     log.reason = Some(reason.clone());
     json_reply(
         StatusCode::OK,
-        &json!({"status": "ignored", "reason": reason}),
+        &json!({"status": DeliveryStatus::Ignored, "reason": reason}),
     )
 }
 
 fn parse_failure(log: &mut Log, e: ParseError) -> Reply {
     match e {
-        ParseError::BadPayload(m) => fail(log, StatusCode::BAD_REQUEST, "bad_payload", m),
+        ParseError::BadPayload(m) => {
+            fail(log, StatusCode::BAD_REQUEST, DeliveryStatus::BadPayload, m)
+        }
         ParseError::UnsupportedMediaType(m) => fail(
             log,
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
+            DeliveryStatus::UnsupportedMediaType,
             m,
         ),
     }
@@ -319,7 +328,7 @@ fn unavailable(log: &mut Log, e: StoreError) -> Reply {
     fail(
         log,
         StatusCode::SERVICE_UNAVAILABLE,
-        "unavailable",
+        DeliveryStatus::Unavailable,
         "the store cannot be reached; the media server should retry",
     )
 }

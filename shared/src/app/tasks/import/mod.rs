@@ -55,7 +55,7 @@ mod page;
 /// The EventBridge detail-type of an import continuation.
 pub const DETAIL_TYPE: &str = crate::ports::bus::IMPORT_PAGE;
 /// The task's name in run records.
-pub const TASK: &str = "import";
+pub const TASK: crate::ports::tasks::TaskKind = crate::ports::tasks::TaskKind::Import;
 
 /// What a dry run lists at most.
 const MAX_SAMPLES: usize = 50;
@@ -173,7 +173,7 @@ pub struct BackendImport {
 /// What an import invocation did.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ImportReport {
-    pub task: String,
+    pub task: crate::ports::tasks::TaskKind,
     pub dry_run: bool,
     pub backends: Vec<BackendImport>,
     /// Backends with import enabled that this invocation did not get to.
@@ -270,7 +270,7 @@ impl Importer {
             .as_ref()
             .map_or(payload.dry_run, |c| c.dry_run);
         let mut report = ImportReport {
-            task: TASK.into(),
+            task: TASK,
             dry_run,
             backends: Vec::new(),
             not_started: Vec::new(),
@@ -325,7 +325,7 @@ impl Importer {
         }
         report.duration_ms = started.elapsed().as_millis() as u64;
         tracing::info!(
-            task = TASK,
+            task = %TASK,
             backends = report.backends.len(),
             complete = report.complete(),
             duration_ms = report.duration_ms,
@@ -457,7 +457,7 @@ impl Importer {
         let keep_cursor = status != Status::Complete;
         let run = TaskRun {
             id: cursor.run_id.clone(),
-            task: TASK.into(),
+            task: TASK,
             user: Some(backend.user.clone()),
             backend: Some(backend.name.clone()),
             started_at: Some(cursor.started_at),
@@ -480,7 +480,7 @@ impl Importer {
         let c = cursor.counts;
         let delta = |a: u64, b: u64| a.saturating_sub(b);
         tracing::info!(
-            task = TASK, user = %backend.user, backend = %backend.name, run = %run.id,
+            task = %TASK, user = %backend.user, backend = %backend.name, run = %run.id,
             status = ?status, dry_run,
             pages = delta(c.pages, counts_before.pages),
             items_seen = delta(c.items_seen, counts_before.items_seen),

@@ -200,9 +200,7 @@ impl ApiService {
             )));
         }
         let options = body.options.unwrap_or_default();
-        crate::adapters::media::address::UrlRules::from_env()
-            .check(&url, &options)
-            .map_err(bad_request)?;
+        self.url_rules.check(&url, &options).map_err(bad_request)?;
         // Leaving the token out keeps the one stored, so options can change without it.
         let token = match (body.token, body.token_from, &existing) {
             (Some(_), Some(_), _) => {

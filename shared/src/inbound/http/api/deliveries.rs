@@ -178,7 +178,7 @@ mod tests {
             backend: backend.map(str::to_string),
             received_at: now() - Duration::hours(ago_h),
             http_status: 200,
-            status: "stored".into(),
+            status: crate::domain::model::DeliveryStatus::Stored,
             reason: None,
             event: None,
             item_id: None,
@@ -249,7 +249,7 @@ mod tests {
             false,
         )];
         let mut d = delivery(Some("jellyfin"), PLEX_UA, plex_body("1", "srv-1"), 1);
-        d.status = "bad_payload".into();
+        d.status = crate::domain::model::DeliveryStatus::BadPayload;
         let f = diagnose("ana", &b, &[d], &[], now());
         assert_eq!(f.len(), 1, "{f:?}");
         assert_eq!(f[0].kind, FindingKind::WrongServerType);

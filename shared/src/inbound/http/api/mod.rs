@@ -44,6 +44,8 @@ pub struct ApiService {
     /// Where a person's "mark played/unplayed" goes once stored (`None` leaves it in
     /// the outbox for the next drain).
     pub bus: Option<Arc<dyn Bus>>,
+    /// Which backend urls this deployment accepts.
+    pub url_rules: crate::adapters::media::address::UrlRules,
 }
 
 /// Where webhook URLs point: the deployment's base plus `/webhook/`, e.g.
