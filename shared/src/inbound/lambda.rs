@@ -395,9 +395,17 @@ impl TaskFunction {
     ) -> Result<TaskFunction, crate::ports::store::StoreError> {
         use crate::inbound::config;
         use crate::ports::tasks::TaskKind;
+        // Each builds only the clients it runs: the import hands on continuations, the
+        // export sweeps the dead letters.
         let tasks = crate::app::tasks::Tasks {
-            continuations: config::continuations(config).await,
-            dead_letters: config::dead_letters(config).await,
+            continuations: match task {
+                TaskKind::Import => config::continuations(config).await,
+                TaskKind::Export => None,
+            },
+            dead_letters: match task {
+                TaskKind::Export => config::dead_letters(config).await,
+                TaskKind::Import => None,
+            },
             ..crate::app::tasks::Tasks::new(config::deps(config).await?)
         };
         let cap = match task {
@@ -459,6 +467,31 @@ mod tests {
         let bad = Diagnostic::from(FunctionError::BadEvent("not a StateChange event".into()));
         assert_eq!(bad.error_type, "NonRetryable.BadEvent");
         assert_eq!(bad.error_message, "not a StateChange event");
+    }
+
+    /// Init builds only what the function runs (DESIGN 8): the import no dead-letter
+    /// queue client, the export no continuations, whatever the environment names.
+    #[tokio::test]
+    async fn each_task_function_builds_only_the_clients_it_runs() {
+        use crate::ports::tasks::TaskKind;
+        let dir = std::env::temp_dir().join(format!("ws-taskfn-{}", std::process::id()));
+        let config = crate::inbound::config::Config {
+            data_dir: dir.clone(),
+            event_bus_name: Some("bus".into()),
+            dead_letter_queue_url: Some("http://127.0.0.1:9/queue/dlq".into()),
+            ..crate::inbound::config::Config::from_lookup(|_| None)
+        };
+        let import = super::TaskFunction::new(TaskKind::Import, &config)
+            .await
+            .expect("import");
+        assert!(import.tasks.continuations.is_some());
+        assert!(import.tasks.dead_letters.is_none());
+        let export = super::TaskFunction::new(TaskKind::Export, &config)
+            .await
+            .expect("export");
+        assert!(export.tasks.continuations.is_none());
+        assert!(export.tasks.dead_letters.is_some());
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]
