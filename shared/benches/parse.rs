@@ -1,5 +1,5 @@
 //! Parse + normalize a webhook, per source, against `serde_json::from_slice::<Value>`
-//! of the same bytes in the same run (DESIGN 8: no slower than that baseline).
+//! of the same bytes in the same run (docs/PERFORMANCE.md: no slower than that baseline).
 //! `cargo bench -p watchstate --bench parse`; the ratio table prints at the end.
 
 use std::path::{Path, PathBuf};

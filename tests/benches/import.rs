@@ -1,4 +1,4 @@
-//! Import benchmark (DESIGN 8): 100,000 items from the fake Plex server into the
+//! Import benchmark (docs/PERFORMANCE.md): 100,000 items from the fake Plex server into the
 //! embedded store (a SQLite file in a temporary directory), through the real Plex
 //! client and the real import code. Reports, in one run:
 //!

@@ -1,5 +1,5 @@
 //! The EventBridge bus against moto, and the outbox that makes sure no state change is
-//! lost between "stored" and "published" (DESIGN 5).
+//! lost between "stored" and "published" (docs/ARCHITECTURE.md).
 //!
 //! Each test starts its own moto server with a custom bus, a rule matching
 //! `source: watchstate` / `detail-type: StateChange`, and an SQS queue as the rule's

@@ -970,7 +970,7 @@ async fn fakes_check_tokens_on_every_route() {
     }
 }
 
-/// A large library through the fakes (the import budget of DESIGN 8 needs this to be
+/// A large library through the fakes (the import budget of docs/PERFORMANCE.md needs this to be
 /// cheap): `WATCHSTATE_FAKE_ITEMS=100000 cargo test -p e2e --release --test clients -- --ignored`.
 #[tokio::test]
 #[ignore]

@@ -1,4 +1,4 @@
-//! Fan-out through SQS (DESIGN 5, issue 10): a first import's changes go from the
+//! Fan-out through SQS (docs/ARCHITECTURE.md, issue 10): a first import's changes go from the
 //! outbox through EventBridge (moto) to the rule's SQS queue (moto), and from there to
 //! the push function's handler (`inbound::lambda::push_event`) in batches, as Lambda's event
 //! source mapping delivers them: at most `BATCH` messages per invocation gathered for

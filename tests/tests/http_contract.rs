@@ -1,4 +1,4 @@
-//! DESIGN 6, status by status: every code the contract names is produced here, and
+//! The HTTP contract (README, docs/ARCHITECTURE.md), status by status: every code the contract names is produced here, and
 //! every webhook delivery, accepted or not, lands in the delivery log.
 
 use std::sync::Arc;

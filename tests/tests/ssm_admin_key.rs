@@ -1,5 +1,5 @@
 //! On AWS the admin key is an SSM SecureString (moto here), read by the api at its
-//! first request: never during init (DESIGN 8).
+//! first request: never during init (docs/PERFORMANCE.md).
 
 use std::process::Command;
 use std::sync::Arc;

@@ -1,7 +1,7 @@
 //! The Store port's contract, written once and run against both adapters: SQLite (on
 //! a temporary file) and DynamoDB (against moto server, a fresh table per test). The
 //! DynamoDB runs also count HTTP requests per operation to hold the round-trip budget
-//! of DESIGN 5/8: a webhook about a known item reads once and writes at most once.
+//! of docs/ARCHITECTURE.md and docs/PERFORMANCE.md: a webhook about a known item reads once and writes at most once.
 
 use std::any::Any;
 use std::collections::BTreeSet;

@@ -469,7 +469,7 @@ mod tests {
         assert_eq!(bad.error_message, "not a StateChange event");
     }
 
-    /// Init builds only what the function runs (DESIGN 8): the import no dead-letter
+    /// Init builds only what the function runs (docs/PERFORMANCE.md): the import no dead-letter
     /// queue client, the export no continuations, whatever the environment names.
     #[tokio::test]
     async fn each_task_function_builds_only_the_clients_it_runs() {

@@ -1,4 +1,4 @@
-//! Cold-start benchmark (DESIGN 8): how long each function binary takes from exec to
+//! Cold-start benchmark (docs/PERFORMANCE.md): how long each function binary takes from exec to
 //! its first poll of the Lambda Runtime API, next to a hello-world `lambda_runtime`
 //! binary built with the same profile, and how big each stripped binary is.
 //!
@@ -17,7 +17,7 @@
 //! `WATCHSTATE_ADMIN_KEY_PARAMETER` (no admin key in the environment), credentials,
 //! and `AWS_ENDPOINT_URL` on a moto server this benchmark starts, with the table, bus,
 //! queue and parameter created there. The endpoint is a counting proxy in front of
-//! moto: every connection a binary opens during init is reported (DESIGN 8 allows
+//! moto: every connection a binary opens during init is reported (docs/PERFORMANCE.md allows
 //! none). `--lambda-dir DIR` takes the binaries `cargo lambda build` wrote
 //! (`DIR/NAME/bootstrap`), i.e. the Lambda features:
 //!
@@ -64,7 +64,7 @@ const WARMUP_RUNS: usize = 2;
 const POLL_TIMEOUT: Duration = Duration::from_secs(10);
 /// Under callgrind a binary runs some 50 times slower.
 const CALLGRIND_POLL_TIMEOUT: Duration = Duration::from_secs(120);
-/// DESIGN 8 budgets, printed for the reader (not enforced).
+/// The budgets of docs/PERFORMANCE.md, printed for the reader (not enforced).
 const INIT_RATIO_BUDGET: f64 = 2.0;
 const SIZE_BUDGET_MB: f64 = 8.0;
 
@@ -666,7 +666,7 @@ fn report(benches: &[Bench], deployed: bool) {
                 if bench.aws_calls == 0 {
                     ""
                 } else {
-                    " (DESIGN 8: none)"
+                    " (budget: none)"
                 }
             );
         }

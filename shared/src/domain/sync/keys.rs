@@ -1,4 +1,4 @@
-//! Lookup keys: how a report finds its stored item (DESIGN 4, "Matching"). One type,
+//! Lookup keys: how a report finds its stored item (docs/RELIABILITY.md, "The rules, one place": Matching). One type,
 //! [`LookupKey`], encoded and decoded here only; the store keeps the encoded form.
 //!
 //! - `B#{backend}#{item id}`: a backend's own id of the item (strongest);

@@ -1,4 +1,4 @@
-//! A backend's library listing merged into the stored item (DESIGN 4, the import
+//! A backend's library listing merged into the stored item (docs/RELIABILITY.md, the import
 //! lines). A listing is a snapshot, not an event: what a person did is read from how
 //! the backend's entry changed since we last saw it (`item.backends[b]`, set by the
 //! last import, webhook or push).

@@ -1,4 +1,4 @@
-//! Matching (DESIGN 4, "Matching"): the backend's own item id first, then any shared
+//! Matching (docs/RELIABILITY.md, "The rules, one place": Matching): the backend's own item id first, then any shared
 //! guid, then relative episode guids (`tvdb:SHOW/S/E`); never by title or file name.
 //! Two items whose guids of the **same kind disagree** are different items whatever
 //! else they share: a guid, relative key or search result is a match only when there

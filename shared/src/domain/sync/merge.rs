@@ -1,4 +1,4 @@
-//! Two stored items that turn out to be one (DESIGN 4, "Matching"): when a report
+//! Two stored items that turn out to be one (docs/RELIABILITY.md, "The rules, one place": Matching): when a report
 //! joins ids that two items hold separately, the two are merged into one, keeping
 //! the newest evidence of each kind. This happens when one server's report of an
 //! episode carries only its own ids (a Jellyfin webhook) and another's only the show's

@@ -1,8 +1,8 @@
-//! The rules (DESIGN 4): pure functions over the model, no store, no I/O. Every path
+//! The rules (docs/RELIABILITY.md, "The rules, one place"): pure functions over the model, no store, no I/O. Every path
 //! that touches play state (webhook, import, push, export) decides here, so each rule
 //! lives in one place:
 //!
-//! | rule (DESIGN 4) | where |
+//! | rule (docs/RELIABILITY.md, "The rules, one place") | where |
 //! |---|---|
 //! | strictly newer `played`/`unplayed` flips; older is `stale`; payload time else received, future/pre-2000 replaced | [`webhook::decide`], [`crate::domain::when::event_time`] |
 //! | the same state twice is a no-op | [`webhook::decide`] (`same state`, no write for an identical repeat) |

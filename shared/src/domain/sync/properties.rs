@@ -1,4 +1,4 @@
-//! Property tests of the rules under reordering and duplicates (DESIGN 4): webhooks
+//! Property tests of the rules under reordering and duplicates (docs/RELIABILITY.md, "The rules, one place"): webhooks
 //! arrive late, twice, out of order; wherever the events' own times order them, the
 //! item ends as if they had come in order, and progress never touches play state.
 

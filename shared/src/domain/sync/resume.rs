@@ -1,4 +1,4 @@
-//! Resume positions (DESIGN 4, "Resume positions"): which positions are worth keeping,
+//! Resume positions (docs/RELIABILITY.md, "The rules, one place": Resume positions): which positions are worth keeping,
 //! which of two wins, and when a backend's position is already close enough.
 //!
 //! A position travels like play state: the newest one wins (a pause's time, or the

@@ -1,5 +1,5 @@
-//! What one target backend needs so that it shows the stored item (DESIGN 4, "Push never
-//! overwrites newer evidence"), for push and export alike.
+//! What one target backend needs so that it shows the stored item (docs/RELIABILITY.md, "The rules, one place": Push never
+//! overwrites newer evidence), for push and export alike.
 //!
 //! - Marked played only when it has no newer unplay we know of (nor one it shows now:
 //!   watched when we last looked, unwatched now), with a real play time (never the

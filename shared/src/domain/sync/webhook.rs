@@ -1,4 +1,4 @@
-//! A webhook event merged into the stored item (DESIGN 4): the first lines of the rules.
+//! A webhook event merged into the stored item (docs/RELIABILITY.md, "The rules, one place"): the first lines of the rules.
 //!
 //! - `played`/`unplayed` flip `watched` only when strictly newer than `state_updated_at`;
 //!   an older one is `stale`, the same state again is `same state` (a newer report of it
@@ -125,7 +125,7 @@ pub fn decide(
             if first && !want {
                 // A person's unplay of an item we never saw: kept as evidence (older
                 // plays elsewhere lose to it, export carries it), but nothing is pushed
-                // now: it is not known to differ anywhere (DESIGN 4, first sight).
+                // now: it is not known to differ anywhere (docs/RELIABILITY.md, "first sight").
                 flip(&mut item, false, t, ctx.backend);
                 no_change = Some(NoChange::SameState);
             } else if first || first_unplay || (item.watched != want && t > item.state_updated_at) {
