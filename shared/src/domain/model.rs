@@ -490,6 +490,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn delivery_statuses_keep_their_stored_spelling_and_read_unknown_ones() {
+        for status in DeliveryStatus::ALL {
+            let json = serde_json::to_string(&status).unwrap();
+            assert_eq!(json, format!("\"{}\"", status.as_str()));
+            assert_eq!(
+                serde_json::from_str::<DeliveryStatus>(&json).unwrap(),
+                status
+            );
+            assert_eq!(status.as_str().parse::<DeliveryStatus>(), Ok(status));
+        }
+        assert_eq!(DeliveryStatus::UnknownWebhook, "unknown_webhook");
+        // A status a later version writes does not make the delivery log unreadable.
+        let later: DeliveryStatus = serde_json::from_str("\"rate_limited\"").unwrap();
+        assert_eq!(later, DeliveryStatus::Other);
+        assert!("rate_limited".parse::<DeliveryStatus>().is_err());
+    }
+
+    #[test]
     fn backend_debug_never_shows_the_token() {
         let now = chrono::Utc::now();
         let b = Backend {
