@@ -312,6 +312,12 @@ mod tests {
             "lastViewedAt":"2024-03-01 20:15:00"}}"#;
         let e = event(parse(body, now()).unwrap());
         assert_eq!(e.occurred_at, None);
+        // Nor the backend's last play: it is the viewing before this one.
+        let unix = br#"{"event":"tautulli.watched","Metadata":{"type":"movie","ratingKey":"6",
+            "lastViewedAt":"1709324100"}}"#;
+        let e = event(parse(unix, now()).unwrap());
+        assert_eq!(e.occurred_at, None);
+        assert_eq!(item(&e).last_played_at, None);
     }
 
     #[test]

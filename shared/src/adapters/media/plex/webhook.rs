@@ -151,7 +151,13 @@ pub fn parse(json: &[u8], received_at: DateTime<Utc>) -> Result<Parsed, ParseErr
         _ => None,
     };
 
-    let item = event_item(&md, kind, backend_item_id, ids, action, played);
+    let item = EventItem {
+        // Plex's own last play, on every event: it dates the watched a progress event
+        // reports (the rules). Tautulli's copy of it is the previous viewing: not set
+        // there.
+        last_played_at: md.last_viewed_at.i64().and_then(when::from_unix),
+        ..event_item(&md, kind, backend_item_id, ids, action, played)
+    };
 
     Ok(Parsed::Event(Event {
         // The player paused or stopped: its position is a resume point.
@@ -306,8 +312,8 @@ pub(crate) fn event_item(
             _ => None,
         },
         duration_ms: md.duration.u64(),
-        // On every event: it dates the watched a progress event reports (the rules).
-        last_played_at: md.last_viewed_at.i64().and_then(when::from_unix),
+        // What the backend says of its own last play: Plex's webhook only (`parse`).
+        last_played_at: None,
     }
 }
 
