@@ -397,20 +397,22 @@ impl TaskFunction {
         use crate::ports::tasks::TaskKind;
         // Each builds only the clients it runs: the import hands on continuations, the
         // export sweeps the dead letters.
-        let tasks = crate::app::tasks::Tasks {
-            continuations: match task {
-                TaskKind::Import => config::continuations(config).await,
-                TaskKind::Export => None,
-            },
-            dead_letters: match task {
-                TaskKind::Export => config::dead_letters(config).await,
-                TaskKind::Import => None,
-            },
-            ..crate::app::tasks::Tasks::new(config::deps(config).await?)
+        let (continuations, dead_letters, cap) = match task {
+            TaskKind::Import => (
+                config::continuations(config).await,
+                None,
+                config.import_budget,
+            ),
+            TaskKind::Export => (
+                None,
+                config::dead_letters(config).await,
+                config.export_budget,
+            ),
         };
-        let cap = match task {
-            TaskKind::Import => config.import_budget,
-            TaskKind::Export => config.export_budget,
+        let tasks = crate::app::tasks::Tasks {
+            continuations,
+            dead_letters,
+            ..crate::app::tasks::Tasks::new(config::deps(config).await?)
         };
         Ok(TaskFunction { task, tasks, cap })
     }
