@@ -43,7 +43,27 @@ fn spawn(program: &str, pre: &[&str], port: u16) -> std::io::Result<Child> {
         .spawn()
 }
 
+/// The `SdkConfig` the functions build (`watchstate::inbound::config::aws_sdk_config`),
+/// pointed at a moto `endpoint` with dummy keys: the tests' clients go the same way.
+pub fn sdk_config(endpoint: &str) -> aws_types::SdkConfig {
+    use watchstate::inbound::config::{aws_sdk_config, AwsKeys, AwsSettings};
+    aws_sdk_config(&AwsSettings {
+        region: Some("us-east-1".into()),
+        endpoint_url: Some(endpoint.to_string()),
+        keys: Some(AwsKeys {
+            access_key_id: "testing".into(),
+            secret_access_key: "testing".into(),
+            session_token: None,
+        }),
+    })
+}
+
 impl Moto {
+    /// [`sdk_config`] of this server.
+    pub fn sdk_config(&self) -> aws_types::SdkConfig {
+        sdk_config(&self.endpoint())
+    }
+
     pub fn start() -> Moto {
         let port = free_port();
         let mut child = match spawn("python3", &[LAUNCHER], port) {

@@ -14,8 +14,7 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aws_config::{BehaviorVersion, SdkConfig};
-use aws_sdk_eventbridge::config::Credentials;
+use aws_types::SdkConfig;
 use chrono::{TimeZone, Utc};
 use e2e::emulator::free_port;
 use e2e::moto::Moto;
@@ -39,13 +38,7 @@ const BUS: &str = "watchstate-test";
 
 /// AWS config pointing at `endpoint`, with moto's dummy credentials.
 async fn sdk(endpoint: &str) -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
-        .http_client(watchstate::inbound::config::sdk_http_client())
-        .region(REGION)
-        .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
-        .endpoint_url(endpoint)
-        .load()
-        .await
+    e2e::moto::sdk_config(endpoint)
 }
 
 /// The adapter as `config::event_bridge_bus` builds it (short timeouts, quick retries), on `endpoint`.

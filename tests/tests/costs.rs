@@ -13,9 +13,8 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use aws_config::BehaviorVersion;
 use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
-use aws_sdk_dynamodb::config::{ConfigBag, Credentials, Intercept, RuntimeComponents};
+use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_dynamodb::types::AttributeValue;
 use bytes::Bytes;
 use e2e::moto::Moto;
@@ -162,13 +161,7 @@ async fn deliveries_are_small_and_strangers_store_no_body() {
         .await
         .expect("moto");
     let ops = Ops::default();
-    let conf = aws_config::defaults(BehaviorVersion::latest())
-        .http_client(watchstate::inbound::config::sdk_http_client())
-        .region("us-east-1")
-        .credentials_provider(Credentials::new("x", "x", None, None, "test"))
-        .endpoint_url(moto.endpoint())
-        .load()
-        .await;
+    let conf = moto.sdk_config();
     let ddb = aws_sdk_dynamodb::Client::new(&conf);
     create_table(&ddb, TABLE).await.expect("table");
     let counted = aws_sdk_dynamodb::Client::from_conf(

@@ -7,9 +7,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_config::{BehaviorVersion, SdkConfig};
-use aws_sdk_sqs::config::Credentials;
 use aws_sdk_sqs::types::QueueAttributeName;
+use aws_types::SdkConfig;
 use e2e::moto::Moto;
 use watchstate::adapters::media::client::{http_client_with, HttpClients, RetryPolicy};
 use watchstate::adapters::sqs::SqsDeadLetters;
@@ -20,13 +19,7 @@ use watchstate::app::tasks::Budget;
 use watchstate::ports::dead_letters::DeadLetters;
 
 async fn sdk(endpoint: &str) -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
-        .http_client(watchstate::inbound::config::sdk_http_client())
-        .region("us-east-1")
-        .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
-        .endpoint_url(endpoint)
-        .load()
-        .await
+    e2e::moto::sdk_config(endpoint)
 }
 
 fn change(id: &str) -> String {

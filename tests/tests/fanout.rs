@@ -16,9 +16,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aws_config::{BehaviorVersion, SdkConfig};
-use aws_sdk_eventbridge::config::Credentials;
 use aws_sdk_sqs::types::DeleteMessageBatchRequestEntry;
+use aws_types::SdkConfig;
 use chrono::Utc;
 use e2e::fake::{make_id, FakeServer, PlayState, GENERATED_BASE};
 use e2e::moto::Moto;
@@ -36,7 +35,6 @@ use watchstate::domain::model::{BackendKind, ChangeKind, StateChange};
 use watchstate::ports::bus::Bus;
 use watchstate::ports::store::Store;
 
-const REGION: &str = "us-east-1";
 const BUS: &str = "watchstate-fanout";
 /// The template's defaults (`PushBatchSize`, `PushMaxConcurrency`).
 const BATCH: usize = 100;
@@ -48,13 +46,7 @@ const WINDOW: Duration = Duration::from_secs(5);
 const PUBLISH_STEP: usize = 1000;
 
 async fn sdk(endpoint: &str) -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
-        .http_client(watchstate::inbound::config::sdk_http_client())
-        .region(REGION)
-        .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
-        .endpoint_url(endpoint)
-        .load()
-        .await
+    e2e::moto::sdk_config(endpoint)
 }
 
 /// The bus, its rule and the push queue on moto.

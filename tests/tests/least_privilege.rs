@@ -8,9 +8,9 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
-use aws_sdk_dynamodb::config::{ConfigBag, Credentials, Intercept, RuntimeComponents};
+use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_types::SdkConfig;
 use bytes::Bytes;
 use chrono::Utc;
 use e2e::fake::FakeServer;
@@ -162,13 +162,7 @@ async fn every_call_a_function_makes_is_granted_to_it() {
     let moto = tokio::task::spawn_blocking(Moto::start)
         .await
         .expect("moto");
-    let conf = aws_config::defaults(BehaviorVersion::latest())
-        .http_client(watchstate::inbound::config::sdk_http_client())
-        .region("us-east-1")
-        .credentials_provider(Credentials::new("x", "x", None, None, "test"))
-        .endpoint_url(moto.endpoint())
-        .load()
-        .await;
+    let conf = moto.sdk_config();
     // Setup, not recorded: table, bus, dead-letter queue, admin key parameter.
     let ddb = aws_sdk_dynamodb::Client::new(&conf);
     create_table(&ddb, TABLE).await.expect("table");

@@ -5,8 +5,6 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use aws_config::BehaviorVersion;
-use aws_sdk_dynamodb::config::Credentials;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_kms::config::interceptors::BeforeTransmitInterceptorContextRef;
 use aws_sdk_kms::config::{ConfigBag, Intercept, RuntimeComponents};
@@ -178,13 +176,7 @@ async fn on_aws_tokens_are_sealed_with_the_kms_key() {
     let moto = tokio::task::spawn_blocking(Moto::start)
         .await
         .expect("moto");
-    let conf = aws_config::defaults(BehaviorVersion::latest())
-        .http_client(watchstate::inbound::config::sdk_http_client())
-        .region("us-east-1")
-        .credentials_provider(Credentials::new("x", "x", None, None, "test"))
-        .endpoint_url(moto.endpoint())
-        .load()
-        .await;
+    let conf = moto.sdk_config();
     let kms = aws_sdk_kms::Client::new(&conf);
     let key = kms
         .create_key()

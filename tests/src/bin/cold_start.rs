@@ -731,7 +731,6 @@ mod deployed {
     const TABLE: &str = "watchstate-cold-start";
     const BUS: &str = "watchstate-cold-start-bus";
     const PARAMETER: &str = "/watchstate/cold-start/admin-key";
-    const REGION: &str = "us-east-1";
 
     pub struct Aws {
         _moto: Moto,
@@ -817,19 +816,7 @@ mod deployed {
             .build()
             .map_err(|e| e.to_string())?;
         rt.block_on(async {
-            let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
-                .http_client(watchstate::inbound::config::sdk_http_client())
-                .region(aws_config::Region::new(REGION))
-                .endpoint_url(endpoint)
-                .credentials_provider(aws_sdk_sqs::config::Credentials::new(
-                    "testing",
-                    "testing",
-                    None,
-                    None,
-                    "cold-start",
-                ))
-                .load()
-                .await;
+            let conf = e2e::moto::sdk_config(endpoint);
             let dynamo = aws_sdk_dynamodb::Client::new(&conf);
             watchstate::adapters::store::dynamo::create_table(&dynamo, TABLE)
                 .await
