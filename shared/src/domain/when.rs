@@ -2,7 +2,7 @@
 //! seven fraction digits (Jellyfin, Emby), Tautulli's formatted dates; and the rule
 //! that a payload time in the future or before 2000 is not believed.
 
-use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, TimeZone, Utc};
 
 /// Unix seconds; `None` for zero, negative or out-of-range values.
 pub fn from_unix(secs: i64) -> Option<DateTime<Utc>> {
@@ -18,30 +18,6 @@ pub fn from_rfc3339(s: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(s.trim())
         .ok()
         .map(|d| d.with_timezone(&Utc))
-}
-
-/// Tautulli's formatted dates: a full timestamp, unix seconds, or a date
-/// (`YYYY-MM-DD`, its default), taken as midnight UTC.
-pub fn from_tautulli(s: &str) -> Option<DateTime<Utc>> {
-    let s = s.trim();
-    if s.is_empty() {
-        return None;
-    }
-    if let Ok(secs) = s.parse::<i64>() {
-        return from_unix(secs);
-    }
-    if let Some(t) = from_rfc3339(s) {
-        return Some(t);
-    }
-    for fmt in ["%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S"] {
-        if let Ok(t) = chrono::NaiveDateTime::parse_from_str(s, fmt) {
-            return Some(t.and_utc());
-        }
-    }
-    NaiveDate::parse_from_str(s, "%Y-%m-%d")
-        .ok()
-        .and_then(|d| d.and_hms_opt(0, 0, 0))
-        .map(|t| t.and_utc())
 }
 
 /// The earliest payload time we believe.
@@ -91,20 +67,6 @@ mod tests {
         let past = from_unix(1_600_000_000).unwrap();
         assert_eq!(event_time(Some(past), now), past);
         assert_eq!(event_time(None, now), now);
-    }
-
-    #[test]
-    fn tautulli_dates() {
-        assert_eq!(
-            from_tautulli("2023-04-16").unwrap().to_rfc3339(),
-            "2023-04-16T00:00:00+00:00"
-        );
-        assert_eq!(
-            from_tautulli("1700000000").unwrap().timestamp(),
-            1_700_000_000
-        );
-        assert_eq!(from_tautulli(""), None);
-        assert_eq!(from_tautulli("{last_viewed_date}"), None);
     }
 
     #[test]

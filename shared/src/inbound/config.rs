@@ -508,7 +508,9 @@ mod tests {
     /// speak TLS to an https endpoint.
     #[tokio::test]
     async fn the_sdk_client_speaks_tls_to_an_https_endpoint() {
-        use crate::adapters::media::client::tests::{first_bytes_of_a_connection, is_client_hello};
+        use crate::adapters::media::client::tests::{
+            assert_client_hello, first_bytes_of_a_connection,
+        };
         let (port, seen) = first_bytes_of_a_connection();
         let conf = super::aws_sdk_config(&super::AwsSettings {
             region: Some("us-east-1".into()),
@@ -527,10 +529,6 @@ mod tests {
             .send()
             .await
             .expect_err("the server hangs up");
-        let head = seen.join().expect("server thread");
-        assert!(
-            is_client_hello(&head),
-            "not a ClientHello: {head:02x?} ({err:?})"
-        );
+        assert_client_hello(seen, err);
     }
 }
