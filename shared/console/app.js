@@ -570,6 +570,8 @@ function wire() {
   $("run-import").addEventListener("click", () => runTask("import").catch(fail));
   $("run-export").addEventListener("click", () => runTask("export").catch(fail));
   $("find-form").addEventListener("submit", (e) => findItems(e).catch(fail));
+  // Last: the page can be used from here on (index.html keeps it disabled until then).
+  $("signin-submit").disabled = false;
 }
 
 wire();

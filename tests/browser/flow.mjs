@@ -112,6 +112,43 @@ export function consoleFlow(browser) {
   const backendRow = (name) => page.locator("#backend-table tbody tr").filter({ has: page.getByRole("rowheader", { name, exact: true }) });
   const shot = (name, locator = page) => locator.screenshot({ path: path.join(shots, `${name}.png`), ...(locator === page ? { fullPage: true } : {}) });
 
+  // What the page went through, kept so that a failing step can say why (a CI log is
+  // all there is of a run on a fresh machine): script errors, failed and refused
+  // requests, navigations. Webhook tokens are cut from URLs.
+  const trail = [];
+  const redact = (s) => String(s).replace(/wst_[A-Za-z0-9_-]+/g, "wst_…");
+  const note = (s) => {
+    trail.push(`${new Date().toISOString().slice(11, 23)} ${redact(s)}`);
+    if (trail.length > 200) trail.shift();
+  };
+  function watch(p) {
+    p.on("console", (m) => ["error", "warning"].includes(m.type()) && note(`console ${m.type()}: ${m.text()}`));
+    p.on("pageerror", (e) => note(`page error: ${e.message}`));
+    p.on("requestfailed", (r) => note(`request failed: ${r.method()} ${r.url()} (${r.failure()?.errorText})`));
+    p.on("response", (r) => r.status() >= 400 && note(`${r.status()} ${r.request().method()} ${r.url()}`));
+    p.on("framenavigated", (f) => f === p.mainFrame() && note(`navigated to ${f.url()}`));
+    p.on("crash", () => note("the page crashed"));
+  }
+
+  // One step of the flow; when it fails, the trail, a screenshot and the tail of the
+  // emulator's log go to stderr (the TAP output) before the failure, and the steps
+  // after it are skipped (each builds on the one before).
+  let explained = false;
+  const step = (t, name, fn) => t.test(name, { skip: explained && "an earlier step failed" }, async () => {
+    try {
+      await fn();
+    } catch (e) {
+      if (!explained) {
+        explained = true;
+        await page.screenshot({ path: path.join(shots, "failed.png"), fullPage: true }).catch(() => {});
+        const log = await Promise.race([ask("log"), new Promise((r) => setTimeout(() => r({ log: "(no answer)" }), 5000))]);
+        console.error([`${browser}: "${name}" failed at ${page.url()}`, "page trail:", ...trail,
+          "emulator log (tail):", ...String(log.log ?? "").split("\n").slice(-60)].map(redact).join("\n"));
+      }
+      throw e;
+    }
+  });
+
   async function adminApi(method, p, body) {
     const res = await fetch(new URL(`v1/${p}`, env.console), {
       method,
@@ -132,6 +169,7 @@ export function consoleFlow(browser) {
     context = await launch(profile, executable);
     page = context.pages()[0] ?? (await context.newPage());
     page.setDefaultTimeout(20000);
+    watch(page);
   });
 
   after(async () => {
@@ -147,7 +185,14 @@ export function consoleFlow(browser) {
     const plex = env.plex;
     const jf = env.jellyfin;
 
-    await t.test("sign in refuses a wrong key, takes the right one", async () => {
+    await step(t, "sign in refuses a wrong key, takes the right one", async () => {
+      // Until its script runs, the page cannot be submitted (natively, the form would
+      // reload the page with nothing signed in), and says why if scripts are off.
+      const bare = await context.newPage();
+      await bare.route("**/console/app.js", (r) => r.abort());
+      await bare.goto(env.console);
+      assert.equal(await button("Sign in", bare).isDisabled(), true, "Sign in waits for the script");
+      await bare.close();
       const res = await page.goto(env.console);
       assert.equal(res.headers()["x-frame-options"], "DENY");
       assert.match(res.headers()["content-security-policy"], /script-src 'self'/);
@@ -162,7 +207,7 @@ export function consoleFlow(browser) {
         "the key is never in the URL");
     });
 
-    await t.test("add a person", async () => {
+    await step(t, "add a person", async () => {
       await button("Add person").click();
       await label("Name").fill("ana");
       await button("Save").click();
@@ -170,7 +215,7 @@ export function consoleFlow(browser) {
       await heading("Backends").waitFor();
     });
 
-    await t.test("add a Plex backend, verified against the server", async () => {
+    await step(t, "add a Plex backend, verified against the server", async () => {
       await button("Add backend").click();
       await label("Name").fill("plex");
       await label("Type").selectOption("plex");
@@ -191,7 +236,7 @@ export function consoleFlow(browser) {
     });
 
     let webhookUrl;
-    await t.test("copy its webhook URL and the Tautulli template", async () => {
+    await step(t, "copy its webhook URL and the Tautulli template", async () => {
       await button("Copy webhook URL", backendRow("plex")).click();
       webhookUrl = await until(clipboard, "the clipboard");
       assert.ok(webhookUrl.startsWith(`${env.base}/lambda-url/webhook/webhook/wst_`), webhookUrl);
@@ -206,7 +251,7 @@ export function consoleFlow(browser) {
       await shot("backends", page.locator("#backends"));
     });
 
-    await t.test("a real Plex payload posted to it shows in Deliveries", async () => {
+    await step(t, "a real Plex payload posted to it shows in Deliveries", async () => {
       const json = await readFile(path.join(root, "tests/fixtures/webhooks/plex/media.scrobble-movie-plexguid-movary.json"));
       const form = new FormData();
       form.append("payload", new Blob([json], { type: "application/json" }));
@@ -240,7 +285,7 @@ export function consoleFlow(browser) {
       await shot("deliveries", page.locator("#deliveries"));
     });
 
-    await t.test("household members from the Plex server's accounts", async () => {
+    await step(t, "household members from the Plex server's accounts", async () => {
       await button("List accounts", backendRow("plex")).click();
       const box = page.locator("#accounts");
       await textMatches(box, /Ana — user id 1 \(this is ana\)/);
@@ -270,7 +315,7 @@ export function consoleFlow(browser) {
       await backendRow("plex").waitFor();
     });
 
-    await t.test("add a Jellyfin backend with Match server", async () => {
+    await step(t, "add a Jellyfin backend with Match server", async () => {
       await button("Add backend").click();
       await label("Name").fill("jellyfin");
       await label("Type").selectOption("jellyfin");
@@ -299,7 +344,7 @@ export function consoleFlow(browser) {
       await label("Show backend").selectOption("");
     });
 
-    await t.test("run an import (dry run first) and an export", async () => {
+    await step(t, "run an import (dry run first) and an export", async () => {
       await heading("Tasks").waitFor();
       await label("Dry run").check();
       await button("Run import").click();
@@ -316,7 +361,7 @@ export function consoleFlow(browser) {
       await shot("tasks", page.locator("#tasks"));
     });
 
-    await t.test("find an item, mark it played: the fake servers receive it", async () => {
+    await step(t, "find an item, mark it played: the fake servers receive it", async () => {
       await heading("Items").waitFor();
       await label("Find").fill("imdb:tt0111161");
       await button("Find").click();
@@ -349,7 +394,7 @@ export function consoleFlow(browser) {
       await page.screenshot({ path: path.join(shots, "overview.png") });
     });
 
-    await t.test("rotate the URL, then sign out", async () => {
+    await step(t, "rotate the URL, then sign out", async () => {
       page.once("dialog", (d) => d.accept());
       await button("Rotate URL", backendRow("plex")).click();
       await textMatches(page.getByRole("status").first(), /New webhook URL for plex/);
@@ -363,7 +408,7 @@ export function consoleFlow(browser) {
       assert.equal(await page.evaluate(() => sessionStorage.getItem("watchstate.admin-key")), null);
     });
 
-    await t.test("every accessible name of DESIGN 6 \"The console\" was used", () => {
+    await step(t, "every accessible name of DESIGN 6 \"The console\" was used", () => {
       assert.deepEqual(unused(used), [], `names of DESIGN 6 no step of the ${browser} flow used`);
     });
   });
