@@ -200,12 +200,11 @@ impl<'de: 'a, 'a> Visitor<'de> for ScalarVisitor<'a> {
     }
 }
 
-/// The body with a UTF-8 byte-order mark removed, if it starts a JSON object; else the
-/// error to answer: not JSON at all, or JSON that is not an object (a struct would also
+/// The body, if it starts a JSON object (a byte-order mark is already off:
+/// `Payload::new`); else the error to answer: not JSON at all, or JSON that is not an object (a struct would also
 /// accept an array positionally, so only objects go in). The Plex family's messages
 /// say "a JSON array", the MediaBrowser family's "an array": both are kept as written.
 pub(crate) fn object_body(source: Source, json: &[u8]) -> Result<&[u8], ParseError> {
-    let json = json.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(json);
     let plex = matches!(source, Source::Plex | Source::Tautulli);
     let what = match json.iter().find(|b| !b.is_ascii_whitespace()) {
         Some(b'{') => return Ok(json),

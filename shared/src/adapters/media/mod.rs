@@ -51,6 +51,19 @@ pub struct Payload {
     pub field: Option<String>,
 }
 
+impl Payload {
+    /// The JSON as a parser reads it: a leading byte-order mark (templates saved by
+    /// Windows editors start with one) is taken off here, once, so that the shape
+    /// detection, the parsers and the delivery log all read plain JSON.
+    fn new(json: &[u8], field: Option<String>) -> Payload {
+        let json = json.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(json);
+        Payload {
+            json: json.to_vec(),
+            field,
+        }
+    }
+}
+
 /// Take the JSON document out of whatever transport carried it.
 ///
 /// - `multipart/form-data`: the part named `payload` (Plex) or `data` (Emby), whether
@@ -74,10 +87,7 @@ pub async fn unwrap_transport(
         "multipart/form-data" => from_multipart(content_type.unwrap_or(""), body).await,
         "application/x-www-form-urlencoded" => from_form(body),
         "" | "application/json" | "text/plain" | "text/json" | "application/octet-stream" => {
-            Ok(Payload {
-                json: body.to_vec(),
-                field: None,
-            })
+            Ok(Payload::new(body, None))
         }
         other => Err(ParseError::UnsupportedMediaType(format!(
             "content type '{other}' is not accepted; send JSON, multipart/form-data or application/x-www-form-urlencoded"
@@ -107,10 +117,7 @@ async fn from_multipart(content_type: &str, body: &[u8]) -> Result<Payload, Pars
                 .bytes()
                 .await
                 .map_err(|e| ParseError::bad(format!("unreadable multipart part '{name}': {e}")))?;
-            return Ok(Payload {
-                json: data.to_vec(),
-                field: Some(name),
-            });
+            return Ok(Payload::new(&data, Some(name)));
         }
         // Skip thumbnails and anything else without keeping it.
         seen.push(name);
@@ -130,10 +137,7 @@ fn from_form(body: &[u8]) -> Result<Payload, ParseError> {
     let mut seen = Vec::new();
     for (k, v) in form_urlencoded::parse(body) {
         if JSON_FIELDS.contains(&k.as_ref()) {
-            return Ok(Payload {
-                json: v.as_bytes().to_vec(),
-                field: Some(k.into_owned()),
-            });
+            return Ok(Payload::new(v.as_bytes(), Some(k.into_owned())));
         }
         seen.push(k.into_owned());
     }
@@ -334,5 +338,76 @@ mod log_tests {
         );
         assert_eq!(without(b"not json", &unread), None);
         assert_eq!(without(b"[1]", &unread), None);
+    }
+}
+
+#[cfg(test)]
+mod transport_tests {
+    use super::*;
+    use crate::domain::model::Action;
+
+    const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+    /// A body with a byte-order mark (templates saved by Windows editors start with one)
+    /// reads as the same JSON in every transport: the shape tells the server without a
+    /// User-Agent, the parser reads it, and the delivery log keeps JSON.
+    #[tokio::test]
+    async fn a_byte_order_mark_is_taken_off_in_every_transport() {
+        let json = br#"{"NotificationType":"PlaybackStart","ServerId":"s1","UserId":"u1","ItemId":"i1","ItemType":"Movie","Overview":"long"}"#;
+        let with_bom = [BOM, &json[..]].concat();
+        let form = [
+            &b"data="[..],
+            &form_urlencoded::byte_serialize(&with_bom)
+                .collect::<String>()
+                .into_bytes(),
+        ]
+        .concat();
+        let multipart = [
+            &b"--b\r\nContent-Disposition: form-data; name=\"data\"\r\n\r\n"[..],
+            &with_bom,
+            b"\r\n--b--\r\n",
+        ]
+        .concat();
+        for (content_type, body) in [
+            (None, with_bom.clone()),
+            (Some("application/json"), with_bom.clone()),
+            (Some("application/x-www-form-urlencoded"), form),
+            (Some("multipart/form-data; boundary=b"), multipart),
+        ] {
+            let payload = unwrap_transport(content_type, &body).await.unwrap();
+            assert_eq!(payload.json, json, "{content_type:?}");
+            let source = source_of(None, &payload.json).unwrap();
+            assert_eq!(source, Source::Jellyfin);
+            match parse(source, &payload.json, Utc::now()).unwrap() {
+                Parsed::Event(e) => assert_eq!(e.action, Action::Progress),
+                other => panic!("{other:?}"),
+            }
+            let logged = for_log(source, &payload.json).expect("Overview left out");
+            serde_json::from_slice::<serde_json::Value>(&logged).unwrap();
+        }
+        // Plex's own multipart, its JSON part with a mark: known by its shape, read whole.
+        let plex = br#"{"event":"media.play","Account":{"id":9},"Server":{"uuid":"srv"},"Metadata":{"type":"movie","ratingKey":"9"}}"#;
+        let body = [
+            &b"--b\r\nContent-Disposition: form-data; name=\"payload\"\r\nContent-Type: application/json\r\n\r\n"[..],
+            BOM,
+            plex,
+            b"\r\n--b--\r\n",
+        ]
+        .concat();
+        let payload = unwrap_transport(Some("multipart/form-data; boundary=b"), &body)
+            .await
+            .unwrap();
+        let source = source_of(None, &payload.json).unwrap();
+        assert_eq!(source, Source::Plex);
+        match parse(source, &payload.json, Utc::now()).unwrap() {
+            Parsed::Event(e) => {
+                assert_eq!(e.item.map(|i| i.backend_item_id).as_deref(), Some("9"));
+                assert_eq!(
+                    (e.user_id.as_deref(), e.server_id.as_deref()),
+                    (Some("9"), Some("srv"))
+                );
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }

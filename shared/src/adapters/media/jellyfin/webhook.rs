@@ -517,11 +517,4 @@ mod tests {
             "jellyfin payload has no NotificationType"
         );
     }
-
-    #[test]
-    fn byte_order_mark_is_skipped() {
-        let mut json = b"\xEF\xBB\xBF".to_vec();
-        json.extend_from_slice(&minimal("PlaybackStart", ""));
-        assert_eq!(action_of(&json), Ok(Action::Progress));
-    }
 }

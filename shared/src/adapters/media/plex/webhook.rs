@@ -622,14 +622,4 @@ mod tests {
         );
         assert_eq!((e.server_id, e.user_id), (None, None));
     }
-
-    #[test]
-    fn byte_order_mark_is_tolerated() {
-        let mut body = b"\xEF\xBB\xBF".to_vec();
-        body.extend(minimal("media.play", r#"{"type":"movie","ratingKey":"9"}"#));
-        let e = event(parse(&body, now()).unwrap());
-        assert_eq!(item(&e).backend_item_id, "9");
-        assert_eq!(e.user_id.as_deref(), Some("9"));
-        assert_eq!(e.server_id.as_deref(), Some("srv"));
-    }
 }
