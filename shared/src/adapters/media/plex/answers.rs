@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 
-use super::dto::Metadata;
+use super::dto::{synced_type, Metadata};
 use crate::adapters::media::lenient::Scalar;
 use crate::adapters::media::plex::webhook::AgentIds;
 use crate::domain::model::{Guids, ItemType};
@@ -161,11 +161,7 @@ impl Meta {
     /// The item, if it is a movie or an episode with a ratingKey. `show` is the show's
     /// guids when known.
     pub(super) fn remote(&self, show: Option<&Guids>) -> Option<RemoteItem> {
-        let kind = match self.kind.as_deref()? {
-            "movie" => ItemType::Movie,
-            "episode" => ItemType::Episode,
-            _ => return None,
-        };
+        let kind = synced_type(self.kind.as_deref()?)?;
         let id = self.rating_key.clone()?;
         let mut ids = AgentIds::default();
         for g in &self.guids {
@@ -198,5 +194,36 @@ impl Meta {
             progress_ms: self.view_offset.filter(|v| *v > 0),
             duration_ms: self.duration.filter(|v| *v > 0),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The client reads an item's type by the webhook parser's rule (`synced_type`):
+    /// in any case, and nothing but movies and episodes.
+    #[test]
+    fn the_client_reads_types_as_the_webhook_does() {
+        let c = parse_container(
+            br#"{"MediaContainer":{"Metadata":[
+                {"ratingKey":"1","type":"Movie"},{"ratingKey":"2","type":"EPISODE"},
+                {"ratingKey":"3","type":"track"},{"ratingKey":"4"}]}}"#,
+        )
+        .unwrap();
+        let kinds: Vec<_> = c
+            .metadata
+            .iter()
+            .map(|m| m.remote(None).map(|r| (r.id, r.kind)))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                Some(("1".to_string(), ItemType::Movie)),
+                Some(("2".to_string(), ItemType::Episode)),
+                None,
+                None
+            ]
+        );
     }
 }

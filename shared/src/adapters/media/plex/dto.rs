@@ -10,6 +10,20 @@ use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
 use crate::adapters::media::lenient::Scalar;
+use crate::domain::model::ItemType;
+
+/// A `Metadata.type` that is synced, as its item type: `movie` and `episode`, in any
+/// case (Tautulli's templates are typed by hand). The webhook parser and the API
+/// client both read types through this.
+pub(crate) fn synced_type(kind: &str) -> Option<ItemType> {
+    if kind.eq_ignore_ascii_case("movie") {
+        Some(ItemType::Movie)
+    } else if kind.eq_ignore_ascii_case("episode") {
+        Some(ItemType::Episode)
+    } else {
+        None
+    }
+}
 
 /// A webhook: Plex's, or Tautulli's template of it.
 #[derive(Deserialize)]

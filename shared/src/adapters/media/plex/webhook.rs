@@ -12,7 +12,7 @@ use std::borrow::Cow;
 
 use chrono::{DateTime, Utc};
 
-use super::dto::{Metadata, Payload};
+use super::dto::{synced_type, Metadata, Payload};
 use crate::adapters::media::lenient::{read_object, Scalar};
 use crate::adapters::media::{ParseError, Unread};
 use crate::domain::guid::{self, AgentGuid};
@@ -217,11 +217,8 @@ pub(crate) fn item_type(
             "{source} {event} payload has no Metadata.type: cannot tell a movie from an episode"
         )));
     };
-    if t.eq_ignore_ascii_case("movie") {
-        return Ok(Ok(ItemType::Movie));
-    }
-    if t.eq_ignore_ascii_case("episode") {
-        return Ok(Ok(ItemType::Episode));
+    if let Some(kind) = synced_type(&t) {
+        return Ok(Ok(kind));
     }
     let section = section_type.filled();
     let section = section.as_deref().unwrap_or("");
