@@ -304,7 +304,8 @@ fn build(doc: Doc<'_>) -> Result<Parsed, ParseError> {
         ref utc => utc,
     };
     let occurred_at = stamp.text().and_then(|t| when::from_rfc3339(&t));
-    let stopped = event == "PlaybackStop";
+    // Read in any case, as `meaning` reads it.
+    let stopped = event.eq_ignore_ascii_case("PlaybackStop");
     Ok(Parsed::Event(Event {
         source: SOURCE,
         server_id: doc.server_id.string(),
@@ -325,6 +326,27 @@ mod tests {
 
     use crate::adapters::media::test_support::parse_file;
     use crate::adapters::media::test_support::{self as support, event, guids, item, now};
+
+    /// A stop is a resume point whatever the case of its name (a progress event whose
+    /// position Jellyfin's own "pause" would also keep).
+    #[test]
+    fn a_stop_is_a_pause_in_any_case() {
+        for (name, paused) in [
+            ("PlaybackStop", true),
+            ("playbackstop", true),
+            ("PlaybackProgress", false),
+        ] {
+            let e = event(
+                parse(
+                    &minimal(name, r#","PlaybackPositionTicks":600000000"#),
+                    now(),
+                )
+                .unwrap(),
+            );
+            assert_eq!((e.action, e.paused), (Action::Progress, paused), "{name}");
+            assert_eq!(item(&e).progress_ms, Some(60_000));
+        }
+    }
 
     fn bad(json: &[u8]) -> String {
         support::bad(parse(json, now()))
