@@ -27,8 +27,10 @@ const BROWSERS = {
     launch: (profile, executablePath) => chromium.launchPersistentContext(profile, {
       executablePath,
       headless: true,
+      // --no-proxy-server: the stack is on loopback; a machine's proxy settings (CI's
+      // environment) must not route the page's requests.
       args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+        "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-proxy-server"],
       viewport: { width: 1100, height: 760 },
       permissions: ["clipboard-read", "clipboard-write"],
     }),
@@ -130,6 +132,28 @@ export function consoleFlow(browser) {
     p.on("crash", () => note("the page crashed"));
   }
 
+  // cargo lambda watch (1.9.2) now and then loses a function's larger answer and replies
+  // 500 with its own problem document instead (measured here: about 1 in 300 requests
+  // for the 25 KB app.js, serial or concurrent; never for small answers). That is the
+  // emulator, not the api, which never sends that document: the page is loaded again
+  // then, at most twice, and only on that signature; CI's log says when it happened.
+  const EMULATOR_LOST = '"type":"https://httpstatuses.com/500"';
+  async function openConsole(p, ready) {
+    for (let attempt = 1; ; attempt++) {
+      const reads = [];
+      const onResponse = (r) => r.status() === 500 && reads.push(r.text().then((t) => t.includes(EMULATOR_LOST) && r.url(), () => false));
+      p.on("response", onResponse);
+      const res = await p.goto(env.console);
+      const isReady = await ready();
+      p.off("response", onResponse);
+      const lost = (await Promise.all(reads)).filter(Boolean);
+      if (isReady || lost.length === 0 || attempt === 3) return res;
+      const msg = `the emulator lost ${lost.join(", ")} (its own 500), loading the page again`;
+      note(msg);
+      console.error(`${browser}: ${redact(msg)}`);
+    }
+  }
+
   // One step of the flow; when it fails, the trail, a screenshot and the tail of the
   // emulator's log go to stderr (the TAP output) before the failure, and the steps
   // after it are skipped (each builds on the one before).
@@ -190,10 +214,10 @@ export function consoleFlow(browser) {
       // reload the page with nothing signed in), and says why if scripts are off.
       const bare = await context.newPage();
       await bare.route("**/console/app.js", (r) => r.abort());
-      await bare.goto(env.console);
+      await openConsole(bare, async () => (await bare.locator("#signin-submit").count()) === 1);
       assert.equal(await button("Sign in", bare).isDisabled(), true, "Sign in waits for the script");
       await bare.close();
-      const res = await page.goto(env.console);
+      const res = await openConsole(page, () => page.locator("#signin-submit").isEnabled());
       assert.equal(res.headers()["x-frame-options"], "DENY");
       assert.match(res.headers()["content-security-policy"], /script-src 'self'/);
       await label("Admin key").fill("not-the-key");
