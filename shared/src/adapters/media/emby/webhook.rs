@@ -32,7 +32,7 @@ use serde::Deserialize;
 
 use crate::adapters::media::lenient::{self, Scalar};
 use crate::adapters::media::mediabrowser::dto::BaseItem;
-use crate::adapters::media::mediabrowser::{item_type, ms, ItemFields};
+use crate::adapters::media::mediabrowser::{item_type, ItemFields, PlayReport};
 use crate::adapters::media::{json_error, ParseError, Unread};
 use crate::domain::model::{Action, Event, Parsed, Source};
 use crate::domain::when;
@@ -190,16 +190,11 @@ fn build(doc: Doc<'_>) -> Result<Parsed, ParseError> {
         .ok_or_else(|| ParseError::bad("emby payload has no Item.Id"))?;
 
     let user_data = item.user_data.as_ref();
-    let played = match action {
-        // library.new carries no user, so no play state.
-        Action::Added => None,
-        // `PlayedToCompletion: false` only says this playback did not finish.
-        _ if completed => Some(true),
-        _ => user_data.and_then(|u| u.played.flag()),
-    };
-    let progress_ms = match action {
-        Action::Progress => doc.playback.as_ref().and_then(|p| ms(&p.position_ticks)),
-        _ => None,
+    let report = PlayReport {
+        action,
+        completed,
+        played: user_data.and_then(|u| u.played.flag()),
+        position_ticks: doc.playback.as_ref().map(|p| &p.position_ticks),
     };
     let occurred_at = match action {
         Action::Played => user_data
@@ -215,13 +210,7 @@ fn build(doc: Doc<'_>) -> Result<Parsed, ParseError> {
         episode: &item.index_number,
         runtime_ticks: &item.run_time_ticks,
     };
-    let event_item = fields.event_item(
-        kind,
-        backend_item_id,
-        item.provider_ids.0,
-        played,
-        progress_ms,
-    );
+    let event_item = fields.event_item(kind, backend_item_id, item.provider_ids.0, report);
     let user_id = doc.user.as_ref().and_then(|u| u.id.string());
     Ok(Parsed::Event(Event {
         // The player paused or stopped: its position is a resume point.

@@ -43,7 +43,7 @@ use crate::domain::model::{Action, Event, Guids, Parsed, Source};
 use crate::domain::when;
 
 use crate::adapters::media::lenient::{self, Scalar};
-use crate::adapters::media::mediabrowser::{item_type, ms, ItemFields};
+use crate::adapters::media::mediabrowser::{item_type, ItemFields, PlayReport};
 
 const SOURCE: Source = Source::Jellyfin;
 
@@ -278,16 +278,11 @@ fn build(doc: Doc<'_>) -> Result<Parsed, ParseError> {
         .string()
         .ok_or_else(|| ParseError::bad("jellyfin payload has no ItemId"))?;
 
-    let played = match action {
-        // An added item carries no user, so no play state.
-        Action::Added => None,
-        // `PlayedToCompletion: false` only says this playback did not finish.
-        _ if doc.played_to_completion.flag() == Some(true) => Some(true),
-        _ => doc.played.flag(),
-    };
-    let progress_ms = match action {
-        Action::Progress => ms(&doc.position_ticks),
-        _ => None,
+    let report = PlayReport {
+        action,
+        completed: doc.played_to_completion.flag() == Some(true),
+        played: doc.played.flag(),
+        position_ticks: Some(&doc.position_ticks),
     };
     let fields = ItemFields {
         name: &doc.name,
@@ -297,7 +292,7 @@ fn build(doc: Doc<'_>) -> Result<Parsed, ParseError> {
         episode: &doc.episode_number,
         runtime_ticks: &doc.runtime_ticks,
     };
-    let item = fields.event_item(kind, backend_item_id, doc.guids, played, progress_ms);
+    let item = fields.event_item(kind, backend_item_id, doc.guids, report);
     // `Timestamp` only stands in for a missing `UtcTimestamp`, not for an unreadable one.
     let stamp = match doc.utc_timestamp {
         Scalar::Absent => &doc.timestamp,

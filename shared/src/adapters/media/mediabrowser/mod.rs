@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 
 #[cfg(feature = "media")]
 use crate::domain::model::BackendKind;
-use crate::domain::model::{EventItem, Guids, ItemType, Source};
+use crate::domain::model::{Action, EventItem, Guids, ItemType, Source};
 
 use crate::adapters::media::lenient::Scalar;
 
@@ -47,6 +47,38 @@ pub(crate) fn item_type(
     }
 }
 
+/// What a webhook says of the person's play state, each server under its own keys.
+pub(crate) struct PlayReport<'s, 'a> {
+    pub action: Action,
+    /// `PlayedToCompletion: true` (Jellyfin at the top level, Emby in `PlaybackInfo`).
+    pub completed: bool,
+    /// The item's own played flag (`Played`, Emby's `UserData.Played`).
+    pub played: Option<bool>,
+    /// The playback position, in ticks.
+    pub position_ticks: Option<&'s Scalar<'a>>,
+}
+
+impl PlayReport<'_, '_> {
+    /// The family's one rule: an added item carries no user, so no play state; a
+    /// completed playback is played, while `PlayedToCompletion: false` only says this
+    /// playback did not finish (the item's own flag stands).
+    fn played(&self) -> Option<bool> {
+        match self.action {
+            Action::Added => None,
+            _ if self.completed => Some(true),
+            _ => self.played,
+        }
+    }
+
+    /// A position is read from a progress report only.
+    fn progress_ms(&self) -> Option<u64> {
+        match self.action {
+            Action::Progress => self.position_ticks.and_then(ms),
+            _ => None,
+        }
+    }
+}
+
 /// The item fields both webhooks send, each under its own keys.
 pub(crate) struct ItemFields<'s, 'a> {
     pub name: &'s Scalar<'a>,
@@ -65,8 +97,7 @@ impl ItemFields<'_, '_> {
         kind: ItemType,
         backend_item_id: String,
         guids: Guids,
-        played: Option<bool>,
-        progress_ms: Option<u64>,
+        report: PlayReport<'_, '_>,
     ) -> EventItem {
         let episode = kind == ItemType::Episode;
         let number = |v: &Scalar<'_>| v.u32().filter(|_| episode);
@@ -80,8 +111,8 @@ impl ItemFields<'_, '_> {
             episode: number(self.episode),
             guids,
             series_guids: Guids::new(),
-            played,
-            progress_ms,
+            played: report.played(),
+            progress_ms: report.progress_ms(),
             duration_ms: ms(self.runtime_ticks).filter(|d| *d > 0),
             last_played_at: None,
         }
