@@ -151,7 +151,9 @@ fn build(doc: Doc<'_>) -> Result<Parsed, ParseError> {
         .and_then(|s| s.id.string())
         .or_else(|| doc.item.as_ref().and_then(|i| i.server_id.string()));
 
-    let action = match event.to_ascii_lowercase().as_str() {
+    // Read in any case, once, for both the action and whether the player paused.
+    let name = event.to_ascii_lowercase();
+    let action = match name.as_str() {
         "system.notificationtest" => {
             return Ok(Parsed::Event(Event {
                 paused: false,
@@ -214,10 +216,7 @@ fn build(doc: Doc<'_>) -> Result<Parsed, ParseError> {
     let user_id = doc.user.as_ref().and_then(|u| u.id.string());
     Ok(Parsed::Event(Event {
         // The player paused or stopped: its position is a resume point.
-        paused: matches!(
-            event.to_ascii_lowercase().as_str(),
-            "playback.pause" | "playback.stop"
-        ),
+        paused: matches!(name.as_str(), "playback.pause" | "playback.stop"),
         source: SOURCE,
         server_id,
         user_id,

@@ -227,9 +227,11 @@ enum Meaning {
     Ignore(String),
 }
 
-fn meaning(event: &str, doc: &Doc<'_>) -> Meaning {
+/// `name` is the event's name in lower case (Jellyfin's templates are typed by hand);
+/// `event` as sent, for the reasons given.
+fn meaning(name: &str, event: &str, doc: &Doc<'_>) -> Meaning {
     let played = doc.played.flag();
-    match event.to_ascii_lowercase().as_str() {
+    match name {
         "userdatasaved" => {
             let reason = doc.save_reason.text();
             let Some(reason) = reason else {
@@ -265,7 +267,8 @@ fn build(doc: Doc<'_>) -> Result<Parsed, ParseError> {
         .notification_type
         .string()
         .ok_or_else(|| ParseError::bad("jellyfin payload has no NotificationType"))?;
-    let action = match meaning(&event, &doc) {
+    let name = event.to_ascii_lowercase();
+    let action = match meaning(&name, &event, &doc) {
         Meaning::Act(a) => a,
         Meaning::Ignore(reason) => return Ok(Parsed::ignored(SOURCE, event, reason)),
     };
@@ -299,8 +302,7 @@ fn build(doc: Doc<'_>) -> Result<Parsed, ParseError> {
         ref utc => utc,
     };
     let occurred_at = stamp.text().and_then(|t| when::from_rfc3339(&t));
-    // Read in any case, as `meaning` reads it.
-    let stopped = event.eq_ignore_ascii_case("PlaybackStop");
+    let stopped = name == "playbackstop";
     Ok(Parsed::Event(Event {
         source: SOURCE,
         server_id: doc.server_id.string(),
