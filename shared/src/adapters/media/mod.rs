@@ -51,12 +51,18 @@ pub struct Payload {
     pub field: Option<String>,
 }
 
+/// The JSON as a parser reads it: without a leading byte-order mark (templates saved
+/// by Windows editors start with one). Applied where the transport comes off
+/// ([`Payload`]) and to bodies the delivery log kept from before that.
+pub fn json_text(json: &[u8]) -> &[u8] {
+    json.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(json)
+}
+
 impl Payload {
-    /// The JSON as a parser reads it: a leading byte-order mark (templates saved by
-    /// Windows editors start with one) is taken off here, once, so that the shape
-    /// detection, the parsers and the delivery log all read plain JSON.
+    /// The payload as [`json_text`] reads it, so that the shape detection, the
+    /// parsers and the delivery log all read plain JSON.
     fn new(json: &[u8], field: Option<String>) -> Payload {
-        let json = json.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(json);
+        let json = json_text(json);
         Payload {
             json: json.to_vec(),
             field,
