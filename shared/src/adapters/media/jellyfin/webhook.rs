@@ -229,7 +229,8 @@ enum Meaning {
 
 /// `name` is the event's name in lower case (Jellyfin's templates are typed by hand);
 /// `event` as sent, for the reasons given.
-fn meaning(name: &str, event: &str, doc: &Doc<'_>) -> Meaning {
+/// `completed`: `PlayedToCompletion: true`.
+fn meaning(name: &str, event: &str, completed: bool, doc: &Doc<'_>) -> Meaning {
     let played = doc.played.flag();
     match name {
         "userdatasaved" => {
@@ -253,9 +254,7 @@ fn meaning(name: &str, event: &str, doc: &Doc<'_>) -> Meaning {
                 )),
             }
         }
-        "playbackstop" if doc.played_to_completion.flag() == Some(true) => {
-            Meaning::Act(Action::Played)
-        }
+        "playbackstop" if completed => Meaning::Act(Action::Played),
         "playbackstart" | "playbackprogress" | "playbackstop" => Meaning::Act(Action::Progress),
         "itemadded" => Meaning::Act(Action::Added),
         _ => Meaning::Ignore(format!("jellyfin event {event} is not synced")),
@@ -268,7 +267,8 @@ fn build(doc: Doc<'_>) -> Result<Parsed, ParseError> {
         .string()
         .ok_or_else(|| ParseError::bad("jellyfin payload has no NotificationType"))?;
     let name = event.to_ascii_lowercase();
-    let action = match meaning(&name, &event, &doc) {
+    let completed = doc.played_to_completion.flag() == Some(true);
+    let action = match meaning(&name, &event, completed, &doc) {
         Meaning::Act(a) => a,
         Meaning::Ignore(reason) => return Ok(Parsed::ignored(SOURCE, event, reason)),
     };
@@ -283,7 +283,7 @@ fn build(doc: Doc<'_>) -> Result<Parsed, ParseError> {
 
     let report = PlayReport {
         action,
-        completed: doc.played_to_completion.flag() == Some(true),
+        completed,
         played: doc.played.flag(),
         position_ticks: Some(&doc.position_ticks),
     };
