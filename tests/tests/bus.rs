@@ -14,7 +14,6 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aws_types::SdkConfig;
 use chrono::{TimeZone, Utc};
 use e2e::emulator::free_port;
 use e2e::moto::Moto;
@@ -37,13 +36,9 @@ const REGION: &str = "us-east-1";
 const BUS: &str = "watchstate-test";
 
 /// AWS config pointing at `endpoint`, with moto's dummy credentials.
-async fn sdk(endpoint: &str) -> SdkConfig {
-    e2e::moto::sdk_config(endpoint)
-}
-
 /// The adapter as `config::event_bridge_bus` builds it (short timeouts, quick retries), on `endpoint`.
 async fn bus_at(endpoint: &str) -> EventBridgeBus {
-    EventBridgeBus::from_sdk_config(&sdk(endpoint).await, BUS)
+    EventBridgeBus::from_sdk_config(&e2e::moto::sdk_config(endpoint), BUS)
 }
 
 /// An endpoint nobody listens on: connections are refused.
@@ -61,7 +56,7 @@ struct Aws {
 impl Aws {
     async fn start() -> Aws {
         let moto = Moto::start();
-        let conf = sdk(&moto.endpoint()).await;
+        let conf = moto.sdk_config();
         let eb = aws_sdk_eventbridge::Client::new(&conf);
         let sqs = aws_sdk_sqs::Client::new(&conf);
 
@@ -283,7 +278,7 @@ async fn an_unreachable_bus_fails_fast_with_a_plain_reason() {
 #[tokio::test]
 async fn a_missing_bus_is_an_error_with_its_code() {
     let moto = Moto::start();
-    let bus = EventBridgeBus::from_sdk_config(&sdk(&moto.endpoint()).await, "no-such-bus");
+    let bus = EventBridgeBus::from_sdk_config(&moto.sdk_config(), "no-such-bus");
     let BusError::Unavailable(msg) = bus.publish(&sample_change("c-x")).await.unwrap_err();
     assert!(msg.contains("ResourceNotFound"), "{msg}");
 }

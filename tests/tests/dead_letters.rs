@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_sqs::types::QueueAttributeName;
-use aws_types::SdkConfig;
 use e2e::moto::Moto;
 use watchstate::adapters::media::client::{http_client_with, HttpClients, RetryPolicy};
 use watchstate::adapters::sqs::SqsDeadLetters;
@@ -17,10 +16,6 @@ use watchstate::app::push::Pusher;
 use watchstate::app::tasks::dead_letters::{sweep, Swept};
 use watchstate::app::tasks::Budget;
 use watchstate::ports::dead_letters::DeadLetters;
-
-async fn sdk(endpoint: &str) -> SdkConfig {
-    e2e::moto::sdk_config(endpoint)
-}
 
 fn change(id: &str) -> String {
     format!(
@@ -69,7 +64,7 @@ async fn queue(sqs: &aws_sdk_sqs::Client, bodies: &[String]) -> String {
 /// A queue on moto holding a change of each parked shape (`c1`, `c2`) and `other`.
 async fn parked(other: &str) -> (Moto, SqsDeadLetters) {
     let moto = Moto::start();
-    let sqs = aws_sdk_sqs::Client::new(&sdk(&moto.endpoint()).await);
+    let sqs = aws_sdk_sqs::Client::new(&moto.sdk_config());
     let bodies = [
         rule_dead_letter("c1"),
         on_failure_record("c2"),

@@ -45,10 +45,6 @@ const WINDOW: Duration = Duration::from_secs(5);
 /// queue holds fewer than this (moto's SQS slows down with the depth of a queue).
 const PUBLISH_STEP: usize = 1000;
 
-async fn sdk(endpoint: &str) -> SdkConfig {
-    e2e::moto::sdk_config(endpoint)
-}
-
 /// The bus, its rule and the push queue on moto.
 async fn push_queue(conf: &SdkConfig) -> String {
     let eb = aws_sdk_eventbridge::Client::new(conf);
@@ -221,7 +217,7 @@ async fn a_first_import_reaches_jellyfin_in_batches_one_call_at_a_time_per_serve
     let moto = tokio::task::spawn_blocking(Moto::start)
         .await
         .expect("moto");
-    let conf = sdk(&moto.endpoint()).await;
+    let conf = moto.sdk_config();
     let url = push_queue(&conf).await;
 
     // Ana's Plex library, and the same library on her Jellyfin with nothing played.
@@ -473,7 +469,7 @@ async fn overlapping_drains_publish_once_sqlite() {
     let moto = tokio::task::spawn_blocking(Moto::start)
         .await
         .expect("moto");
-    let conf = sdk(&moto.endpoint()).await;
+    let conf = moto.sdk_config();
     let url = push_queue(&conf).await;
     let dir = tempfile::tempdir().expect("dir");
     let path = dir.path().join("watchstate.db");
@@ -488,7 +484,7 @@ async fn overlapping_drains_publish_once_dynamodb() {
     let moto = tokio::task::spawn_blocking(Moto::start_serial)
         .await
         .expect("moto");
-    let conf = sdk(&moto.endpoint()).await;
+    let conf = moto.sdk_config();
     let url = push_queue(&conf).await;
     let client = aws_sdk_dynamodb::Client::new(&conf);
     watchstate::adapters::store::dynamo::create_table(&client, "fanout")
